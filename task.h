@@ -1,0 +1,1584 @@
+/*
+ * task.h: an embeddable coroutine scheduling core, in one header.
+ *
+ * WHAT IT IS
+ *   A scheduler for cooperative tasks that lives inside your own loop.
+ *   Tasks move between five states: RUN (the one running now), WAIT (parked
+ *   until woken), READY (in the ready queue), SLEEP (parked on a timer) and
+ *   EXIT (finished, kept until released). The core has a FIFO ready queue,
+ *   an indexed timer heap, external completion ids, joins, cancel tokens
+ *   with parents, scopes (nurseries) and 64-bit trace ids. It does no I/O,
+ *   reads no clock, starts no thread and has no global state: you call
+ *   task_tick(sched, now) from your loop and it runs whatever is due.
+ *
+ *   A task is a step function: the core calls it each time the task is
+ *   resumed and it returns what it waits for next. Plain C code is a task
+ *   this way without a second stack (see the TASK_BEGIN macros), and the
+ *   Lua binding (task_lua.h) is an executor built on the same interface.
+ *
+ * HOW TO INCLUDE IT
+ *   In exactly one C or C++ file:
+ *       #define TASK_IMPLEMENTATION
+ *       #include "task.h"
+ *   Everywhere else, include "task.h" alone for the declarations.
+ *
+ * OPTIONS (define before the implementation include)
+ *   TASK_API            linkage of the public functions (default: extern;
+ *                       e.g. "static" to keep everything in one file).
+ *   TASK_ASSERT(c)      internal consistency checks (default: assert()).
+ *   TASK_REALLOC(p,n)   default allocator used when task_create() is given
+ *   TASK_FREE(p)        no allocator (default: realloc() and free()).
+ *   TASK_PAGE_SHIFT     log2 of tasks per storage page (default 10: 1024).
+ *                       Tasks live in pages so growing never moves them.
+ *
+ * TIME
+ *   The unit is the nanosecond, as uint64_t, on a monotonic clock of the
+ *   host's choosing. task_tick(s, now) sets the scheduler's clock (it never
+ *   goes backwards) and timers count from it, like libuv's uv_now(): a
+ *   sleep of d started during a tick at time T ends at the first tick with
+ *   now >= T + d, never earlier. TASK_MSEC etc. help to write durations.
+ *
+ * THE HOST LOOP CONTRACT
+ *   - task_tick(s, now): collects every due timer first (in deadline order,
+ *     ties in the order they were set), runs due timer callbacks, then runs
+ *     READY tasks until the ready queue is empty (or the budget, see
+ *     task_set_budget, is spent). A task woken during the tick runs in the
+ *     same tick; a task that yields runs at the next tick, so a task that
+ *     yields in a loop never traps the host inside task_tick().
+ *   - task_timeout(s, now): how long the host may block before the next
+ *     tick is due: 0 when tasks are ready, TASK_FOREVER when nothing is
+ *     pending. task_timeout_ms() rounds up to whole ms for poll()/epoll.
+ *   - One scheduler is used by one thread at a time. task_tick() called
+ *     from inside a task or a timer callback is refused (TASK_EBUSY).
+ *
+ * ERRORS
+ *   Functions that can fail return an int status: TASK_OK (0) or a negative
+ *   TASK_E* code. task_errmsg(s) then gives a message naming the function
+ *   (e.g. "task_wakeup: task is SLEEP, not WAIT"). A failed call changes
+ *   nothing; an allocation failure leaves the scheduler as it was.
+ *
+ * IDS
+ *   Tasks, timers, tokens, scopes and external ids are 64-bit values:
+ *   slot index (bits 0..31), generation (32..55) and kind (56..63). A stale
+ *   or foreign id is reported (TASK_ENOENT), never confused with a new one.
+ *   0 is never a valid id.
+ *
+ * EXAMPLE: a host loop with C tasks
+ *
+ *   #define _POSIX_C_SOURCE 200809L      // clock_gettime, nanosleep
+ *   #define TASK_IMPLEMENTATION
+ *   #include "task.h"
+ *   #include <stdio.h>
+ *   #include <time.h>
+ *
+ *   struct blink { int pc, i; const char *name; };
+ *
+ *   static int blink(task_ctx *c) {
+ *       struct blink *b = (struct blink *)c->ud;
+ *       TASK_BEGIN(c, b->pc);
+ *       for (b->i = 0; b->i < 3; b->i++) {
+ *           printf("%s %d\n", b->name, b->i);
+ *           TASK_SLEEP(c, 100 * TASK_MSEC);   // parks; resumes here
+ *       }
+ *       TASK_END(c);
+ *   }
+ *
+ *   static uint64_t now_ns(void) {
+ *       struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+ *       return (uint64_t)ts.tv_sec * TASK_SEC + (uint64_t)ts.tv_nsec;
+ *   }
+ *
+ *   int main(void) {
+ *       task_sched *s = task_create(NULL, NULL);
+ *       struct blink a = {0, 0, "a"}, b = {0, 0, "b"};
+ *       task_spawn(s, blink, &a, NULL, NULL);
+ *       task_spawn(s, blink, &b, NULL, NULL);
+ *       for (;;) {
+ *           task_tick(s, now_ns());
+ *           if (task_count(s, -1) == 0) break;     // every task ended
+ *           uint64_t wait = task_timeout(s, now_ns());
+ *           struct timespec ts = {(time_t)(wait / TASK_SEC), (long)(wait % TASK_SEC)};
+ *           if (wait) nanosleep(&ts, NULL);   // or poll()/epoll_wait()
+ *       }
+ *       task_destroy(s);
+ *   }
+ *
+ * LICENSE: MIT (see the end of this file).
+ */
+#ifndef TASK_H
+#define TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef TASK_API
+#define TASK_API extern
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint64_t task_id;          /* 0 = none */
+typedef struct task_sched task_sched;
+
+/* Durations, in the core's unit (nanoseconds). */
+#define TASK_NSEC    ((uint64_t)1)
+#define TASK_USEC    ((uint64_t)1000)
+#define TASK_MSEC    ((uint64_t)1000000)
+#define TASK_SEC     ((uint64_t)1000000000)
+#define TASK_FOREVER UINT64_MAX
+
+/* Status codes. */
+enum {
+    TASK_OK = 0,
+    TASK_ENOMEM = -1,    /* the allocator failed; nothing changed */
+    TASK_EINVAL = -2,    /* a bad argument */
+    TASK_ENOENT = -3,    /* unknown, released or stale id */
+    TASK_ESTATE = -4,    /* the object is in the wrong state for this */
+    TASK_ECANCELED = -5, /* the running task is cancelled: it may not park */
+    TASK_EBUSY = -6,     /* not allowed from inside a task or callback */
+    TASK_EPERM = -7,     /* needs a running task, or the right one */
+    TASK_EDEADLK = -8    /* a task would wait for itself */
+};
+
+/* Task states, as returned by task_status(). */
+enum { TASK_RUN = 0, TASK_WAIT, TASK_READY, TASK_SLEEP, TASK_EXIT, TASK_NSTATES };
+
+/* What a step function returns. */
+enum {
+    TASK_DONE = 0,   /* finished normally */
+    TASK_YIELD,      /* READY again, runs at the next tick */
+    TASK_SUSPEND,    /* parked as arranged (task_sleep, task_join, ...);
+                        with nothing arranged, a plain task_wait() */
+    TASK_FAIL        /* finished with an error */
+};
+
+/* Why a step function is called (task_ctx.why). */
+enum {
+    TASK_R_START = 0, /* first run */
+    TASK_R_WAKE,      /* woken: wakeup, resume, join or scope done; c->value */
+    TASK_R_TIMER,     /* its sleep ended */
+    TASK_R_YIELD,     /* running again after TASK_YIELD */
+    TASK_R_CANCEL,    /* woken from a park because it was cancelled */
+    TASK_R_ABORT      /* aborted: clean up and return (the result is ignored) */
+};
+
+/* How a task ended (task_result). */
+enum { TASK_X_DONE = 1, TASK_X_FAIL, TASK_X_ABORT };
+
+typedef struct task_ctx {
+    task_sched *sched;
+    task_id self;
+    int why;          /* TASK_R_* */
+    void *value;      /* the value it was woken with (TASK_R_WAKE) */
+    void *ud;         /* the pointer given to task_spawn */
+    int err;          /* used by the TASK_* macros: status of the last arrangement */
+} task_ctx;
+
+typedef int (*task_fn)(task_ctx *c);
+typedef void (*task_timer_fn)(task_sched *s, task_id timer, void *ud);
+/* lua_Alloc's shape: nsize 0 frees and returns NULL; otherwise like realloc. */
+typedef void *(*task_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+typedef struct task_opts {
+    task_id token;    /* cancel with this token instead of the scope's */
+    task_id scope;    /* 0: the running task's innermost open scope */
+    unsigned flags;   /* TASK_DETACHED */
+} task_opts;
+#define TASK_DETACHED 1u   /* free the task as soon as it ends */
+
+typedef struct task_hooks {
+    void (*create)(task_sched *s, task_id t, void *ud);
+    void (*term)(task_sched *s, task_id t, void *ud);
+    void *ud;
+} task_hooks;
+
+/* ---- the scheduler ---------------------------------------------------- */
+TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud); /* NULL on OOM */
+/* Frees everything. Live tasks get one last step with TASK_R_ABORT (no
+   hooks run). Refused (TASK_EBUSY) from inside a task or callback. */
+TASK_API int task_destroy(task_sched *s);
+TASK_API int task_tick(task_sched *s, uint64_t now); /* resumes run, or <0 */
+TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now);
+TASK_API int task_timeout_ms(const task_sched *s, uint64_t now); /* -1: forever */
+TASK_API uint64_t task_now(const task_sched *s);
+TASK_API uint64_t task_next_deadline(const task_sched *s); /* TASK_FOREVER: none */
+TASK_API void task_set_budget(task_sched *s, unsigned max_resumes_per_tick); /* 0: none */
+TASK_API const char *task_errmsg(const task_sched *s);
+TASK_API const char *task_strerror(int status);
+TASK_API const char *task_state_name(int state);
+
+/* ---- tasks ------------------------------------------------------------ */
+TASK_API int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out);
+TASK_API int task_status(const task_sched *s, task_id t);  /* TASK_RUN.. or TASK_ENOENT */
+TASK_API task_id task_self(const task_sched *s);           /* 0 outside tasks */
+TASK_API void *task_userdata(const task_sched *s, task_id t); /* NULL if unknown */
+/* Free an ended task now, or a live one as soon as it ends. */
+TASK_API int task_release(task_sched *s, task_id t);
+/* Cooperative: 1 if requested, 0 if it had already ended. A parked task
+   is woken at once with TASK_R_CANCEL; every later park is refused. */
+TASK_API int task_cancel(task_sched *s, task_id t);
+TASK_API int task_cancelled(const task_sched *s, task_id t); /* 1, 0 or <0 */
+/* Hard: unlinked now, then stepped once with TASK_R_ABORT at the next
+   resume slot; joiners see TASK_X_ABORT. 1 if requested, 0 if ended. */
+TASK_API int task_abort(task_sched *s, task_id t);
+/* Immediate removal without calling the task again: for executors that
+   are tearing down. Joiners are woken (TASK_X_ABORT). */
+TASK_API int task_drop(task_sched *s, task_id t);
+/* The running task's result, delivered to joiners as their value. */
+TASK_API int task_set_result(task_sched *s, void *value);
+/* How an ended task ended (TASK_X_*), and its result; TASK_ESTATE if live. */
+TASK_API int task_result(const task_sched *s, task_id t, void **value);
+/* Wake a task parked in task_wait() (plain WAIT) with a value. */
+TASK_API int task_wakeup(task_sched *s, task_id t, void *value);
+/* Wake a task parked in task_park() (an executor's own wait). */
+TASK_API int task_unpark(task_sched *s, task_id t, void *value);
+
+/* ---- suspensions: called by the running task, then return TASK_SUSPEND.
+   Each refuses with TASK_ECANCELED while the task is cancelled, and with
+   TASK_EPERM outside a task. An arrangement whose event has already
+   happened (ended task, resolved id, empty scope) wakes the task in the
+   same tick. */
+TASK_API int task_wait(task_sched *s);                 /* until task_wakeup */
+TASK_API int task_park(task_sched *s);                 /* until task_unpark */
+TASK_API int task_sleep(task_sched *s, uint64_t ns);   /* TASK_R_TIMER */
+TASK_API int task_join(task_sched *s, task_id t);      /* until t ends */
+TASK_API int task_ext_wait(task_sched *s, task_id ext); /* until task_ext_resume */
+
+/* ---- external ids (complete work later, from the host) --------------- */
+TASK_API int task_ext_alloc(task_sched *s, task_id *out);
+/* Resolves the id; a resume before the wait is kept for it. The id is
+   freed once its waiter has taken the value. */
+TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value);
+TASK_API int task_ext_release(task_sched *s, task_id ext);
+TASK_API int task_ext_status(const task_sched *s, task_id ext); /* 0 pending, 1 resolved, <0 */
+
+/* ---- timers (plain callbacks) ---------------------------------------- */
+TASK_API int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out);
+TASK_API int task_timer_cancel(task_sched *s, task_id timer);
+
+/* ---- cancel tokens ---------------------------------------------------- */
+/* parent 0: a root token. A token created under a cancelled parent starts
+   cancelled. The token lives until released and no task uses it. */
+TASK_API int task_token_new(task_sched *s, task_id parent, task_id *out);
+TASK_API int task_token_cancel(task_sched *s, task_id tok);
+TASK_API int task_token_cancelled(const task_sched *s, task_id tok); /* 1, 0 or <0 */
+TASK_API int task_token_release(task_sched *s, task_id tok);
+TASK_API task_id task_token_of(const task_sched *s, task_id t);    /* effective token */
+
+/* ---- scopes ------------------------------------------------------------ */
+/* Opened by the running task: until closed, tasks it spawns join the scope
+   and its own effective token is the scope's (a child of the previous). */
+TASK_API int task_scope_open(task_sched *s, task_id *out);
+/* Owner only. Parks until every member has ended (cancellation does not
+   interrupt it), then frees the scope and restores the owner's token. */
+TASK_API int task_scope_close(task_sched *s, task_id scope);
+TASK_API int task_scope_cancel(task_sched *s, task_id scope);
+TASK_API int task_scope_abort(task_sched *s, task_id scope);   /* O(live tasks) */
+TASK_API int task_scope_count(const task_sched *s, task_id scope); /* live members */
+TASK_API task_id task_scope_token(const task_sched *s, task_id scope);
+TASK_API task_id task_scope_current(const task_sched *s);      /* innermost, or 0 */
+TASK_API task_id task_scope_of(const task_sched *s, task_id t); /* member of */
+
+/* ---- trace ids: node(63..48) seconds(47..32) sequence(31..16) hop(15..0)
+   Each task carries its own; a spawned task starts with its parent's.
+   Outside tasks these act on the host's own trace id. */
+TASK_API int task_tracenode(task_sched *s, unsigned node);  /* 0..65535 */
+TASK_API uint64_t task_tracespawn(task_sched *s);          /* returns the old id */
+TASK_API uint64_t task_traceset(task_sched *s, uint64_t trace); /* returns the old id */
+TASK_API uint64_t task_tracepropagate(const task_sched *s);
+TASK_API uint64_t task_trace_of(const task_sched *s, task_id t);
+
+/* ---- hooks and introspection ----------------------------------------- */
+TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h); /* returns the old */
+TASK_API int task_ready_count(const task_sched *s);
+TASK_API int task_count(const task_sched *s, int state); /* -1: all live (not EXIT) */
+/* Calls fn for every task (EXIT ones too) until it returns non-zero. */
+TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int state, void *ud), void *ud);
+
+/* ---- C tasks as protothreads ----------------------------------------
+   The step function resumes where it left off: `pc` is an int lvalue
+   that lives as long as the task (zero before the first run). Locals do
+   not survive a suspension: keep state in the task's ud. After a
+   suspension, c->why says what happened (TASK_R_CANCEL if cancelled) and
+   c->err is TASK_OK, or the status of an arrangement that was refused (the
+   task then goes on without parking). */
+#define TASK_BEGIN(c, pc)  int *task__pc = &(pc); (void)(c); switch (*task__pc) { case 0:
+#define TASK_END(c)        } *task__pc = -1; return TASK_DONE
+#define TASK__SUSPEND(c, arrange, code) \
+    do { if (((c)->err = (arrange)) == TASK_OK) { *task__pc = __LINE__; return (code); case __LINE__:; } \
+         else if ((c)->err == TASK_ECANCELED) (c)->why = TASK_R_CANCEL; } while (0)
+#define TASK_YIELD_NOW(c)  TASK__SUSPEND(c, TASK_OK, TASK_YIELD)
+#define TASK_SLEEP(c, ns)  TASK__SUSPEND(c, task_sleep((c)->sched, (ns)), TASK_SUSPEND)
+#define TASK_WAIT(c)       TASK__SUSPEND(c, task_wait((c)->sched), TASK_SUSPEND)
+#define TASK_JOIN(c, t)    TASK__SUSPEND(c, task_join((c)->sched, (t)), TASK_SUSPEND)
+#define TASK_AWAIT_EXT(c, e) TASK__SUSPEND(c, task_ext_wait((c)->sched, (e)), TASK_SUSPEND)
+#define TASK_SCOPE_CLOSE(c, sc) TASK__SUSPEND(c, task_scope_close((c)->sched, (sc)), TASK_SUSPEND)
+#define TASK_CANCELLED(c)  ((c)->why == TASK_R_CANCEL || task_cancelled((c)->sched, (c)->self) == 1)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TASK_H */
+
+/* ======================================================================= */
+#if defined(TASK_IMPLEMENTATION) && !defined(TASK__IMPLEMENTED)
+#define TASK__IMPLEMENTED
+#include <string.h>
+#include <stdio.h>   /* vsnprintf, for error messages only */
+#include <stdarg.h>
+#include <limits.h>
+
+#ifndef TASK_ASSERT
+#include <assert.h>
+#define TASK_ASSERT(c) assert(c)
+#endif
+#if !defined(TASK_REALLOC) || !defined(TASK_FREE)
+#include <stdlib.h>
+#undef TASK_REALLOC
+#undef TASK_FREE
+#define TASK_REALLOC(p, n) realloc((p), (n))
+#define TASK_FREE(p) free(p)
+#endif
+#ifndef TASK_PAGE_SHIFT
+#define TASK_PAGE_SHIFT 10
+#endif
+
+#define TASK__PAGE ((uint32_t)1 << TASK_PAGE_SHIFT)
+#define TASK__GENMASK 0xFFFFFFu
+#define TASK__LIVE 0x80000000u          /* slot in use */
+#define TASK__TIMERBIT 0x80000000u      /* heap ref names a timer, not a task */
+#define TASK__FREE_STATE 0xFF
+
+enum { TASK__K_TASK = 1, TASK__K_TIMER, TASK__K_EXT, TASK__K_TOKEN, TASK__K_SCOPE };
+
+/* task flags */
+#define TASK__F_DETACHED 0x01u  /* free when it ends */
+#define TASK__F_CANCELLED 0x02u /* task_cancel() was called on it */
+#define TASK__F_ABORT 0x04u     /* task_abort(): step once more with TASK_R_ABORT */
+#define TASK__F_ARRANGED 0x08u  /* this step arranged a suspension */
+#define TASK__F_WAKENOW 0x10u   /* woken while still running: READY on return */
+
+/* what a parked task waits on (task__task.wait) */
+enum { TASK__W_NONE = 0, TASK__W_PLAIN, TASK__W_PARK, TASK__W_SLEEP, TASK__W_JOIN,
+       TASK__W_EXT, TASK__W_SCOPE };
+
+/* 72 bytes: memory per sleeping task is this plus one 16-byte heap entry. */
+typedef struct task__task {
+    uint32_t gen;            /* generation | TASK__LIVE */
+    uint8_t state, flags, why, wait; /* why holds TASK_X_* once ended */
+    uint32_t next, prev;     /* ready queue, or a wait list (joiners) */
+    uint32_t link;           /* heap slot, joined task, ext or scope */
+    uint32_t token;          /* effective cancel token, 0: none */
+    uint32_t tnext, tprev;   /* in that token's list of tasks */
+    uint32_t scope;          /* scope it is a member of, 0: none */
+    uint32_t joiners;        /* circular list of tasks joining this one */
+    task_fn fn;
+    void *ud;
+    void *value;             /* wake value, then the result */
+    uint64_t trace;
+} task__task;
+
+typedef struct task__slot { uint32_t gen, nfree; } task__slot;
+typedef struct task__timer { task__slot h; uint32_t heap; uint32_t state; task_timer_fn cb; void *ud; } task__timer;
+typedef struct task__ext { task__slot h; uint32_t waiter, resolved; void *value; } task__ext;
+typedef struct task__token {
+    task__slot h;
+    uint32_t parent, child, snext, sprev; /* the token tree */
+    uint32_t tasks;                       /* circular list of bound tasks */
+    uint32_t scope;                       /* owning scope, 0: standalone */
+    uint8_t cancelled, held;              /* held: the user has not released it */
+} task__token;
+typedef struct task__scope {
+    task__slot h;
+    uint32_t token, owner, count, prev_token, closing;
+} task__scope;
+
+typedef struct task__pool { char *items; uint32_t size, cap, used, free; } task__pool;
+typedef struct task__hent { uint64_t when; uint32_t seq, ref; } task__hent;
+
+enum { TASK__TM_ARMED = 1, TASK__TM_FIRED, TASK__TM_DEAD };
+
+struct task_sched {
+    task_alloc_fn alloc;
+    void *alloc_ud;
+    task__task **pages;
+    uint32_t npages, tused, tfree;
+    uint32_t rhead, rtail, yhead, ytail;  /* ready now; ready next tick */
+    task__hent *heap;
+    uint32_t hn, hcap, seq;
+    uint32_t fhead, ftail;                /* timers collected in this tick */
+    task__pool timers, exts, tokens, scopes;
+    uint64_t now, host_trace;
+    uint32_t cur;                         /* running task, 0: the host */
+    int ticking, destroying;
+    unsigned budget;
+    int count[TASK_NSTATES];
+    task_hooks hooks;
+    unsigned node, trace_seq;
+    char err[160];
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void *task__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud; (void)osize;
+    if (nsize == 0) { TASK_FREE(ptr); return NULL; }
+    return TASK_REALLOC(ptr, nsize);
+}
+
+static int task__err(task_sched *s, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static uint32_t task__nextgen(uint32_t gen) {
+    gen = (gen + 1) & TASK__GENMASK;
+    return gen ? gen : 1;
+}
+
+static task_id task__mkid(unsigned kind, uint32_t gen, uint32_t idx) {
+    return ((uint64_t)kind << 56) | ((uint64_t)(gen & TASK__GENMASK) << 32) | (uint64_t)idx;
+}
+
+#define TASK__T(s, i) (&(s)->pages[(i) >> TASK_PAGE_SHIFT][(i) & (TASK__PAGE - 1)])
+#define TASK__AT(p, type, i) ((type *)(void *)((p)->items + (size_t)(i) * (p)->size))
+#define TASK__TOK(s, i) TASK__AT(&(s)->tokens, task__token, i)
+#define TASK__SCO(s, i) TASK__AT(&(s)->scopes, task__scope, i)
+#define TASK__TMR(s, i) TASK__AT(&(s)->timers, task__timer, i)
+#define TASK__EXT(s, i) TASK__AT(&(s)->exts, task__ext, i)
+
+static task_id task__tid(const task_sched *s, uint32_t i) {
+    return task__mkid(TASK__K_TASK, TASK__T(s, i)->gen, i);
+}
+
+static task__task *task__get(const task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id;
+    task__task *t;
+    if ((id >> 56) != TASK__K_TASK || i == 0 || i >= s->tused) return NULL;
+    t = TASK__T(s, i);
+    return t->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE) ? t : NULL;
+}
+
+static void task__setstate(task_sched *s, task__task *t, int st) {
+    s->count[t->state]--;
+    s->count[st]++;
+    t->state = (uint8_t)st;
+}
+
+/* ---- pools (timers, external ids, tokens, scopes) --------------------- */
+
+static int task__pool_alloc(task_sched *s, task__pool *p, uint32_t *out) {
+    uint32_t i;
+    task__slot *sl;
+    if (p->free) {
+        i = p->free;
+        sl = TASK__AT(p, task__slot, i);
+        p->free = sl->nfree;
+    } else {
+        if (p->used == p->cap) {
+            uint32_t ncap = p->cap ? p->cap * 2 : 16, k;
+            char *ni;
+            if (ncap <= p->cap || ncap > 0x7FFFFFFFu) return TASK_ENOMEM;
+            ni = (char *)s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, (size_t)ncap * p->size);
+            if (!ni) return TASK_ENOMEM;
+            memset(ni + (size_t)p->cap * p->size, 0, (size_t)(ncap - p->cap) * p->size);
+            p->items = ni;
+            for (k = p->cap; k < ncap; k++) TASK__AT(p, task__slot, k)->gen = 1;
+            p->cap = ncap;
+            if (p->used == 0) p->used = 1; /* index 0 means "none" */
+        }
+        i = p->used++;
+        sl = TASK__AT(p, task__slot, i);
+    }
+    sl->gen = (sl->gen & TASK__GENMASK) | TASK__LIVE;
+    sl->nfree = 0;
+    *out = i;
+    return TASK_OK;
+}
+
+static void task__pool_free(task__pool *p, uint32_t i) {
+    task__slot *sl = TASK__AT(p, task__slot, i);
+    sl->gen = task__nextgen(sl->gen & TASK__GENMASK);
+    sl->nfree = p->free;
+    p->free = i;
+}
+
+static uint32_t task__pool_get(const task__pool *p, unsigned kind, task_id id) {
+    uint32_t i = (uint32_t)id;
+    if ((id >> 56) != kind || i == 0 || i >= p->used) return 0;
+    return TASK__AT(p, task__slot, i)->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE) ? i : 0;
+}
+
+static task_id task__pool_id(const task__pool *p, unsigned kind, uint32_t i) {
+    return task__mkid(kind, TASK__AT(p, task__slot, i)->gen, i);
+}
+
+/* ---- intrusive lists -------------------------------------------------- */
+
+static void task__q_push(task_sched *s, uint32_t *head, uint32_t *tail, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    t->next = 0;
+    t->prev = *tail;
+    if (*tail) TASK__T(s, *tail)->next = i; else *head = i;
+    *tail = i;
+}
+
+static uint32_t task__q_pop(task_sched *s, uint32_t *head, uint32_t *tail) {
+    uint32_t i = *head;
+    task__task *t = TASK__T(s, i);
+    *head = t->next;
+    if (*head) TASK__T(s, *head)->prev = 0; else *tail = 0;
+    return i;
+}
+
+/* Removes a READY task from whichever ready queue holds it: only a head
+   or a tail needs to know which, and those are named in the scheduler. */
+static void task__q_unlink(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    if (t->prev) TASK__T(s, t->prev)->next = t->next;
+    else if (s->rhead == i) s->rhead = t->next; else s->yhead = t->next;
+    if (t->next) TASK__T(s, t->next)->prev = t->prev;
+    else if (s->rtail == i) s->rtail = t->prev; else s->ytail = t->prev;
+    t->next = t->prev = 0;
+}
+
+/* Circular lists through next/prev (joiners) or tnext/tprev (token). */
+static void task__l_add(task_sched *s, uint32_t *head, uint32_t i, int tok) {
+    task__task *t = TASK__T(s, i);
+    uint32_t *n = tok ? &t->tnext : &t->next, *p = tok ? &t->tprev : &t->prev;
+    if (!*head) { *n = *p = i; *head = i; return; }
+    {
+        task__task *first = TASK__T(s, *head);
+        uint32_t last = tok ? first->tprev : first->prev;
+        task__task *lt = TASK__T(s, last);
+        *p = last; *n = *head;
+        if (tok) { lt->tnext = i; first->tprev = i; } else { lt->next = i; first->prev = i; }
+    }
+}
+
+static void task__l_del(task_sched *s, uint32_t *head, uint32_t i, int tok) {
+    task__task *t = TASK__T(s, i);
+    uint32_t n = tok ? t->tnext : t->next, p = tok ? t->tprev : t->prev;
+    if (n == i) *head = 0;
+    else {
+        if (tok) { TASK__T(s, p)->tnext = n; TASK__T(s, n)->tprev = p; }
+        else { TASK__T(s, p)->next = n; TASK__T(s, n)->prev = p; }
+        if (*head == i) *head = n;
+    }
+    if (tok) t->tnext = t->tprev = 0; else t->next = t->prev = 0;
+}
+
+/* ---- the timer heap: (deadline, sequence), positions kept in the items - */
+
+static int task__hless(const task__hent *a, const task__hent *b) {
+    return a->when < b->when || (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
+}
+
+static void task__hput(task_sched *s, uint32_t pos, task__hent e) {
+    s->heap[pos] = e;
+    if (e.ref & TASK__TIMERBIT) TASK__TMR(s, e.ref & ~TASK__TIMERBIT)->heap = pos;
+    else TASK__T(s, e.ref)->link = pos;
+}
+
+static void task__hup(task_sched *s, uint32_t pos, task__hent e) {
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (!task__hless(&e, &s->heap[parent])) break;
+        task__hput(s, pos, s->heap[parent]);
+        pos = parent;
+    }
+    task__hput(s, pos, e);
+}
+
+static void task__hdown(task_sched *s, uint32_t pos, task__hent e) {
+    uint32_t n = s->hn;
+    for (;;) {
+        uint32_t c = 2 * pos + 1;
+        if (c >= n) break;
+        if (c + 1 < n && task__hless(&s->heap[c + 1], &s->heap[c])) c++;
+        if (!task__hless(&s->heap[c], &e)) break;
+        task__hput(s, pos, s->heap[c]);
+        pos = c;
+    }
+    task__hput(s, pos, e);
+}
+
+static int task__hreserve(task_sched *s) {
+    if (s->hn == s->hcap) {
+        uint32_t ncap = s->hcap ? s->hcap * 2 : 64;
+        task__hent *nh;
+        if (ncap <= s->hcap || ncap > 0x7FFFFFFFu) return TASK_ENOMEM;
+        nh = (task__hent *)s->alloc(s->alloc_ud, s->heap, sizeof *nh * s->hcap, sizeof *nh * ncap);
+        if (!nh) return TASK_ENOMEM;
+        s->heap = nh;
+        s->hcap = ncap;
+    }
+    return TASK_OK;
+}
+
+/* The caller has reserved room. */
+static void task__hinsert(task_sched *s, uint64_t when, uint32_t ref) {
+    task__hent e;
+    e.when = when;
+    e.seq = s->seq++;
+    e.ref = ref;
+    task__hup(s, s->hn++, e);
+}
+
+static void task__hremove(task_sched *s, uint32_t pos) {
+    task__hent last;
+    TASK_ASSERT(pos < s->hn);
+    last = s->heap[--s->hn];
+    if (pos == s->hn) return;
+    if (task__hless(&last, &s->heap[pos])) task__hup(s, pos, last);
+    else task__hdown(s, pos, last);
+}
+
+static uint64_t task__deadline(const task_sched *s, uint64_t ns) {
+    return ns > UINT64_MAX - s->now ? UINT64_MAX : s->now + ns;
+}
+
+/* ---- tokens ----------------------------------------------------------- */
+
+/* A token lives while the user holds it, a task is bound to it, a scope
+   owns it or it has children (a scope's token is a child of the token its
+   owner had before, which must outlive it). */
+static void task__tok_gc(task_sched *s, uint32_t k) {
+    while (k) {
+        task__token *tk = TASK__TOK(s, k);
+        uint32_t parent = tk->parent;
+        if (tk->held || tk->tasks || tk->scope || tk->child) return;
+        if (parent) {
+            if (tk->sprev) TASK__TOK(s, tk->sprev)->snext = tk->snext;
+            else TASK__TOK(s, parent)->child = tk->snext;
+            if (tk->snext) TASK__TOK(s, tk->snext)->sprev = tk->sprev;
+        }
+        task__pool_free(&s->tokens, k);
+        k = parent;
+    }
+}
+
+static int task__tok_make(task_sched *s, uint32_t parent, uint32_t *out) {
+    uint32_t k;
+    task__token *tk;
+    int rc = task__pool_alloc(s, &s->tokens, &k);
+    if (rc) return rc;
+    tk = TASK__TOK(s, k);
+    tk->parent = parent;
+    tk->child = tk->snext = tk->sprev = tk->tasks = tk->scope = 0;
+    tk->cancelled = tk->held = 0;
+    if (parent) {
+        task__token *pk = TASK__TOK(s, parent);
+        tk->snext = pk->child;
+        if (pk->child) TASK__TOK(s, pk->child)->sprev = k;
+        pk->child = k;
+        tk->cancelled = pk->cancelled;
+    }
+    *out = k;
+    return TASK_OK;
+}
+
+static void task__bind(task_sched *s, uint32_t i, uint32_t k) {
+    TASK__T(s, i)->token = k;
+    if (k) task__l_add(s, &TASK__TOK(s, k)->tasks, i, 1);
+}
+
+static void task__unbind(task_sched *s, uint32_t i) {
+    uint32_t k = TASK__T(s, i)->token;
+    if (!k) return;
+    task__l_del(s, &TASK__TOK(s, k)->tasks, i, 1);
+    TASK__T(s, i)->token = 0;
+    task__tok_gc(s, k);
+}
+
+static int task__is_cancelled(const task_sched *s, const task__task *t) {
+    return (t->flags & TASK__F_CANCELLED) || (t->token && TASK__TOK(s, t->token)->cancelled);
+}
+
+/* The scope the task opened last and has not closed, or 0. */
+static uint32_t task__own_scope(const task_sched *s, uint32_t i) {
+    uint32_t k = TASK__T(s, i)->token, sc;
+    if (!k) return 0;
+    sc = TASK__TOK(s, k)->scope;
+    return sc && TASK__SCO(s, sc)->owner == i ? sc : 0;
+}
+
+/* ---- waking ----------------------------------------------------------- */
+
+static void task__scope_done(task_sched *s, uint32_t sc);
+
+/* Undoes whatever the task is parked on. */
+static void task__unwait(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    switch (t->wait) {
+    case TASK__W_SLEEP: task__hremove(s, t->link); break;
+    case TASK__W_JOIN: task__l_del(s, &TASK__T(s, t->link)->joiners, i, 0); break;
+    case TASK__W_EXT: /* the waiter gave up: the id is of no use to anyone */
+        task__pool_free(&s->exts, t->link);
+        break;
+    case TASK__W_SCOPE: TASK__SCO(s, t->link)->closing = 0; break;
+    default: break;
+    }
+    t->wait = TASK__W_NONE;
+}
+
+static void task__wake(task_sched *s, uint32_t i, int why, void *value) {
+    task__task *t = TASK__T(s, i);
+    task__unwait(s, i);
+    t->why = (uint8_t)why;
+    t->value = value;
+    if (t->state == TASK_RUN) t->flags |= TASK__F_WAKENOW;
+    else {
+        task__setstate(s, t, TASK_READY);
+        task__q_push(s, &s->rhead, &s->rtail, i);
+    }
+}
+
+/* Is the task parked in a way that cancellation interrupts? */
+static int task__cancellable(const task__task *t) {
+    if (t->wait == TASK__W_SCOPE || (t->flags & TASK__F_ABORT)) return 0;
+    if (t->state == TASK_WAIT || t->state == TASK_SLEEP) return 1;
+    return t->state == TASK_RUN && (t->flags & TASK__F_ARRANGED) && !(t->flags & TASK__F_WAKENOW);
+}
+
+/* Cancels a token and its subtree, waking the parked tasks bound to them.
+   Iterative: token trees may be deep. */
+static void task__tok_cancel(task_sched *s, uint32_t root) {
+    uint32_t k = root;
+    for (;;) {
+        task__token *tk = TASK__TOK(s, k);
+        if (!tk->cancelled) {
+            tk->cancelled = 1;
+            if (tk->tasks) {
+                uint32_t i = tk->tasks;
+                do {
+                    if (task__cancellable(TASK__T(s, i))) task__wake(s, i, TASK_R_CANCEL, NULL);
+                    i = TASK__T(s, i)->tnext;
+                } while (i != tk->tasks);
+            }
+            if (tk->child) { k = tk->child; continue; }
+        }
+        while (k != root && !TASK__TOK(s, k)->snext) k = TASK__TOK(s, k)->parent;
+        if (k == root) break;
+        k = TASK__TOK(s, k)->snext;
+    }
+}
+
+/* ---- ending a task ---------------------------------------------------- */
+
+static void task__free_task(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    s->count[t->state]--;
+    t->gen = task__nextgen(t->gen & TASK__GENMASK);
+    t->state = TASK__FREE_STATE;
+    t->fn = NULL;
+    t->ud = t->value = NULL;
+    t->next = s->tfree;
+    s->tfree = i;
+}
+
+static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
+    task__task *t = TASK__T(s, i);
+    uint32_t sc, gen;
+    task__unwait(s, i);
+    t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+    /* scopes it opened and never closed lose their owner */
+    while ((sc = task__own_scope(s, i)) != 0) {
+        task__scope *p = TASK__SCO(s, sc);
+        uint32_t prev = p->prev_token;
+        p->owner = 0;
+        task__unbind(s, i);
+        task__bind(s, i, prev);
+        if (p->count == 0) task__scope_done(s, sc);
+    }
+    task__unbind(s, i);
+    task__setstate(s, t, TASK_EXIT);
+    t->why = (uint8_t)how;
+    if ((sc = t->scope) != 0) {
+        task__scope *p = TASK__SCO(s, sc);
+        t->scope = 0;
+        if (--p->count == 0) {
+            if (p->closing) {
+                uint32_t owner = p->owner;
+                TASK__T(s, owner)->wait = TASK__W_NONE;
+                task__scope_done(s, sc);
+                task__wake(s, owner, TASK_R_WAKE, NULL);
+            } else if (!p->owner) task__scope_done(s, sc);
+        }
+    }
+    while (t->joiners) {
+        uint32_t j = t->joiners;
+        task__l_del(s, &t->joiners, j, 0);
+        TASK__T(s, j)->wait = TASK__W_NONE;
+        task__wake(s, j, TASK_R_WAKE, t->value);
+    }
+    gen = t->gen;
+    if (hooks && s->hooks.term) s->hooks.term(s, task__tid(s, i), s->hooks.ud);
+    t = TASK__T(s, i);
+    if (t->gen == gen && (t->flags & TASK__F_DETACHED)) task__free_task(s, i);
+}
+
+/* ---- running a task --------------------------------------------------- */
+
+static int task__step(task_sched *s, uint32_t i, int why) {
+    task__task *t = TASK__T(s, i);
+    task_ctx c;
+    c.sched = s;
+    c.self = task__tid(s, i);
+    c.why = why;
+    c.value = t->value;
+    c.ud = t->ud;
+    c.err = TASK_OK;
+    t->value = NULL;
+    t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+    s->cur = i;
+    {
+        int rc = t->fn(&c);
+        s->cur = 0;
+        return rc;
+    }
+}
+
+static void task__run(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    int rc;
+    task__setstate(s, t, TASK_RUN);
+    if (t->flags & TASK__F_ABORT) {
+        task__step(s, i, TASK_R_ABORT);
+        task__exit(s, i, TASK_X_ABORT, 1);
+        return;
+    }
+    rc = task__step(s, i, t->why);
+    if (t->flags & TASK__F_ABORT) { /* it aborted itself */
+        task__unwait(s, i);
+        task__step(s, i, TASK_R_ABORT);
+        task__exit(s, i, TASK_X_ABORT, 1);
+        return;
+    }
+    switch (rc) {
+    case TASK_DONE: task__exit(s, i, TASK_X_DONE, 1); break;
+    case TASK_YIELD:
+        task__unwait(s, i);
+        t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+        t->why = TASK_R_YIELD;
+        task__setstate(s, t, TASK_READY);
+        task__q_push(s, &s->yhead, &s->ytail, i);
+        break;
+    case TASK_SUSPEND:
+        if (!(t->flags & (TASK__F_ARRANGED | TASK__F_WAKENOW))) {
+            if (task__is_cancelled(s, t)) {
+                t->flags |= TASK__F_WAKENOW;
+                t->why = TASK_R_CANCEL;
+            } else t->wait = TASK__W_PLAIN;
+        }
+        if (t->flags & TASK__F_WAKENOW) {
+            task__setstate(s, t, TASK_READY);
+            task__q_push(s, &s->rhead, &s->rtail, i);
+        } else task__setstate(s, t, t->wait == TASK__W_SLEEP ? TASK_SLEEP : TASK_WAIT);
+        break;
+    default: /* TASK_FAIL, or a value no step should return */
+        task__exit(s, i, TASK_X_FAIL, 1);
+        break;
+    }
+}
+
+/* ---- the scheduler ---------------------------------------------------- */
+
+TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
+    task_sched *s;
+    if (!alloc) alloc = task__default_alloc;
+    s = (task_sched *)alloc(alloc_ud, NULL, 0, sizeof *s);
+    if (!s) return NULL;
+    memset(s, 0, sizeof *s);
+    s->alloc = alloc;
+    s->alloc_ud = alloc_ud;
+    s->timers.size = (uint32_t)sizeof(task__timer);
+    s->exts.size = (uint32_t)sizeof(task__ext);
+    s->tokens.size = (uint32_t)sizeof(task__token);
+    s->scopes.size = (uint32_t)sizeof(task__scope);
+    return s;
+}
+
+static void task__pool_destroy(task_sched *s, task__pool *p) {
+    if (p->items) s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, 0);
+}
+
+TASK_API int task_destroy(task_sched *s) {
+    uint32_t i;
+    if (!s) return TASK_EINVAL;
+    if (s->cur || s->ticking || s->destroying)
+        return task__err(s, TASK_EBUSY, "task_destroy: called from inside a task or callback");
+    s->destroying = 1;
+    for (i = 1; i < s->tused; i++) {
+        task__task *t = TASK__T(s, i);
+        if (t->state == TASK__FREE_STATE || t->state == TASK_EXIT) continue;
+        t->flags |= TASK__F_ABORT;
+        task__step(s, i, TASK_R_ABORT);
+    }
+    for (i = 0; i < s->npages; i++)
+        s->alloc(s->alloc_ud, s->pages[i], sizeof(task__task) * TASK__PAGE, 0);
+    if (s->pages) s->alloc(s->alloc_ud, s->pages, sizeof(task__task *) * s->npages, 0);
+    if (s->heap) s->alloc(s->alloc_ud, s->heap, sizeof(task__hent) * s->hcap, 0);
+    task__pool_destroy(s, &s->timers);
+    task__pool_destroy(s, &s->exts);
+    task__pool_destroy(s, &s->tokens);
+    task__pool_destroy(s, &s->scopes);
+    s->alloc(s->alloc_ud, s, sizeof *s, 0);
+    return TASK_OK;
+}
+
+TASK_API int task_tick(task_sched *s, uint64_t now) {
+    unsigned n = 0;
+    if (s->cur || s->ticking || s->destroying)
+        return task__err(s, TASK_EBUSY, "task_tick: called from inside a task or callback");
+    if (now > s->now) s->now = now;
+    s->ticking = 1;
+    if (s->yhead) { /* yielded in the last tick: their turn now */
+        if (s->rtail) {
+            TASK__T(s, s->rtail)->next = s->yhead;
+            TASK__T(s, s->yhead)->prev = s->rtail;
+        } else s->rhead = s->yhead;
+        s->rtail = s->ytail;
+        s->yhead = s->ytail = 0;
+    }
+    /* Collect every due timer before anything runs, so what runs cannot
+       make a timer due in this same tick. */
+    while (s->hn && s->heap[0].when <= s->now) {
+        uint32_t ref = s->heap[0].ref;
+        task__hremove(s, 0);
+        if (ref & TASK__TIMERBIT) {
+            uint32_t k = ref & ~TASK__TIMERBIT;
+            TASK__TMR(s, k)->state = TASK__TM_FIRED;
+            TASK__TMR(s, k)->h.nfree = 0;
+            if (s->ftail) TASK__TMR(s, s->ftail)->h.nfree = k; else s->fhead = k;
+            s->ftail = k;
+        } else {
+            task__task *t = TASK__T(s, ref);
+            t->wait = TASK__W_NONE;
+            t->why = TASK_R_TIMER;
+            task__setstate(s, t, TASK_READY);
+            task__q_push(s, &s->rhead, &s->rtail, ref);
+        }
+    }
+    while (s->fhead) {
+        uint32_t k = s->fhead;
+        task__timer *tm = TASK__TMR(s, k);
+        s->fhead = tm->h.nfree;
+        if (!s->fhead) s->ftail = 0;
+        if (tm->state == TASK__TM_DEAD) { /* cancelled after it was collected */
+            tm->h.nfree = s->timers.free;
+            s->timers.free = k;
+        } else {
+            task_timer_fn cb = tm->cb;
+            void *ud = tm->ud;
+            task_id id = task__pool_id(&s->timers, TASK__K_TIMER, k);
+            task__pool_free(&s->timers, k);
+            cb(s, id, ud);
+        }
+    }
+    while (s->rhead && (!s->budget || n < s->budget)) {
+        task__run(s, task__q_pop(s, &s->rhead, &s->rtail));
+        n++;
+    }
+    s->ticking = 0;
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now) {
+    if (s->rhead || s->yhead) return 0;
+    if (!s->hn) return TASK_FOREVER;
+    return s->heap[0].when <= now ? 0 : s->heap[0].when - now;
+}
+
+TASK_API int task_timeout_ms(const task_sched *s, uint64_t now) {
+    uint64_t ns = task_timeout(s, now), ms;
+    if (ns == TASK_FOREVER) return -1;
+    ms = ns / TASK_MSEC + (ns % TASK_MSEC != 0);
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+TASK_API uint64_t task_now(const task_sched *s) { return s->now; }
+TASK_API uint64_t task_next_deadline(const task_sched *s) { return s->hn ? s->heap[0].when : TASK_FOREVER; }
+TASK_API void task_set_budget(task_sched *s, unsigned max_resumes) { s->budget = max_resumes; }
+TASK_API const char *task_errmsg(const task_sched *s) { return s->err; }
+
+TASK_API const char *task_strerror(int status) {
+    switch (status) {
+    case TASK_OK: return "ok";
+    case TASK_ENOMEM: return "out of memory";
+    case TASK_EINVAL: return "invalid argument";
+    case TASK_ENOENT: return "unknown, released or stale id";
+    case TASK_ESTATE: return "wrong state";
+    case TASK_ECANCELED: return "task cancelled";
+    case TASK_EBUSY: return "not allowed from inside a task or callback";
+    case TASK_EPERM: return "not allowed here";
+    case TASK_EDEADLK: return "a task cannot wait for itself";
+    default: return "unknown status";
+    }
+}
+
+TASK_API const char *task_state_name(int state) {
+    static const char *const names[TASK_NSTATES] = {"RUN", "WAIT", "READY", "SLEEP", "EXIT"};
+    return state >= 0 && state < TASK_NSTATES ? names[state] : "?";
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+static int task__new_slot(task_sched *s, uint32_t *out) {
+    uint32_t i;
+    if (s->tfree) {
+        i = s->tfree;
+        s->tfree = TASK__T(s, i)->next;
+    } else {
+        if (s->tused == s->npages * TASK__PAGE) {
+            task__task **np, *page;
+            uint32_t k;
+            if (s->npages >= (0x7FFFFFFFu >> TASK_PAGE_SHIFT)) return TASK_ENOMEM;
+            page = (task__task *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__task) * TASK__PAGE);
+            if (!page) return TASK_ENOMEM;
+            np = (task__task **)s->alloc(s->alloc_ud, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1));
+            if (!np) { s->alloc(s->alloc_ud, page, sizeof(task__task) * TASK__PAGE, 0); return TASK_ENOMEM; }
+            memset(page, 0, sizeof(task__task) * TASK__PAGE);
+            for (k = 0; k < TASK__PAGE; k++) { page[k].gen = 1; page[k].state = TASK__FREE_STATE; }
+            np[s->npages++] = page;
+            s->pages = np;
+            if (s->tused == 0) s->tused = 1; /* index 0 means "none" */
+        }
+        i = s->tused++;
+    }
+    *out = i;
+    return TASK_OK;
+}
+
+TASK_API int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out) {
+    uint32_t i, sc = 0, tok = 0;
+    task__task *t;
+    int rc;
+    if (!fn) return task__err(s, TASK_EINVAL, "task_spawn: no step function");
+    if (s->destroying) return task__err(s, TASK_EBUSY, "task_spawn: the scheduler is being destroyed");
+    if (opts && opts->scope) {
+        if (!(sc = task__pool_get(&s->scopes, TASK__K_SCOPE, opts->scope)))
+            return task__err(s, TASK_ENOENT, "task_spawn: unknown or stale scope");
+    } else if (s->cur) sc = task__own_scope(s, s->cur);
+    if (opts && opts->token) {
+        if (!(tok = task__pool_get(&s->tokens, TASK__K_TOKEN, opts->token)))
+            return task__err(s, TASK_ENOENT, "task_spawn: unknown or stale token");
+    } else if (sc) tok = TASK__SCO(s, sc)->token;
+    else if (s->cur) tok = TASK__T(s, s->cur)->token;
+    if ((rc = task__new_slot(s, &i)) != TASK_OK)
+        return task__err(s, rc, "task_spawn: out of memory");
+    t = TASK__T(s, i);
+    t->gen = (t->gen & TASK__GENMASK) | TASK__LIVE;
+    t->state = TASK_READY;
+    s->count[TASK_READY]++;
+    t->flags = (uint8_t)(opts && (opts->flags & TASK_DETACHED) ? TASK__F_DETACHED : 0);
+    t->why = TASK_R_START;
+    t->wait = TASK__W_NONE;
+    t->link = t->joiners = 0;
+    t->fn = fn;
+    t->ud = ud;
+    t->value = NULL;
+    t->trace = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
+    t->scope = sc;
+    if (sc) TASK__SCO(s, sc)->count++;
+    t->tnext = t->tprev = 0;
+    task__bind(s, i, tok);
+    task__q_push(s, &s->rhead, &s->rtail, i);
+    if (out) *out = task__tid(s, i);
+    if (s->hooks.create) s->hooks.create(s, task__tid(s, i), s->hooks.ud);
+    return TASK_OK;
+}
+
+TASK_API int task_status(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t ? (int)t->state : (int)TASK_ENOENT;
+}
+
+TASK_API task_id task_self(const task_sched *s) { return s->cur ? task__tid(s, s->cur) : 0; }
+
+TASK_API void *task_userdata(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t ? t->ud : NULL;
+}
+
+#define TASK__GET(s, id, fn, t) \
+    task__task *t = task__get((s), (id)); \
+    if (!t) return task__err((s), TASK_ENOENT, fn ": unknown, released or stale task id")
+
+TASK_API int task_release(task_sched *s, task_id id) {
+    TASK__GET(s, id, "task_release", t);
+    if (t->flags & TASK__F_DETACHED) return task__err(s, TASK_ESTATE, "task_release: task already released");
+    if (t->state == TASK_EXIT) task__free_task(s, (uint32_t)id);
+    else t->flags |= TASK__F_DETACHED;
+    return TASK_OK;
+}
+
+TASK_API int task_cancel(task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id, sc;
+    TASK__GET(s, id, "task_cancel", t);
+    if (t->state == TASK_EXIT) return 0;
+    t->flags |= TASK__F_CANCELLED;
+    if ((sc = task__own_scope(s, i)) != 0) task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    if (task__cancellable(t)) task__wake(s, i, TASK_R_CANCEL, NULL);
+    return 1;
+}
+
+TASK_API int task_cancelled(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t ? task__is_cancelled(s, t) : (int)TASK_ENOENT;
+}
+
+TASK_API int task_abort(task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id;
+    TASK__GET(s, id, "task_abort", t);
+    if (t->state == TASK_EXIT) return 0;
+    if (t->flags & TASK__F_ABORT) return 1;
+    t->flags |= TASK__F_ABORT;
+    if (t->state == TASK_RUN) { /* itself: finished when its step returns */
+        task__unwait(s, i);
+        t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+    } else if (t->state == TASK_WAIT || t->state == TASK_SLEEP) {
+        task__unwait(s, i);
+        task__setstate(s, t, TASK_READY);
+        task__q_push(s, &s->rhead, &s->rtail, i);
+    }
+    return 1;
+}
+
+TASK_API int task_drop(task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id;
+    TASK__GET(s, id, "task_drop", t);
+    if (t->state == TASK_RUN) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
+    if (t->state == TASK_READY) task__q_unlink(s, i);
+    if (t->state != TASK_EXIT) task__exit(s, i, TASK_X_ABORT, 0);
+    t = TASK__T(s, i);
+    if (t->state == TASK_EXIT && t->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE))
+        task__free_task(s, i);
+    return TASK_OK;
+}
+
+TASK_API int task_set_result(task_sched *s, void *value) {
+    if (!s->cur) return task__err(s, TASK_EPERM, "task_set_result: no task is running");
+    TASK__T(s, s->cur)->value = value;
+    return TASK_OK;
+}
+
+TASK_API int task_result(const task_sched *s, task_id id, void **value) {
+    const task__task *t = task__get(s, id);
+    if (!t) return TASK_ENOENT;
+    if (t->state != TASK_EXIT) return TASK_ESTATE;
+    if (value) *value = t->value;
+    return t->why;
+}
+
+static int task__wake_parked(task_sched *s, task_id id, void *value, int kind, const char *fn) {
+    task__task *t = task__get(s, id);
+    if (!t) return task__err(s, TASK_ENOENT, "%s: unknown, released or stale task id", fn);
+    if (t->state != TASK_WAIT)
+        return task__err(s, TASK_ESTATE, "%s: task is %s, not WAIT", fn, task_state_name(t->state));
+    if (t->wait != kind)
+        return task__err(s, TASK_ESTATE, "%s: task is waiting for something else", fn);
+    task__wake(s, (uint32_t)id, TASK_R_WAKE, value);
+    return TASK_OK;
+}
+
+TASK_API int task_wakeup(task_sched *s, task_id id, void *value) {
+    return task__wake_parked(s, id, value, TASK__W_PLAIN, "task_wakeup");
+}
+
+TASK_API int task_unpark(task_sched *s, task_id id, void *value) {
+    return task__wake_parked(s, id, value, TASK__W_PARK, "task_unpark");
+}
+
+/* ---- suspensions ------------------------------------------------------ */
+
+static task__task *task__arrange(task_sched *s, const char *fn, int cancellable, int *rc) {
+    task__task *t;
+    if (!s->cur) { *rc = task__err(s, TASK_EPERM, "%s: no task is running", fn); return NULL; }
+    t = TASK__T(s, s->cur);
+    if (t->flags & TASK__F_ABORT) { *rc = task__err(s, TASK_ESTATE, "%s: the task is being aborted", fn); return NULL; }
+    if (t->flags & (TASK__F_ARRANGED | TASK__F_WAKENOW)) {
+        *rc = task__err(s, TASK_ESTATE, "%s: the task already arranged to wait in this step", fn);
+        return NULL;
+    }
+    if (cancellable && task__is_cancelled(s, t)) { *rc = task__err(s, TASK_ECANCELED, "%s: task cancelled", fn); return NULL; }
+    *rc = TASK_OK;
+    return t;
+}
+
+static int task__park_as(task_sched *s, int kind, const char *fn) {
+    int rc;
+    task__task *t = task__arrange(s, fn, 1, &rc);
+    if (!t) return rc;
+    t->flags |= TASK__F_ARRANGED;
+    t->wait = (uint8_t)kind;
+    return TASK_OK;
+}
+
+TASK_API int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, "task_wait"); }
+TASK_API int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, "task_park"); }
+
+TASK_API int task_sleep(task_sched *s, uint64_t ns) {
+    int rc;
+    task__task *t = task__arrange(s, "task_sleep", 1, &rc);
+    if (!t) return rc;
+    if (task__hreserve(s)) return task__err(s, TASK_ENOMEM, "task_sleep: out of memory");
+    t->flags |= TASK__F_ARRANGED;
+    t->wait = TASK__W_SLEEP;
+    task__hinsert(s, task__deadline(s, ns), s->cur);
+    return TASK_OK;
+}
+
+TASK_API int task_join(task_sched *s, task_id id) {
+    int rc;
+    task__task *t = task__arrange(s, "task_join", 1, &rc), *x;
+    if (!t) return rc;
+    if (!(x = task__get(s, id))) return task__err(s, TASK_ENOENT, "task_join: unknown, released or stale task id");
+    if (x == t) return task__err(s, TASK_EDEADLK, "task_join: a task cannot join itself");
+    t->flags |= TASK__F_ARRANGED;
+    if (x->state == TASK_EXIT) {
+        t->flags |= TASK__F_WAKENOW;
+        t->why = TASK_R_WAKE;
+        t->value = x->value;
+    } else {
+        t->wait = TASK__W_JOIN;
+        t->link = (uint32_t)id;
+        task__l_add(s, &x->joiners, s->cur, 0);
+    }
+    return TASK_OK;
+}
+
+/* ---- external ids ----------------------------------------------------- */
+
+TASK_API int task_ext_alloc(task_sched *s, task_id *out) {
+    uint32_t k;
+    task__ext *e;
+    if (task__pool_alloc(s, &s->exts, &k)) return task__err(s, TASK_ENOMEM, "task_ext_alloc: out of memory");
+    e = TASK__EXT(s, k);
+    e->waiter = e->resolved = 0;
+    e->value = NULL;
+    *out = task__pool_id(&s->exts, TASK__K_EXT, k);
+    return TASK_OK;
+}
+
+TASK_API int task_ext_wait(task_sched *s, task_id ext) {
+    int rc;
+    task__task *t = task__arrange(s, "task_ext_wait", 1, &rc);
+    uint32_t k;
+    task__ext *e;
+    if (!t) return rc;
+    if (!(k = task__pool_get(&s->exts, TASK__K_EXT, ext)))
+        return task__err(s, TASK_ENOENT, "task_ext_wait: unknown, resumed or stale external id");
+    e = TASK__EXT(s, k);
+    if (e->waiter) return task__err(s, TASK_ESTATE, "task_ext_wait: another task waits for this id");
+    t->flags |= TASK__F_ARRANGED;
+    if (e->resolved) { /* the resume came first: it was kept */
+        t->flags |= TASK__F_WAKENOW;
+        t->why = TASK_R_WAKE;
+        t->value = e->value;
+        task__pool_free(&s->exts, k);
+    } else {
+        e->waiter = s->cur;
+        t->wait = TASK__W_EXT;
+        t->link = k;
+    }
+    return TASK_OK;
+}
+
+TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value) {
+    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext), w;
+    task__ext *e;
+    if (!k) return task__err(s, TASK_ENOENT, "task_ext_resume: unknown, already resumed or stale external id");
+    e = TASK__EXT(s, k);
+    if (e->resolved) return task__err(s, TASK_ESTATE, "task_ext_resume: id already resumed");
+    if ((w = e->waiter) != 0) {
+        TASK__T(s, w)->wait = TASK__W_NONE;
+        task__pool_free(&s->exts, k);
+        task__wake(s, w, TASK_R_WAKE, value);
+    } else {
+        e->resolved = 1;
+        e->value = value;
+    }
+    return TASK_OK;
+}
+
+TASK_API int task_ext_release(task_sched *s, task_id ext) {
+    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
+    if (!k) return task__err(s, TASK_ENOENT, "task_ext_release: unknown or stale external id");
+    if (TASK__EXT(s, k)->waiter) return task__err(s, TASK_ESTATE, "task_ext_release: a task waits for this id");
+    task__pool_free(&s->exts, k);
+    return TASK_OK;
+}
+
+TASK_API int task_ext_status(const task_sched *s, task_id ext) {
+    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
+    return k ? (int)TASK__EXT(s, k)->resolved : (int)TASK_ENOENT;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+TASK_API int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out) {
+    uint32_t k;
+    task__timer *tm;
+    if (!fn) return task__err(s, TASK_EINVAL, "task_after: no callback");
+    if (task__hreserve(s) || task__pool_alloc(s, &s->timers, &k))
+        return task__err(s, TASK_ENOMEM, "task_after: out of memory");
+    tm = TASK__TMR(s, k);
+    tm->cb = fn;
+    tm->ud = ud;
+    tm->state = TASK__TM_ARMED;
+    task__hinsert(s, task__deadline(s, ns), k | TASK__TIMERBIT);
+    if (out) *out = task__pool_id(&s->timers, TASK__K_TIMER, k);
+    return TASK_OK;
+}
+
+TASK_API int task_timer_cancel(task_sched *s, task_id id) {
+    uint32_t k = task__pool_get(&s->timers, TASK__K_TIMER, id);
+    task__timer *tm;
+    if (!k) return task__err(s, TASK_ENOENT, "task_timer_cancel: unknown, fired or stale timer id");
+    tm = TASK__TMR(s, k);
+    if (tm->state == TASK__TM_ARMED) {
+        task__hremove(s, tm->heap);
+        task__pool_free(&s->timers, k);
+    } else { /* collected in this tick: skipped, freed when reached */
+        tm->state = TASK__TM_DEAD;
+        tm->h.gen = task__nextgen(tm->h.gen & TASK__GENMASK);
+    }
+    return TASK_OK;
+}
+
+/* ---- cancel tokens ---------------------------------------------------- */
+
+TASK_API int task_token_new(task_sched *s, task_id parent, task_id *out) {
+    uint32_t p = 0, k;
+    if (parent && !(p = task__pool_get(&s->tokens, TASK__K_TOKEN, parent)))
+        return task__err(s, TASK_ENOENT, "task_token_new: unknown or stale parent token");
+    if (task__tok_make(s, p, &k)) return task__err(s, TASK_ENOMEM, "task_token_new: out of memory");
+    TASK__TOK(s, k)->held = 1;
+    *out = task__pool_id(&s->tokens, TASK__K_TOKEN, k);
+    return TASK_OK;
+}
+
+TASK_API int task_token_cancel(task_sched *s, task_id tok) {
+    uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
+    if (!k) return task__err(s, TASK_ENOENT, "task_token_cancel: unknown or stale token");
+    task__tok_cancel(s, k);
+    return TASK_OK;
+}
+
+TASK_API int task_token_cancelled(const task_sched *s, task_id tok) {
+    uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
+    return k ? (int)TASK__TOK(s, k)->cancelled : (int)TASK_ENOENT;
+}
+
+TASK_API int task_token_release(task_sched *s, task_id tok) {
+    uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
+    if (!k) return task__err(s, TASK_ENOENT, "task_token_release: unknown or stale token");
+    if (!TASK__TOK(s, k)->held) return task__err(s, TASK_ESTATE, "task_token_release: this token belongs to a scope");
+    TASK__TOK(s, k)->held = 0;
+    task__tok_gc(s, k);
+    return TASK_OK;
+}
+
+TASK_API task_id task_token_of(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t && t->token ? task__pool_id(&s->tokens, TASK__K_TOKEN, t->token) : 0;
+}
+
+/* ---- scopes ----------------------------------------------------------- */
+
+/* The last member ended and nobody waits any more: restore and free. */
+static void task__scope_done(task_sched *s, uint32_t sc) {
+    task__scope *p = TASK__SCO(s, sc);
+    uint32_t k = p->token, owner = p->owner;
+    if (owner) {
+        task__unbind(s, owner);
+        task__bind(s, owner, p->prev_token);
+    }
+    TASK__TOK(s, k)->scope = 0;
+    task__pool_free(&s->scopes, sc);
+    task__tok_gc(s, k);
+}
+
+TASK_API int task_scope_open(task_sched *s, task_id *out) {
+    uint32_t k, sc, i = s->cur;
+    task__task *t;
+    task__scope *p;
+    if (!i) return task__err(s, TASK_EPERM, "task_scope_open: no task is running");
+    t = TASK__T(s, i);
+    if (task__tok_make(s, t->token, &k)) return task__err(s, TASK_ENOMEM, "task_scope_open: out of memory");
+    if (task__pool_alloc(s, &s->scopes, &sc)) {
+        task__tok_gc(s, k);
+        return task__err(s, TASK_ENOMEM, "task_scope_open: out of memory");
+    }
+    p = TASK__SCO(s, sc);
+    p->token = k;
+    p->owner = i;
+    p->count = p->closing = 0;
+    p->prev_token = t->token;
+    TASK__TOK(s, k)->scope = sc;
+    if (t->flags & TASK__F_CANCELLED) TASK__TOK(s, k)->cancelled = 1;
+    task__unbind(s, i); /* the new token is its child: the old one stays */
+    task__bind(s, i, k);
+    if (out) *out = task__pool_id(&s->scopes, TASK__K_SCOPE, sc);
+    return TASK_OK;
+}
+
+TASK_API int task_scope_close(task_sched *s, task_id scope) {
+    int rc;
+    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
+    task__task *t;
+    task__scope *p;
+    if (!sc) return task__err(s, TASK_ENOENT, "task_scope_close: unknown, closed or stale scope");
+    p = TASK__SCO(s, sc);
+    if (!s->cur || p->owner != s->cur)
+        return task__err(s, TASK_EPERM, "task_scope_close: only the task that opened the scope can close it");
+    if (task__own_scope(s, s->cur) != sc)
+        return task__err(s, TASK_ESTATE, "task_scope_close: close the scopes opened inside it first");
+    if (!(t = task__arrange(s, "task_scope_close", 0, &rc))) return rc;
+    t->flags |= TASK__F_ARRANGED;
+    if (p->count == 0) {
+        task__scope_done(s, sc);
+        t->flags |= TASK__F_WAKENOW;
+        t->why = TASK_R_WAKE;
+        t->value = NULL;
+    } else {
+        p->closing = 1;
+        t->wait = TASK__W_SCOPE;
+        t->link = sc;
+    }
+    return TASK_OK;
+}
+
+#define TASK__SCOPE(s, id, fn, sc) \
+    uint32_t sc = task__pool_get(&(s)->scopes, TASK__K_SCOPE, (id)); \
+    if (!sc) return task__err((s), TASK_ENOENT, fn ": unknown, closed or stale scope")
+
+TASK_API int task_scope_cancel(task_sched *s, task_id scope) {
+    TASK__SCOPE(s, scope, "task_scope_cancel", sc);
+    task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    return TASK_OK;
+}
+
+TASK_API int task_scope_abort(task_sched *s, task_id scope) {
+    uint32_t i;
+    TASK__SCOPE(s, scope, "task_scope_abort", sc);
+    for (i = 1; i < s->tused; i++) {
+        task__task *t = TASK__T(s, i);
+        if (t->state != TASK__FREE_STATE && t->scope == sc && t->state != TASK_EXIT)
+            task_abort(s, task__tid(s, i));
+    }
+    return TASK_OK;
+}
+
+TASK_API int task_scope_count(const task_sched *s, task_id scope) {
+    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
+    return sc ? (int)TASK__SCO(s, sc)->count : (int)TASK_ENOENT;
+}
+
+TASK_API task_id task_scope_token(const task_sched *s, task_id scope) {
+    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
+    return sc ? task__pool_id(&s->tokens, TASK__K_TOKEN, TASK__SCO(s, sc)->token) : 0;
+}
+
+TASK_API task_id task_scope_current(const task_sched *s) {
+    uint32_t sc = s->cur ? task__own_scope(s, s->cur) : 0;
+    return sc ? task__pool_id(&s->scopes, TASK__K_SCOPE, sc) : 0;
+}
+
+TASK_API task_id task_scope_of(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t && t->scope ? task__pool_id(&s->scopes, TASK__K_SCOPE, t->scope) : 0;
+}
+
+/* ---- trace ids -------------------------------------------------------- */
+
+static uint64_t *task__trace_slot(task_sched *s) {
+    return s->cur ? &TASK__T(s, s->cur)->trace : &s->host_trace;
+}
+
+TASK_API int task_tracenode(task_sched *s, unsigned node) {
+    if (node > 0xFFFFu) return task__err(s, TASK_EINVAL, "task_tracenode: node %u is out of range 0..65535", node);
+    s->node = node;
+    return TASK_OK;
+}
+
+TASK_API uint64_t task_tracespawn(task_sched *s) {
+    uint64_t *p = task__trace_slot(s), old = *p;
+    s->trace_seq = (s->trace_seq + 1) & 0xFFFFu;
+    *p = ((uint64_t)s->node << 48) | (((s->now / TASK_SEC) & 0xFFFFu) << 32) |
+         ((uint64_t)s->trace_seq << 16) | (uint64_t)s->node;
+    return old;
+}
+
+TASK_API uint64_t task_traceset(task_sched *s, uint64_t trace) {
+    uint64_t *p = task__trace_slot(s), old = *p;
+    *p = trace;
+    return old;
+}
+
+TASK_API uint64_t task_tracepropagate(const task_sched *s) {
+    uint64_t cur = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
+    return (cur & ~(uint64_t)0xFFFF) | (uint64_t)s->node;
+}
+
+TASK_API uint64_t task_trace_of(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t ? t->trace : 0;
+}
+
+/* ---- hooks and introspection ------------------------------------------ */
+
+TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h) {
+    task_hooks old = s->hooks;
+    s->hooks = h;
+    return old;
+}
+
+TASK_API int task_ready_count(const task_sched *s) { return s->count[TASK_READY]; }
+
+TASK_API int task_count(const task_sched *s, int state) {
+    if (state == -1) return s->count[TASK_RUN] + s->count[TASK_WAIT] + s->count[TASK_READY] + s->count[TASK_SLEEP];
+    return state >= 0 && state < TASK_NSTATES ? s->count[state] : 0;
+}
+
+TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *, task_id, int, void *), void *ud) {
+    uint32_t i;
+    for (i = 1; i < s->tused; i++) {
+        task__task *t = TASK__T(s, i);
+        int r;
+        if (t->state == TASK__FREE_STATE) continue;
+        if ((r = fn(s, task__tid(s, i), t->state, ud)) != 0) return r;
+    }
+    return 0;
+}
+
+#endif /* TASK_IMPLEMENTATION */
+
+/*
+ * Copyright (c) 2026 the task.h authors
+ *
+ * Permission is hereby granted, free of charge, to any person obtaining a
+ * copy of this software and associated documentation files (the
+ * "Software"), to deal in the Software without restriction, including
+ * without limitation the rights to use, copy, modify, merge, publish,
+ * distribute, sublicense, and/or sell copies of the Software, and to permit
+ * persons to whom the Software is furnished to do so, subject to the
+ * following conditions:
+ *
+ * The above copyright notice and this permission notice shall be included
+ * in all copies or substantial portions of the Software.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS
+ * OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF
+ * MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT.
+ * IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY
+ * CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT,
+ * TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE
+ * SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+ */
