@@ -1,0 +1,39 @@
+# test/test.mk: the core's test suites (included by the top-level Makefile).
+#   core, core-asan        test/test_core.c: unit tests of every public function
+#   model, model-asan      test/test_model.c: randomized model test (model.h)
+#   core-valgrind, model-valgrind   when valgrind is installed (a short model run)
+# Re-run a model seed alone: build/test_model STEPS SEED 1
+
+TEST_CORE_DEPS  := task.h test/testlib.h
+TEST_MODEL_DEPS := task.h test/testlib.h test/model.h
+MODEL_ARGS      := 5000 1 20
+MODEL_SAN_ARGS  := 3000 1 10
+MODEL_VG_ARGS   := 400 1 3
+
+$(BUILD)/test_core: test/test_core.c $(TEST_CORE_DEPS) | $(BUILD)
+	$(CC) -std=c99 $(STRICT) -O2 -g -I. -o $@ test/test_core.c
+$(BUILD)/test_core_asan: test/test_core.c $(TEST_CORE_DEPS) | $(BUILD)
+	$(CC) -std=c99 $(STRICT) $(SAN) -I. -o $@ test/test_core.c
+$(BUILD)/test_model: test/test_model.c $(TEST_MODEL_DEPS) | $(BUILD)
+	$(CC) -std=c99 $(STRICT) -O2 -g -I. -o $@ test/test_model.c
+$(BUILD)/test_model_asan: test/test_model.c $(TEST_MODEL_DEPS) | $(BUILD)
+	$(CC) -std=c99 $(STRICT) $(SAN) -I. -o $@ test/test_model.c
+
+.PHONY: suite-core suite-core-asan suite-model suite-model-asan suite-core-valgrind suite-model-valgrind
+TEST_SUITES += suite-core suite-core-asan suite-model suite-model-asan
+suite-core: $(BUILD)/test_core
+	@test/run-one core $(BUILD)/test_core
+suite-core-asan: $(BUILD)/test_core_asan
+	@test/run-one core-asan $(BUILD)/test_core_asan
+suite-model: $(BUILD)/test_model
+	@test/run-one model $(BUILD)/test_model $(MODEL_ARGS)
+suite-model-asan: $(BUILD)/test_model_asan
+	@test/run-one model-asan $(BUILD)/test_model_asan $(MODEL_SAN_ARGS)
+
+ifneq ($(VALGRIND),)
+TEST_SUITES += suite-core-valgrind suite-model-valgrind
+suite-core-valgrind: $(BUILD)/test_core
+	@test/run-one core-valgrind $(VG) $(BUILD)/test_core
+suite-model-valgrind: $(BUILD)/test_model
+	@test/run-one model-valgrind $(VG) $(BUILD)/test_model $(MODEL_VG_ARGS)
+endif

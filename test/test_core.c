@@ -1,0 +1,2335 @@
+/* test_core.c: unit tests of task.h, the scheduling core.
+ *
+ * Most tests drive "bots": C step tasks that follow a small script of
+ * actions (wait, sleep, join, ...) and write what happened into a log, so
+ * orders can be checked as strings. A log entry is the bot's name and a
+ * letter for why it was stepped (S start, W wake, T timer, Y yield,
+ * C cancel, A abort), "=v" for a wake value, and "x!rc" when an
+ * arrangement of bot x was refused with status rc. Timer callbacks log
+ * "t<ud>".
+ *
+ * Every test starts with begin() (a scheduler on the counting allocator)
+ * and ends with finish() (task_destroy, then zero bytes outstanding).
+ */
+#define TASK_IMPLEMENTATION
+#include "task.h"
+/* testlib's TEST_CASE trips gcc's indentation heuristic; the bots' scripts
+   are partial initializers on purpose */
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wmisleading-indentation"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include "testlib.h"
+#include <stdarg.h>
+#include <limits.h>
+
+static test_alloc A;
+static task_sched *S;
+static task_id T[32], E[8], SC[8], TK[8], TM[8];
+static int retry_enomem; /* bots retry an arrangement refused with ENOMEM */
+static int enomem_seen;
+
+/* ---- the log ---------------------------------------------------------- */
+
+static char LOG[16384];
+static size_t LOGN;
+
+static void logp(const char *fmt, ...) {
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(LOG + LOGN, sizeof LOG - LOGN, fmt, ap);
+    va_end(ap);
+    if (n > 0) LOGN += (size_t)n;
+    if (LOGN >= sizeof LOG) LOGN = sizeof LOG - 1;
+}
+
+static const char *log_take(void) {
+    static char out[sizeof LOG];
+    size_t n = LOGN;
+    while (n && LOG[n - 1] == ' ') n--;
+    memcpy(out, LOG, n);
+    out[n] = 0;
+    LOGN = 0;
+    LOG[0] = 0;
+    return out;
+}
+
+static void begin(void) {
+    memset(&A, 0, sizeof A);
+    memset(T, 0, sizeof T);
+    memset(E, 0, sizeof E);
+    memset(SC, 0, sizeof SC);
+    memset(TK, 0, sizeof TK);
+    memset(TM, 0, sizeof TM);
+    LOGN = 0;
+    LOG[0] = 0;
+    retry_enomem = 0;
+    enomem_seen = 0;
+    S = task_create(test_alloc_fn, &A);
+    CHECK(S != NULL);
+}
+
+static void finish(void) {
+    CHECK_INT(task_destroy(S), TASK_OK);
+    S = NULL;
+    CHECK_INT(A.bytes, 0);
+}
+
+#define V(n) ((void *)(uintptr_t)(n))
+#define IV(p) ((int)(uintptr_t)(p))
+
+/* ---- bots --------------------------------------------------------------- */
+
+enum { A_DONE = 0, A_FAIL, A_YIELD, A_NOTHING, A_WAIT, A_PARK, A_SLEEP, A_JOIN, A_EXT, A_CLOSE, A_OPEN };
+typedef struct act { int op; uint64_t arg; } act;
+typedef struct bot bot;
+struct bot {
+    const char *name;
+    act s[12];
+    int (*hook)(task_ctx *c, bot *b); /* before the script; >= 0: return that */
+    int n, steps, why, aborts;
+    int rc[12];
+    void *value;
+    task_id self;
+    int x;    /* free for hooks */
+};
+
+static int bot_step(task_ctx *c) {
+    bot *b = (bot *)c->ud;
+    static const char W[] = "SWTYCA";
+    b->steps++;
+    b->why = c->why;
+    b->value = c->value;
+    b->self = c->self;
+    if (c->value) logp("%s%c=%d ", b->name, W[c->why], IV(c->value));
+    else logp("%s%c ", b->name, W[c->why]);
+    if (c->why == TASK_R_ABORT) {
+        b->aborts++;
+        if (b->hook) b->hook(c, b);
+        return TASK_DONE;
+    }
+    if (b->hook) {
+        int r = b->hook(c, b);
+        if (r >= 0) return r;
+    }
+    for (;;) {
+        int i = b->n, rc;
+        act a;
+        if (i >= 12) return TASK_DONE;
+        a = b->s[i];
+        b->n++;
+    again:
+        switch (a.op) {
+        case A_DONE:
+            if (a.arg) CHECK_INT(task_set_result(c->sched, V(a.arg)), TASK_OK);
+            return TASK_DONE;
+        case A_FAIL:
+            if (a.arg) CHECK_INT(task_set_result(c->sched, V(a.arg)), TASK_OK);
+            return TASK_FAIL;
+        case A_YIELD: return TASK_YIELD;
+        case A_NOTHING: return TASK_SUSPEND;
+        case A_WAIT: rc = task_wait(c->sched); break;
+        case A_PARK: rc = task_park(c->sched); break;
+        case A_SLEEP: rc = task_sleep(c->sched, a.arg); break;
+        case A_JOIN: rc = task_join(c->sched, T[a.arg]); break;
+        case A_EXT: rc = task_ext_wait(c->sched, E[a.arg]); break;
+        case A_CLOSE: rc = task_scope_close(c->sched, SC[a.arg]); break;
+        case A_OPEN:
+            rc = task_scope_open(c->sched, &SC[a.arg]);
+            if (rc == TASK_ENOMEM && retry_enomem) { enomem_seen++; goto again; }
+            b->rc[i] = rc;
+            if (rc) logp("%s!%d ", b->name, rc);
+            continue;
+        default: return TASK_FAIL;
+        }
+        if (rc == TASK_ENOMEM && retry_enomem) { enomem_seen++; goto again; }
+        b->rc[i] = rc;
+        if (rc == TASK_OK) return TASK_SUSPEND;
+        logp("%s!%d ", b->name, rc);
+    }
+}
+
+static task_id spawn_opts(bot *b, const task_opts *o) {
+    task_id id = 0;
+    int rc = task_spawn(S, bot_step, b, o, &id);
+    while (rc == TASK_ENOMEM && retry_enomem) { enomem_seen++; rc = task_spawn(S, bot_step, b, o, &id); }
+    CHECK_INT(rc, TASK_OK);
+    CHECK(id != 0);
+    return id;
+}
+static task_id spawn(bot *b) { return spawn_opts(b, NULL); }
+
+static void timer_cb(task_sched *s, task_id timer, void *ud) {
+    (void)s; (void)timer;
+    logp("t%d ", IV(ud));
+}
+
+/* ---- the scheduler object --------------------------------------------- */
+
+TEST_CASE(create_destroy) {
+    task_sched *s;
+    begin();
+    CHECK(A.bytes > 0);
+    CHECK_U64(task_now(S), 0);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    CHECK_U64(task_timeout(S, 0), TASK_FOREVER);
+    CHECK_INT(task_timeout_ms(S, 0), -1);
+    CHECK_INT(task_count(S, -1), 0);
+    CHECK_INT(task_ready_count(S), 0);
+    CHECK_INT(task_tick(S, 5), 0);
+    CHECK_U64(task_now(S), 5);
+    CHECK_STR(task_errmsg(S), "");
+    finish();
+    /* the default allocator */
+    s = task_create(NULL, NULL);
+    CHECK(s != NULL);
+    if (s) {
+        bot a = {"a", {{A_SLEEP, 10}}, 0, 0, 0, 0, 0, {0}, 0, 0, 0};
+        task_id id;
+        CHECK_INT(task_spawn(s, bot_step, &a, NULL, &id), TASK_OK);
+        CHECK_INT(task_tick(s, 0), 1);
+        CHECK_INT(task_destroy(s), TASK_OK);
+        CHECK_INT(a.aborts, 1);
+    }
+    log_take();
+    CHECK_INT(task_destroy(NULL), TASK_EINVAL);
+    /* out of memory on the scheduler itself */
+    memset(&A, 0, sizeof A);
+    A.fail_at = 1;
+    CHECK(task_create(test_alloc_fn, &A) == NULL);
+    CHECK_INT(A.bytes, 0);
+    CHECK_INT(A.failed, 1);
+}
+
+TEST_CASE(strerror_and_state_names) {
+    begin();
+    CHECK_STR(task_strerror(TASK_OK), "ok");
+    CHECK_STR(task_strerror(TASK_ENOMEM), "out of memory");
+    CHECK_STR(task_strerror(TASK_EINVAL), "invalid argument");
+    CHECK_STR(task_strerror(TASK_ENOENT), "unknown, released or stale id");
+    CHECK_STR(task_strerror(TASK_ESTATE), "wrong state");
+    CHECK_STR(task_strerror(TASK_ECANCELED), "task cancelled");
+    CHECK_STR(task_strerror(TASK_EBUSY), "not allowed from inside a task or callback");
+    CHECK_STR(task_strerror(TASK_EPERM), "not allowed here");
+    CHECK_STR(task_strerror(TASK_EDEADLK), "a task cannot wait for itself");
+    CHECK_STR(task_strerror(-99), "unknown status");
+    CHECK_STR(task_strerror(1), "unknown status");
+    CHECK_STR(task_state_name(TASK_RUN), "RUN");
+    CHECK_STR(task_state_name(TASK_WAIT), "WAIT");
+    CHECK_STR(task_state_name(TASK_READY), "READY");
+    CHECK_STR(task_state_name(TASK_SLEEP), "SLEEP");
+    CHECK_STR(task_state_name(TASK_EXIT), "EXIT");
+    CHECK_STR(task_state_name(TASK_NSTATES), "?");
+    CHECK_STR(task_state_name(-1), "?");
+    CHECK_STR(task_state_name(TASK_ENOENT), "?");
+    finish();
+}
+
+/* ---- spawning, FIFO order and the tick --------------------------------- */
+
+static int self_hook(task_ctx *c, bot *b) {
+    CHECK(task_self(c->sched) == c->self);
+    CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+    CHECK_INT(task_count(c->sched, TASK_RUN), 1);
+    CHECK(task_userdata(c->sched, c->self) == (void *)b);
+    CHECK(c->ud == (void *)b);
+    CHECK(c->sched == S);
+    return -1;
+}
+
+TEST_CASE(spawn_and_fifo) {
+    bot a = {"a"}, b = {"b"}, c = {"c"};
+    task_id id;
+    begin();
+    a.hook = b.hook = c.hook = self_hook;
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    CHECK_INT(task_spawn(S, bot_step, &c, NULL, NULL), TASK_OK); /* out may be NULL */
+    CHECK(T[0] != T[1]);
+    CHECK_U64(T[0] >> 56, 1); /* the task kind */
+    CHECK_INT(task_status(S, T[0]), TASK_READY);
+    CHECK_INT(task_ready_count(S), 3);
+    CHECK_INT(task_count(S, TASK_READY), 3);
+    CHECK_INT(task_count(S, -1), 3);
+    CHECK(task_userdata(S, T[1]) == (void *)&b);
+    CHECK(task_userdata(S, 0) == NULL);
+    CHECK(task_self(S) == 0);
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_timeout_ms(S, 0), 0);
+    CHECK_INT(task_spawn(S, NULL, NULL, NULL, &id), TASK_EINVAL);
+    CHECK_CONTAINS(task_errmsg(S), "task_spawn");
+    CHECK_INT(task_count(S, -1), 3);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "aS bS cS");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_count(S, TASK_EXIT), 3);
+    CHECK_INT(task_count(S, -1), 0);
+    CHECK_INT(task_ready_count(S), 0);
+    CHECK_INT(task_tick(S, 0), 0);
+    finish();
+}
+
+static int wake_a_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_wakeup(c->sched, T[0], V(7)), TASK_OK);
+    CHECK_INT(task_status(c->sched, T[0]), TASK_READY);
+    return -1;
+}
+
+TEST_CASE(woken_runs_same_tick_yield_next_tick) {
+    bot a = {"a", {{A_WAIT}}}, b = {"b", {{A_YIELD}}}, c = {"c", {{A_YIELD}, {A_YIELD}}};
+    begin();
+    b.hook = wake_a_hook;
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "aS bS cS aW=7");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_status(S, T[1]), TASK_READY);
+    CHECK_INT(task_status(S, T[2]), TASK_READY);
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_ready_count(S), 2);
+    b.hook = NULL;
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "bY cY");
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "cY");
+    CHECK_INT(task_tick(S, 0), 0);
+    finish();
+}
+
+static int yield_forever(task_ctx *c) {
+    int *n = (int *)c->ud;
+    if (c->why == TASK_R_ABORT) return TASK_DONE;
+    ++*n;
+    return TASK_YIELD;
+}
+
+TEST_CASE(yield_loop_does_not_trap_tick) {
+    int n = 0, k;
+    begin();
+    CHECK_INT(task_spawn(S, yield_forever, &n, NULL, &T[0]), TASK_OK);
+    for (k = 1; k <= 5; k++) {
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_INT(n, k);
+        CHECK_U64(task_timeout(S, 0), 0);
+    }
+    finish();
+}
+
+TEST_CASE(budget) {
+    bot b[5] = {{"a", {{A_YIELD}}}, {"b", {{A_YIELD}}}, {"c", {{A_YIELD}}}, {"d", {{A_YIELD}}}, {"e", {{A_YIELD}}}};
+    int i;
+    begin();
+    for (i = 0; i < 5; i++) T[i] = spawn(&b[i]);
+    task_set_budget(S, 2);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "aS bS");
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_ready_count(S), 5);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "cS dS");
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "eS aY");
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "bY cY");
+    task_set_budget(S, 0); /* no cap */
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "dY eY");
+    CHECK_INT(task_count(S, TASK_EXIT), 5);
+    /* a task woken during the tick is subject to the budget too */
+    {
+        bot w = {"w", {{A_WAIT}}}, x = {"x"}, y = {"y"};
+        T[0] = spawn(&w);
+        CHECK_INT(task_tick(S, 0), 1);
+        T[1] = spawn(&x);
+        T[2] = spawn(&y);
+        CHECK_INT(task_wakeup(S, T[0], V(1)), TASK_OK);
+        task_set_budget(S, 1);
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_INT(task_tick(S, 0), 0);
+        CHECK_STR(log_take(), "wS xS yS wW=1");
+    }
+    finish();
+}
+
+/* ---- time: sleeps, timers, timeouts ------------------------------------ */
+
+TEST_CASE(sleep_never_early) {
+    bot a = {"a", {{A_SLEEP, 10 * TASK_MSEC}}}, b = {"b", {{A_SLEEP, 1500}}}, z = {"z", {{A_SLEEP, 0}}};
+    uint64_t t0 = 1000;
+    begin();
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&z);
+    CHECK_INT(task_tick(S, t0), 3);
+    CHECK_STR(log_take(), "aS bS zS");
+    CHECK_INT(task_status(S, T[0]), TASK_SLEEP);
+    CHECK_INT(task_count(S, TASK_SLEEP), 3);
+    /* sleep(0) is due at once but runs at the next tick */
+    CHECK_U64(task_timeout(S, t0), 0);
+    CHECK_U64(task_next_deadline(S), t0);
+    CHECK_INT(task_tick(S, t0), 1);
+    CHECK_STR(log_take(), "zT");
+    CHECK_U64(task_next_deadline(S), t0 + 1500);
+    CHECK_U64(task_timeout(S, t0), 1500);
+    CHECK_INT(task_timeout_ms(S, t0), 1);
+    /* sub-millisecond */
+    CHECK_INT(task_tick(S, t0 + 1499), 0);
+    CHECK_INT(task_status(S, T[1]), TASK_SLEEP);
+    CHECK_INT(task_tick(S, t0 + 1500), 1);
+    CHECK_STR(log_take(), "bT");
+    CHECK_INT(task_tick(S, t0 + 10 * TASK_MSEC - 1), 0);
+    CHECK_INT(task_status(S, T[0]), TASK_SLEEP);
+    CHECK_INT(task_tick(S, t0 + 10 * TASK_MSEC), 1);
+    CHECK_STR(log_take(), "aT");
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    finish();
+}
+
+TEST_CASE(sleep_counts_from_the_tick_clock) {
+    /* deadlines count from the scheduler's clock (the last tick's now) */
+    bot a = {"a", {{A_SLEEP, 100}, {A_SLEEP, 100}}};
+    begin();
+    T[0] = spawn(&a);
+    CHECK_INT(task_tick(S, 50), 1);        /* sleeps until 150 */
+    CHECK_INT(task_tick(S, 400), 1);       /* late: sleeps until 500 */
+    CHECK_U64(task_next_deadline(S), 500);
+    CHECK_INT(task_tick(S, 499), 0);
+    CHECK_INT(task_tick(S, 500), 1);
+    CHECK_STR(log_take(), "aS aT aT");
+    /* the clock never goes backwards */
+    CHECK_INT(task_tick(S, 10), 0);
+    CHECK_U64(task_now(S), 500);
+    /* a huge sleep saturates */
+    {
+        static bot h;
+        memset(&h, 0, sizeof h);
+        h.name = "h";
+        h.s[0].op = A_SLEEP;
+        h.s[0].arg = TASK_FOREVER - 1;
+        T[1] = spawn(&h);
+        CHECK_INT(task_tick(S, 600), 1);
+        CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+        CHECK_INT(task_timeout_ms(S, 600), INT_MAX);
+        CHECK_INT(task_tick(S, UINT64_MAX - 1), 0);
+        CHECK_INT(task_status(S, T[1]), TASK_SLEEP);
+    }
+    log_take();
+    finish();
+}
+
+TEST_CASE(timeout_values) {
+    bot a = {"a", {{A_SLEEP, 2500000}}};
+    begin();
+    CHECK_U64(task_timeout(S, 0), TASK_FOREVER);
+    CHECK_INT(task_timeout_ms(S, 0), -1);
+    T[0] = spawn(&a);
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_timeout_ms(S, 0), 0);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_U64(task_timeout(S, 0), 2500000);
+    CHECK_INT(task_timeout_ms(S, 0), 3);          /* rounds up */
+    CHECK_U64(task_timeout(S, 1000000), 1500000);
+    CHECK_INT(task_timeout_ms(S, 1000000), 2);
+    CHECK_INT(task_timeout_ms(S, 1500000), 1);    /* exactly 1 ms */
+    CHECK_INT(task_timeout_ms(S, 1500001), 1);
+    CHECK_INT(task_timeout_ms(S, 2499999), 1);    /* 1 ns: still 1 ms */
+    CHECK_U64(task_timeout(S, 2499999), 1);
+    CHECK_U64(task_timeout(S, 2500000), 0);
+    CHECK_INT(task_timeout_ms(S, 2500000), 0);
+    CHECK_U64(task_timeout(S, 9000000), 0);       /* overdue */
+    CHECK_U64(task_next_deadline(S), 2500000);
+    CHECK_INT(task_tick(S, 2500000), 1);
+    CHECK_U64(task_timeout(S, 2500000), TASK_FOREVER);
+    CHECK_INT(task_timeout_ms(S, 2500000), -1);
+    /* a far timer: the ms value is capped at INT_MAX */
+    CHECK_INT(task_after(S, (uint64_t)3000000000 * TASK_MSEC, timer_cb, V(1), &TM[0]), TASK_OK);
+    CHECK_INT(task_timeout_ms(S, 2500000), INT_MAX);
+    CHECK_INT(task_timer_cancel(S, TM[0]), TASK_OK);
+    log_take();
+    finish();
+}
+
+TEST_CASE(timers_order_and_ties) {
+    task_id id;
+    begin();
+    CHECK_INT(task_after(S, 5 * TASK_MSEC, timer_cb, V(1), &TM[1]), TASK_OK);
+    CHECK_INT(task_after(S, 3 * TASK_MSEC, timer_cb, V(2), &TM[2]), TASK_OK);
+    CHECK_INT(task_after(S, 5 * TASK_MSEC, timer_cb, V(3), &TM[3]), TASK_OK);
+    CHECK_INT(task_after(S, 3 * TASK_MSEC, timer_cb, V(4), &TM[4]), TASK_OK);
+    CHECK_INT(task_after(S, 0, timer_cb, V(5), NULL), TASK_OK);
+    CHECK_INT(task_after(S, 3 * TASK_MSEC, timer_cb, V(6), &TM[6]), TASK_OK);
+    CHECK_U64(TM[1] >> 56, 2); /* the timer kind */
+    CHECK_INT(task_after(S, 1, NULL, NULL, &id), TASK_EINVAL);
+    CHECK_CONTAINS(task_errmsg(S), "task_after");
+    CHECK_INT(task_timer_cancel(S, TM[6]), TASK_OK);
+    CHECK_INT(task_timer_cancel(S, TM[6]), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_timer_cancel");
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_tick(S, 0), 0); /* callbacks are not resumes */
+    CHECK_STR(log_take(), "t5");
+    CHECK_U64(task_next_deadline(S), 3 * TASK_MSEC);
+    CHECK_INT(task_tick(S, 3 * TASK_MSEC - 1), 0);
+    CHECK_STR(log_take(), "");
+    CHECK_INT(task_tick(S, 3 * TASK_MSEC), 0);
+    CHECK_STR(log_take(), "t2 t4");
+    /* a fired timer's id is stale */
+    CHECK_INT(task_timer_cancel(S, TM[2]), TASK_ENOENT);
+    CHECK_INT(task_tick(S, 100 * TASK_MSEC), 0);
+    CHECK_STR(log_take(), "t1 t3");
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    finish();
+}
+
+static void own_id_cb(task_sched *s, task_id timer, void *ud) {
+    (void)ud;
+    CHECK(timer == TM[0]);
+    CHECK_INT(task_timer_cancel(s, timer), TASK_ENOENT); /* it is firing */
+    CHECK(task_self(s) == 0);
+    logp("own ");
+}
+
+static void chain_cb(task_sched *s, task_id timer, void *ud) {
+    (void)timer;
+    logp("t%d ", IV(ud));
+    if (IV(ud) == 1) CHECK_INT(task_after(s, 0, chain_cb, V(2), NULL), TASK_OK);
+}
+
+static void cancel_other_cb(task_sched *s, task_id timer, void *ud) {
+    (void)timer;
+    logp("t%d ", IV(ud));
+    /* TM[2] was collected in this tick but has not run: it never will */
+    CHECK_INT(task_timer_cancel(s, TM[2]), TASK_OK);
+    CHECK_INT(task_timer_cancel(s, TM[2]), TASK_ENOENT);
+}
+
+TEST_CASE(timer_callbacks) {
+    bot a = {"a", {{A_SLEEP, TASK_MSEC}}};
+    int i;
+    begin();
+    /* the callback gets its own id */
+    CHECK_INT(task_after(S, 10, own_id_cb, NULL, &TM[0]), TASK_OK);
+    CHECK_INT(task_tick(S, 10), 0);
+    CHECK_STR(log_take(), "own");
+    /* a 0-delay timer set by a callback fires at the next tick, not this one */
+    CHECK_INT(task_after(S, 0, chain_cb, V(1), NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 10), 0);
+    CHECK_STR(log_take(), "t1");
+    CHECK_INT(task_tick(S, 10), 0);
+    CHECK_STR(log_take(), "t2");
+    /* cancelling a collected timer from another callback */
+    CHECK_INT(task_after(S, 5, cancel_other_cb, V(1), &TM[1]), TASK_OK);
+    CHECK_INT(task_after(S, 5, timer_cb, V(2), &TM[2]), TASK_OK);
+    CHECK_INT(task_after(S, 5, timer_cb, V(3), &TM[3]), TASK_OK);
+    CHECK_INT(task_tick(S, 15), 0);
+    CHECK_STR(log_take(), "t1 t3");
+    /* the pool stays sound after that: reuse the slots many times */
+    for (i = 0; i < 40; i++) CHECK_INT(task_after(S, (uint64_t)(i % 3), timer_cb, V(10 + i % 3), &TM[4]), TASK_OK);
+    CHECK_INT(task_timer_cancel(S, TM[4]), TASK_OK);
+    CHECK_INT(task_tick(S, 15), 0);
+    CHECK_INT(task_tick(S, 17), 0);
+    {
+        const char *l = log_take();
+        size_t k, n10 = 0, n11 = 0, n12 = 0;
+        for (k = 0; l[k]; k++)
+            if (l[k] == 't') { if (l[k + 2] == '0') n10++; else if (l[k + 2] == '1') n11++; else n12++; }
+        CHECK_INT(n10, 13); /* 14, less the cancelled last one (i = 39) */
+        CHECK_INT(n11, 13);
+        CHECK_INT(n12, 13);
+    }
+    /* callbacks run before tasks woken by timers, whatever the set order */
+    T[0] = spawn(&a);
+    CHECK_INT(task_tick(S, 20), 1);
+    CHECK_INT(task_after(S, TASK_MSEC, timer_cb, V(9), NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 20 + TASK_MSEC), 1);
+    CHECK_STR(log_take(), "aS t9 aT");
+    finish();
+}
+
+static int tick_in_task_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_tick(c->sched, 100), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_tick");
+    CHECK_INT(task_destroy(c->sched), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_destroy");
+    return -1;
+}
+
+static void tick_in_cb(task_sched *s, task_id timer, void *ud) {
+    (void)timer; (void)ud;
+    CHECK_INT(task_tick(s, 100), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(s), "task_tick");
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(s), "task_destroy");
+    logp("cb ");
+}
+
+TEST_CASE(tick_and_destroy_refused_inside) {
+    bot a = {"a"};
+    begin();
+    a.hook = tick_in_task_hook;
+    T[0] = spawn(&a);
+    CHECK_INT(task_after(S, 0, tick_in_cb, NULL, NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 1), 1);
+    CHECK_STR(log_take(), "cb aS");
+    CHECK_U64(task_now(S), 1);
+    finish();
+}
+
+/* ---- wakeup / unpark and their errors ---------------------------------- */
+
+static int wake_self_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_wakeup(c->sched, c->self, NULL), TASK_ESTATE);
+    CHECK_STR(task_errmsg(c->sched), "task_wakeup: task is RUN, not WAIT");
+    return -1;
+}
+
+TEST_CASE(wakeup_errors) {
+    bot a = {"a"}, b = {"b", {{A_SLEEP, 100}}}, w = {"w", {{A_WAIT}, {A_WAIT}}}, p = {"p", {{A_PARK}}},
+        j = {"j", {{A_JOIN, 2}}};
+    task_id old, id, fake;
+    begin();
+    a.hook = wake_self_hook;
+    T[0] = spawn(&a);
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_ESTATE);
+    CHECK_STR(task_errmsg(S), "task_wakeup: task is READY, not WAIT");
+    CHECK_INT(task_wakeup(S, 0, NULL), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_wakeup");
+    fake = T[0] + 5; /* a slot never used */
+    CHECK_INT(task_wakeup(S, fake, NULL), TASK_ENOENT);
+    CHECK_INT(task_wakeup(S, T[0] ^ ((uint64_t)1 << 32), NULL), TASK_ENOENT); /* wrong generation */
+    CHECK_INT(task_wakeup(S, (T[0] & 0x00FFFFFFFFFFFFFFull) | ((uint64_t)2 << 56), NULL), TASK_ENOENT); /* kind */
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "aS");
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_ESTATE);
+    CHECK_STR(task_errmsg(S), "task_wakeup: task is EXIT, not WAIT");
+    /* stale after release and reuse of the slot */
+    old = T[0];
+    CHECK_INT(task_release(S, old), TASK_OK);
+    CHECK_INT(task_status(S, old), TASK_ENOENT);
+    T[1] = spawn(&b);
+    CHECK((uint32_t)T[1] == (uint32_t)old); /* same slot, */
+    CHECK(T[1] != old);                     /* new generation */
+    CHECK_INT(task_wakeup(S, old, NULL), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_wakeup");
+    CHECK_INT(task_status(S, T[1]), TASK_READY);
+    /* a timer id is not a task id, and the reverse */
+    CHECK_INT(task_after(S, 10, timer_cb, NULL, &TM[0]), TASK_OK);
+    CHECK_INT(task_wakeup(S, TM[0], NULL), TASK_ENOENT);
+    CHECK_INT(task_status(S, TM[0]), TASK_ENOENT);
+    CHECK_INT(task_timer_cancel(S, T[1]), TASK_ENOENT);
+    T[2] = spawn(&w);
+    T[3] = spawn(&p);
+    T[4] = spawn(&j);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "bS wS pS jS");
+    CHECK_INT(task_wakeup(S, T[1], NULL), TASK_ESTATE);
+    CHECK_STR(task_errmsg(S), "task_wakeup: task is SLEEP, not WAIT");
+    /* WAIT, but for something else */
+    CHECK_INT(task_status(S, T[4]), TASK_WAIT);
+    CHECK_INT(task_wakeup(S, T[4], NULL), TASK_ESTATE);
+    CHECK_STR(task_errmsg(S), "task_wakeup: task is waiting for something else");
+    CHECK_INT(task_unpark(S, T[4], NULL), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(S), "task_unpark");
+    CHECK_INT(task_wakeup(S, T[3], NULL), TASK_ESTATE);
+    CHECK_INT(task_unpark(S, T[2], NULL), TASK_ESTATE);
+    CHECK_INT(task_unpark(S, 0, NULL), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_unpark");
+    CHECK_INT(task_unpark(S, T[3], V(4)), TASK_OK);
+    CHECK_INT(task_unpark(S, T[3], V(4)), TASK_ESTATE);
+    CHECK_INT(task_wakeup(S, T[2], V(3)), TASK_OK);
+    CHECK_INT(task_wakeup(S, T[2], V(3)), TASK_ESTATE);
+    CHECK_STR(task_errmsg(S), "task_wakeup: task is READY, not WAIT");
+    CHECK_INT(task_tick(S, 0), 2); /* p ends; w waits again */
+    CHECK_INT(task_wakeup(S, T[2], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "pW=4 wW=3 wW jW");
+    (void)id;
+    finish();
+}
+
+/* ---- suspensions outside a task, twice, while aborting ----------------- */
+
+TEST_CASE(suspensions_need_a_task) {
+    task_id sc = 0;
+    begin();
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    CHECK_INT(task_wait(S), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_wait");
+    CHECK_INT(task_park(S), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_park");
+    CHECK_INT(task_sleep(S, 5), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_sleep");
+    CHECK_INT(task_join(S, 0), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_join");
+    CHECK_INT(task_ext_wait(S, E[0]), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_ext_wait");
+    CHECK_INT(task_set_result(S, V(1)), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_set_result");
+    CHECK_INT(task_scope_open(S, &sc), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_scope_open");
+    CHECK(sc == 0);
+    CHECK(task_scope_current(S) == 0);
+    CHECK_INT(task_ext_status(S, E[0]), 0); /* nothing changed */
+    CHECK_INT(task_ext_release(S, E[0]), TASK_OK);
+    finish();
+}
+
+static int twice_hook(task_ctx *c, bot *b) {
+    task_sched *s = c->sched;
+    (void)b;
+    CHECK_INT(task_wait(s), TASK_OK);
+    CHECK_INT(task_sleep(s, 10), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(s), "task_sleep");
+    CHECK_INT(task_wait(s), TASK_ESTATE);
+    CHECK_INT(task_park(s), TASK_ESTATE);
+    CHECK_INT(task_join(s, T[1]), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(s), "task_join");
+    CHECK_INT(task_ext_wait(s, E[0]), TASK_ESTATE);
+    CHECK_INT(task_ext_status(s, E[0]), 0);
+    return TASK_SUSPEND;
+}
+
+TEST_CASE(arrange_twice_refused) {
+    bot a = {"a"}, b = {"b", {{A_WAIT}}};
+    begin();
+    a.hook = twice_hook;
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER); /* the refused sleep left nothing */
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    a.hook = NULL;
+    CHECK_INT(task_wakeup(S, T[0], V(2)), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "aS bS aW=2");
+    finish();
+}
+
+/* ---- external ids ------------------------------------------------------ */
+
+TEST_CASE(ext_ids) {
+    bot a = {"a", {{A_EXT, 0}}}, b = {"b", {{A_EXT, 1}}}, c = {"c", {{A_EXT, 1}}};
+    task_id x;
+    begin();
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    CHECK_INT(task_ext_alloc(S, &E[1]), TASK_OK);
+    CHECK_U64(E[0] >> 56, 3);
+    CHECK(E[0] != E[1]);
+    CHECK_INT(task_ext_status(S, E[0]), 0);
+    /* a resume before the wait is kept */
+    CHECK_INT(task_ext_resume(S, E[0], V(9)), TASK_OK);
+    CHECK_INT(task_ext_status(S, E[0]), 1);
+    CHECK_INT(task_ext_resume(S, E[0], V(9)), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(S), "task_ext_resume");
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "aS bS cS c!-4 aW=9");
+    CHECK_CONTAINS(task_errmsg(S), "task_ext_wait: another task waits");
+    /* taken: the id is gone */
+    CHECK_INT(task_ext_status(S, E[0]), TASK_ENOENT);
+    CHECK_INT(task_ext_resume(S, E[0], NULL), TASK_ENOENT);
+    CHECK_INT(task_ext_release(S, E[0]), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_ext_release");
+    /* a resume after the wait */
+    CHECK_INT(task_status(S, T[1]), TASK_WAIT);
+    CHECK_INT(task_ext_status(S, E[1]), 0);
+    CHECK_INT(task_ext_release(S, E[1]), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(S), "task_ext_release");
+    CHECK_INT(task_wakeup(S, T[1], NULL), TASK_ESTATE); /* not a plain wait */
+    CHECK_INT(task_ext_resume(S, E[1], V(3)), TASK_OK);
+    CHECK_INT(task_status(S, T[1]), TASK_READY);
+    CHECK_INT(task_ext_status(S, E[1]), TASK_ENOENT);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "bW=3");
+    /* release: pending and resolved ids */
+    CHECK_INT(task_ext_alloc(S, &x), TASK_OK);
+    CHECK_INT(task_ext_release(S, x), TASK_OK);
+    CHECK_INT(task_ext_status(S, x), TASK_ENOENT);
+    CHECK_INT(task_ext_resume(S, x, NULL), TASK_ENOENT);
+    CHECK_INT(task_ext_alloc(S, &E[2]), TASK_OK);
+    CHECK((uint32_t)E[2] == (uint32_t)x && E[2] != x); /* reused slot, new generation */
+    CHECK_INT(task_ext_resume(S, E[2], NULL), TASK_OK);
+    CHECK_INT(task_ext_release(S, E[2]), TASK_OK);
+    /* foreign ids */
+    CHECK_INT(task_ext_status(S, T[0]), TASK_ENOENT);
+    CHECK_INT(task_ext_resume(S, T[0], NULL), TASK_ENOENT);
+    CHECK_INT(task_ext_status(S, 0), TASK_ENOENT);
+    CHECK_INT(task_ext_alloc(S, &E[3]), TASK_OK); /* left pending: freed by destroy */
+    finish();
+}
+
+static int ext_wait_bad_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_ext_wait(c->sched, T[0]), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_ext_wait");
+    CHECK_INT(task_ext_wait(c->sched, 0), TASK_ENOENT);
+    return -1;
+}
+
+TEST_CASE(ext_waiter_gives_up) {
+    bot a = {"a", {{A_EXT, 0}}};
+    begin();
+    a.hook = ext_wait_bad_hook;
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    T[0] = spawn(&a);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_cancel(S, T[0]), 1);
+    /* the waiter gave up: the id is of no use and is freed */
+    CHECK_INT(task_ext_status(S, E[0]), TASK_ENOENT);
+    CHECK_INT(task_ext_resume(S, E[0], V(1)), TASK_ENOENT);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "aS aC");
+    finish();
+}
+
+/* ---- join -------------------------------------------------------------- */
+
+static int join_bad_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_join(c->sched, c->self), TASK_EDEADLK);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_join");
+    CHECK_INT(task_join(c->sched, 0), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_join");
+    CHECK_INT(task_join(c->sched, TM[0]), TASK_ENOENT);
+    CHECK_INT(task_join(c->sched, T[9]), TASK_ENOENT); /* released */
+    return -1;
+}
+
+TEST_CASE(join) {
+    bot a = {"a", {{A_JOIN, 1}}}, b = {"b", {{A_SLEEP, TASK_MSEC}, {A_DONE, 42}}},
+        c = {"c", {{A_JOIN, 1}}}, d = {"d", {{A_DONE, 5}}}, e = {"e", {{A_JOIN, 3}}}, g = {"g"};
+    void *v = NULL;
+    begin();
+    a.hook = join_bad_hook;
+    T[9] = spawn(&g);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_release(S, T[9]), TASK_OK);
+    CHECK_INT(task_after(S, 99, timer_cb, NULL, &TM[0]), TASK_OK);
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    CHECK_INT(task_result(S, T[1], &v), TASK_ESTATE);
+    CHECK_INT(task_result(S, 0, &v), TASK_ENOENT);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    CHECK_INT(task_tick(S, TASK_MSEC), 3);
+    /* joiners woken in join order, with the result as value */
+    CHECK_STR(log_take(), "gS aS bS cS t0 bT aW=42 cW=42");
+    CHECK_INT(task_result(S, T[1], &v), TASK_X_DONE);
+    CHECK(v == V(42));
+    CHECK_INT(task_result(S, T[1], NULL), TASK_X_DONE);
+    /* join an already-ended task: woken in the same tick */
+    T[3] = spawn(&d);
+    CHECK_INT(task_tick(S, TASK_MSEC), 1);
+    T[4] = spawn(&e);
+    CHECK_INT(task_tick(S, TASK_MSEC), 2);
+    CHECK_STR(log_take(), "dS eS eW=5");
+    CHECK_INT(task_result(S, T[4], &v), TASK_X_DONE);
+    CHECK(v == NULL);
+    finish();
+}
+
+TEST_CASE(join_failed_cancelled_aborted) {
+    bot f = {"f", {{A_WAIT}, {A_FAIL, 5}}}, k = {"k", {{A_WAIT}, {A_DONE, 6}}}, x = {"x", {{A_WAIT}}},
+        j1 = {"j", {{A_JOIN, 0}}}, j2 = {"l", {{A_JOIN, 1}}}, j3 = {"m", {{A_JOIN, 2}}};
+    void *v = V(1);
+    begin();
+    T[0] = spawn(&f);
+    T[1] = spawn(&k);
+    T[2] = spawn(&x);
+    T[3] = spawn(&j1);
+    T[4] = spawn(&j2);
+    T[5] = spawn(&j3);
+    CHECK_INT(task_tick(S, 0), 6);
+    CHECK_STR(log_take(), "fS kS xS jS lS mS");
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
+    CHECK_INT(task_cancel(S, T[1]), 1);
+    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK_INT(task_tick(S, 0), 6);
+    CHECK_STR(log_take(), "fW kC xA jW=5 lW=6 mW");
+    CHECK_INT(task_result(S, T[0], &v), TASK_X_FAIL);
+    CHECK(v == V(5));
+    CHECK_INT(task_result(S, T[1], &v), TASK_X_DONE);
+    CHECK(v == V(6));
+    CHECK_INT(task_result(S, T[2], &v), TASK_X_ABORT);
+    CHECK(v == NULL);
+    finish();
+}
+
+TEST_CASE(joiner_cancelled_leaves_the_list) {
+    bot a = {"a", {{A_JOIN, 1}}}, b = {"b", {{A_SLEEP, 10}}}, c = {"c", {{A_JOIN, 1}}};
+    begin();
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_release(S, T[0]), TASK_OK);
+    CHECK_INT(task_tick(S, 10), 2);
+    CHECK_STR(log_take(), "aS bS cS aC bT cW");
+    finish();
+}
+
+/* ---- cancellation ------------------------------------------------------ */
+
+static int cancel_self_hook(task_ctx *c, bot *b) {
+    if (b->steps == 1) {
+        CHECK_INT(task_cancelled(c->sched, c->self), 0);
+        CHECK_INT(task_cancel(c->sched, c->self), 1);
+        CHECK_INT(task_cancelled(c->sched, c->self), 1);
+        return TASK_SUSPEND; /* nothing arranged: woken at once, cancelled */
+    }
+    return -1;
+}
+
+static int arrange_then_cancel_hook(task_ctx *c, bot *b) {
+    if (b->steps == 1) {
+        CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK);
+        CHECK_INT(task_cancel(c->sched, c->self), 1);
+        CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+        return TASK_SUSPEND;
+    }
+    return -1;
+}
+
+TEST_CASE(cancel) {
+    bot a = {"a", {{A_WAIT}, {A_WAIT}, {A_SLEEP, 1}, {A_PARK}, {A_JOIN, 1}, {A_EXT, 0}, {A_DONE}}},
+        b = {"b", {{A_SLEEP, TASK_SEC}, {A_YIELD}, {A_WAIT}}}, c = {"c", {{A_WAIT}}},
+        d = {"d", {{A_WAIT}}}, e = {"e"};
+    begin();
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "aS bS");
+    /* a parked task is woken at once */
+    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_READY);
+    CHECK_INT(task_cancelled(S, T[0]), 1);
+    CHECK_INT(task_cancel(S, T[0]), 1); /* again: still requested */
+    CHECK_INT(task_cancel(S, T[1]), 1);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER); /* the sleep is gone */
+    CHECK_INT(task_tick(S, 0), 2);
+    /* level-triggered: every later park is refused */
+    CHECK_STR(log_take(), "aC a!-5 a!-5 a!-5 a!-5 a!-5 bC");
+    CHECK_CONTAINS(task_errmsg(S), "task_");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_status(S, T[1]), TASK_READY); /* yielded: yield is not a park */
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "bY b!-5");
+    CHECK_INT(task_cancel(S, T[0]), 0); /* already ended */
+    CHECK_INT(task_cancelled(S, T[0]), 1);
+    CHECK_INT(task_ext_status(S, E[0]), 0); /* the refused wait did not take it */
+    /* TASK_SUSPEND with nothing arranged while cancelled: woken at once */
+    c.hook = cancel_self_hook;
+    T[2] = spawn(&c);
+    d.hook = arrange_then_cancel_hook;
+    T[3] = spawn(&d);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "cS dS cC c!-5 dC d!-5");
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    /* a READY task: its first park is refused */
+    T[4] = spawn(&e);
+    e.s[0].op = A_WAIT;
+    CHECK_INT(task_cancel(S, T[4]), 1);
+    CHECK_INT(task_status(S, T[4]), TASK_READY);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "eS e!-5");
+    /* errors */
+    CHECK_INT(task_cancel(S, 0), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_cancel");
+    CHECK_INT(task_cancelled(S, 0), TASK_ENOENT);
+    CHECK_INT(task_cancelled(S, E[0]), TASK_ENOENT);
+    CHECK_INT(task_release(S, T[4]), TASK_OK);
+    CHECK_INT(task_cancel(S, T[4]), TASK_ENOENT);
+    CHECK_INT(task_cancelled(S, T[4]), TASK_ENOENT);
+    finish();
+}
+
+/* ---- cancel tokens ----------------------------------------------------- */
+
+static int spawn_child_hook(task_ctx *c, bot *b) {
+    if (b->steps == 1) {
+        static bot kid = {"k", {{A_WAIT}}};
+        memset(&kid, 0, sizeof kid);
+        kid.name = "k";
+        kid.s[0].op = A_WAIT;
+        CHECK_INT(task_spawn(c->sched, bot_step, &kid, NULL, &T[7]), TASK_OK);
+        CHECK(task_token_of(c->sched, T[7]) == task_token_of(c->sched, c->self));
+    }
+    return -1;
+}
+
+TEST_CASE(tokens) {
+    task_id p, c1, c2, g, stale, r;
+    task_opts o;
+    bot a = {"a", {{A_WAIT}, {A_WAIT}}}, b = {"b", {{A_SLEEP, 100}}}, x = {"x", {{A_WAIT}}};
+    begin();
+    CHECK_INT(task_token_new(S, 0, &p), TASK_OK);
+    CHECK_U64(p >> 56, 4);
+    CHECK_INT(task_token_new(S, p, &c1), TASK_OK);
+    CHECK_INT(task_token_new(S, c1, &g), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, p), 0);
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    CHECK_INT(task_token_new(S, E[0], &r), TASK_ENOENT); /* not a token */
+    CHECK_INT(task_token_new(S, 12345, &r), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_token_new");
+    /* tasks bound to a token */
+    memset(&o, 0, sizeof o);
+    o.token = g;
+    a.hook = spawn_child_hook;
+    T[0] = spawn_opts(&a, &o);
+    CHECK(task_token_of(S, T[0]) == g);
+    o.token = c1;
+    T[1] = spawn_opts(&b, &o);
+    T[2] = spawn(&x);
+    CHECK(task_token_of(S, T[2]) == 0);
+    CHECK(task_token_of(S, 0) == 0);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "aS bS xS kS");
+    /* cancelling the parent cancels the children and wakes their tasks */
+    CHECK_INT(task_token_cancel(S, p), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, p), 1);
+    CHECK_INT(task_token_cancelled(S, c1), 1);
+    CHECK_INT(task_token_cancelled(S, g), 1);
+    CHECK_INT(task_cancelled(S, T[0]), 1);
+    CHECK_INT(task_cancelled(S, T[7]), 1);
+    CHECK_INT(task_cancelled(S, T[2]), 0);
+    CHECK_INT(task_status(S, T[0]), TASK_READY);
+    CHECK_INT(task_status(S, T[1]), TASK_READY);
+    CHECK_INT(task_status(S, T[2]), TASK_WAIT);
+    CHECK_INT(task_count(S, TASK_READY), 3);
+    CHECK_INT(task_tick(S, 0), 3);
+    {
+        const char *l = log_take(); /* the order among them is not promised */
+        CHECK(strstr(l, "aC a!-5") && strstr(l, "bC") && strstr(l, "kC"));
+        CHECK_INT(strlen(l), strlen("aC a!-5 bC kC"));
+    }
+    /* a child made under a cancelled parent starts cancelled */
+    CHECK_INT(task_token_new(S, p, &c2), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, c2), 1);
+    CHECK_INT(task_token_cancel(S, c2), TASK_OK); /* again: no-op */
+    /* release: a token lives until released and no task uses it */
+    CHECK_INT(task_token_release(S, c2), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, c2), TASK_ENOENT);
+    CHECK_INT(task_token_release(S, c2), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_token_release");
+    CHECK_INT(task_token_cancel(S, c2), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_token_cancel");
+    /* p has a child (c1): it outlives its release */
+    CHECK_INT(task_token_release(S, p), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, p), 1);
+    CHECK_INT(task_token_release(S, p), TASK_ESTATE); /* released already */
+    CHECK_CONTAINS(task_errmsg(S), "task_token_release");
+    CHECK_INT(task_token_release(S, g), TASK_OK); /* T[0] ended: g goes, c1 stays */
+    CHECK_INT(task_token_cancelled(S, g), TASK_ENOENT);
+    /* c1 still has a task? T[1] ended too; its release frees c1 and then p */
+    CHECK_INT(task_token_release(S, c1), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, c1), TASK_ENOENT);
+    CHECK_INT(task_token_cancelled(S, p), TASK_ENOENT);
+    /* a released token stays while a live task uses it */
+    CHECK_INT(task_token_new(S, 0, &r), TASK_OK);
+    o.token = r;
+    {
+        bot y = {"y", {{A_WAIT}}};
+        T[3] = spawn_opts(&y, &o);
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_INT(task_token_release(S, r), TASK_OK);
+        CHECK_INT(task_token_cancelled(S, r), 0);
+        CHECK_INT(task_token_cancel(S, r), TASK_OK); /* still works */
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_STR(log_take(), "yS yC");
+        CHECK_INT(task_token_cancelled(S, r), TASK_ENOENT); /* the task ended */
+        /* a task spawned with a cancelled token starts cancelled */
+        CHECK_INT(task_token_new(S, 0, &stale), TASK_OK);
+        CHECK_INT(task_token_cancel(S, stale), TASK_OK);
+        o.token = stale;
+        memset(&y, 0, sizeof y);
+        y.name = "z";
+        y.s[0].op = A_SLEEP;
+        T[4] = spawn_opts(&y, &o);
+        CHECK_INT(task_cancelled(S, T[4]), 1);
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_STR(log_take(), "zS z!-5");
+        CHECK_INT(task_token_release(S, stale), TASK_OK);
+        o.token = stale;
+        CHECK_INT(task_spawn(S, bot_step, &y, &o, NULL), TASK_ENOENT);
+        CHECK_CONTAINS(task_errmsg(S), "task_spawn");
+    }
+    CHECK_INT(task_token_cancelled(S, 0), TASK_ENOENT);
+    CHECK_INT(task_token_release(S, T[2]), TASK_ENOENT);
+    finish();
+}
+
+/* ---- scopes ------------------------------------------------------------ */
+
+static bot m1, m2, m3;
+
+static int scope_owner_hook(task_ctx *c, bot *b) {
+    task_sched *s = c->sched;
+    if (b->steps != 1) return -1;
+    CHECK(task_scope_current(s) == 0);
+    CHECK_INT(task_scope_open(s, &SC[0]), TASK_OK);
+    CHECK_U64(SC[0] >> 56, 5);
+    CHECK(task_scope_current(s) == SC[0]);
+    CHECK(task_token_of(s, c->self) == task_scope_token(s, SC[0]));
+    CHECK(task_scope_token(s, SC[0]) != 0);
+    CHECK_INT(task_token_cancelled(s, task_scope_token(s, SC[0])), 0);
+    CHECK_INT(task_token_release(s, task_scope_token(s, SC[0])), TASK_ESTATE); /* the scope's */
+    CHECK_CONTAINS(task_errmsg(s), "task_token_release");
+    CHECK_INT(task_spawn(s, bot_step, &m1, NULL, &T[1]), TASK_OK);
+    CHECK_INT(task_spawn(s, bot_step, &m2, NULL, &T[2]), TASK_OK);
+    CHECK(task_scope_of(s, T[1]) == SC[0]);
+    CHECK(task_scope_of(s, c->self) == 0);
+    CHECK(task_token_of(s, T[1]) == task_scope_token(s, SC[0]));
+    CHECK_INT(task_scope_count(s, SC[0]), 2);
+    return -1;
+}
+
+static void scope_setup(bot *o, const char *n1, act a1, const char *n2, act a2) {
+    memset(o, 0, sizeof *o);
+    o->name = "o";
+    o->hook = scope_owner_hook;
+    o->s[0].op = A_CLOSE;
+    memset(&m1, 0, sizeof m1);
+    memset(&m2, 0, sizeof m2);
+    m1.name = n1;
+    m1.s[0] = a1;
+    m2.name = n2;
+    m2.s[0] = a2;
+}
+
+TEST_CASE(scope_close_waits_for_all) {
+    bot o;
+    act sl = {A_SLEEP, TASK_MSEC}, wt = {A_WAIT, 0};
+    begin();
+    scope_setup(&o, "m", sl, "n", wt);
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "oS mS nS");
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_ESTATE); /* closing is no plain wait */
+    CHECK_INT(task_scope_count(S, SC[0]), 2);
+    CHECK_INT(task_wakeup(S, T[2], V(1)), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_scope_count(S, SC[0]), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    CHECK_INT(task_tick(S, TASK_MSEC), 2);
+    CHECK_STR(log_take(), "nW=1 mT oW");
+    /* closed: the id is stale and the owner's token is restored */
+    CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
+    CHECK(task_scope_token(S, SC[0]) == 0);
+    CHECK(task_scope_of(S, T[1]) == 0);
+    CHECK(task_token_of(S, T[0]) == 0);
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    finish();
+}
+
+TEST_CASE(scope_close_not_interrupted_by_cancel) {
+    bot o;
+    act w1 = {A_WAIT, 0}, w2 = {A_WAIT, 0};
+    begin();
+    scope_setup(&o, "m", w1, "n", w2);
+    m1.s[1].op = A_WAIT; /* m ignores the first cancel... then is refused */
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "oS mS nS");
+    /* cancelling the owner cancels its scope: the members are woken, the
+       closing owner is not */
+    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    CHECK_INT(task_status(S, T[1]), TASK_READY);
+    CHECK_INT(task_status(S, T[2]), TASK_READY);
+    CHECK_INT(task_token_cancelled(S, task_scope_token(S, SC[0])), 1);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "mC m!-5 nC oW");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
+    finish();
+}
+
+TEST_CASE(scope_cancel_and_abort) {
+    bot o;
+    act sl = {A_SLEEP, TASK_SEC}, wt = {A_WAIT, 0};
+    begin();
+    scope_setup(&o, "m", sl, "n", wt);
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    log_take();
+    CHECK_INT(task_scope_cancel(S, SC[0]), TASK_OK);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT); /* closing */
+    CHECK_INT(task_cancelled(S, T[0]), 1);      /* its token is the scope's */
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "mC nC oW");
+    CHECK_INT(task_cancelled(S, T[0]), 0); /* the scope closed: its token is restored */
+    CHECK_INT(task_scope_cancel(S, SC[0]), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_scope_cancel");
+    CHECK_INT(task_scope_abort(S, SC[0]), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_scope_abort");
+    /* abort: members never run again but get one abort step */
+    scope_setup(&o, "m", sl, "n", wt);
+    m2.s[1].op = A_WAIT;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    log_take();
+    CHECK_INT(task_scope_abort(S, SC[0]), TASK_OK);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "mA nA oW");
+    CHECK_INT(task_result(S, T[1], NULL), TASK_X_ABORT);
+    CHECK_INT(task_result(S, T[2], NULL), TASK_X_ABORT);
+    CHECK_INT(task_result(S, T[0], NULL), TASK_X_DONE);
+    finish();
+}
+
+static int open_and_leave_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
+    return TASK_DONE;
+}
+
+static int open_empty_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(c->sched, &SC[1]), TASK_OK);
+    return TASK_FAIL;
+}
+
+TEST_CASE(scope_ownerless) {
+    bot o = {"o"}, p = {"p"};
+    task_opts op;
+    begin();
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_WAIT;
+    memset(&m2, 0, sizeof m2);
+    m2.name = "n";
+    m2.s[0].op = A_WAIT;
+    o.hook = open_and_leave_hook;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "oS mS");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_scope_count(S, SC[0]), 1);  /* it lives on, without owner */
+    CHECK(task_token_of(S, T[0]) == 0);
+    /* the host can still add members */
+    memset(&op, 0, sizeof op);
+    op.scope = SC[0];
+    T[2] = spawn_opts(&m2, &op);
+    CHECK(task_scope_of(S, T[2]) == SC[0]);
+    CHECK(task_token_of(S, T[2]) == task_scope_token(S, SC[0]));
+    CHECK_INT(task_scope_count(S, SC[0]), 2);
+    /* only the owner closes, and there is none */
+    CHECK_INT(task_scope_close(S, SC[0]), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_scope_close");
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_wakeup(S, T[1], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_scope_count(S, SC[0]), 1);
+    CHECK_INT(task_wakeup(S, T[2], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "nS mW nW");
+    CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT); /* freed with the last member */
+    /* an empty scope whose owner ends goes at once */
+    p.hook = open_empty_hook;
+    T[3] = spawn(&p);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
+    CHECK_INT(task_result(S, T[3], NULL), TASK_X_FAIL);
+    op.scope = SC[1];
+    CHECK_INT(task_spawn(S, bot_step, &m2, &op, NULL), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_spawn");
+    log_take();
+    finish();
+}
+
+static int close_other_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_scope_close(c->sched, SC[0]), TASK_EPERM);
+    CHECK_STR(task_errmsg(c->sched), "task_scope_close: only the task that opened the scope can close it");
+    CHECK_INT(task_scope_close(c->sched, T[0]), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_scope_close");
+    return -1;
+}
+
+static int nested_hook(task_ctx *c, bot *b) {
+    task_sched *s = c->sched;
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(s, &SC[0]), TASK_OK);
+    CHECK_INT(task_scope_open(s, &SC[1]), TASK_OK);
+    CHECK(task_scope_current(s) == SC[1]);
+    CHECK(SC[0] != SC[1]);
+    CHECK_INT(task_scope_close(s, SC[0]), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(s), "task_scope_close");
+    CHECK_INT(task_spawn(s, bot_step, &m3, NULL, &T[3]), TASK_OK);
+    CHECK(task_scope_of(s, T[3]) == SC[1]);
+    return -1;
+}
+
+TEST_CASE(scope_nested_and_owner_only) {
+    bot o = {"o", {{A_CLOSE, 1}, {A_CLOSE, 0}}}, x = {"x"};
+    begin();
+    memset(&m3, 0, sizeof m3);
+    m3.name = "m";
+    m3.s[0].op = A_WAIT;
+    o.hook = nested_hook;
+    x.hook = close_other_hook;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "oS mS");
+    T[1] = spawn(&x);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_scope_close(S, SC[1]), TASK_EPERM); /* the host */
+    CHECK_INT(task_scope_close(S, 0), TASK_ENOENT);
+    CHECK_INT(task_scope_count(S, SC[1]), 1);
+    CHECK_INT(task_scope_count(S, SC[0]), 0);
+    CHECK_INT(task_wakeup(S, T[3], NULL), TASK_OK);
+    /* m ends; o wakes from the inner close, closes the empty outer one and
+       wakes at once in the same tick */
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "xS mW oW oW");
+    CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
+    CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
+    CHECK(task_scope_token(S, 0) == 0);
+    CHECK(task_scope_of(S, 0) == 0);
+    finish();
+}
+
+static int cancelled_open_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_cancel(c->sched, c->self), 1);
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    CHECK_INT(task_token_cancelled(c->sched, task_scope_token(c->sched, SC[0])), 1);
+    CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
+    CHECK_INT(task_cancelled(c->sched, T[1]), 1);
+    return -1;
+}
+
+TEST_CASE(scope_of_cancelled_task) {
+    bot o = {"o", {{A_CLOSE, 0}}};
+    begin();
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_WAIT;
+    o.hook = cancelled_open_hook;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    /* the close is not refused though cancelled; the member's wait is */
+    CHECK_STR(log_take(), "oS mS m!-5 oW");
+    finish();
+}
+
+/* ---- abort and drop ---------------------------------------------------- */
+
+static int abort_hook(task_ctx *c, bot *b) {
+    if (c->why == TASK_R_ABORT) {
+        CHECK_INT(task_wait(c->sched), TASK_ESTATE);
+        CHECK_CONTAINS(task_errmsg(c->sched), "task_wait");
+        CHECK_INT(task_sleep(c->sched, 1), TASK_ESTATE);
+        CHECK_INT(task_cancel(c->sched, c->self), 1);
+        CHECK_INT(task_set_result(c->sched, V(b->x)), TASK_OK);
+        CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+        CHECK_INT(task_abort(c->sched, c->self), 1);
+    }
+    return -1;
+}
+
+static int self_abort_hook(task_ctx *c, bot *b) {
+    if (c->why == TASK_R_ABORT) return abort_hook(c, b);
+    CHECK_INT(task_sleep(c->sched, 10), TASK_OK);
+    CHECK_INT(task_abort(c->sched, c->self), 1);
+    CHECK_INT(task_abort(c->sched, c->self), 1);
+    CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+    return TASK_YIELD;
+}
+
+static int abort_other_hook(task_ctx *c, bot *b) {
+    (void)b;
+    if (c->why == TASK_R_START) CHECK_INT(task_abort(c->sched, T[0]), 1);
+    return -1;
+}
+
+TEST_CASE(abort_tasks) {
+    bot a = {"a", {{A_WAIT}}}, b = {"b", {{A_SLEEP, 100}}}, c = {"c"}, d = {"d"},
+        j = {"j", {{A_JOIN, 0}}}, k = {"k", {{A_JOIN, 3}}}, x = {"x"}, y = {"y", {{A_WAIT}}};
+    void *v;
+    begin();
+    a.hook = b.hook = c.hook = d.hook = abort_hook;
+    a.x = 11;
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[4] = spawn(&j);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "aS bS jS");
+    /* parked (WAIT and SLEEP): READY at once, stepped once with TASK_R_ABORT */
+    CHECK_INT(task_abort(S, T[0]), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_READY);
+    CHECK_INT(task_abort(S, T[0]), 1);
+    CHECK_INT(task_abort(S, T[1]), 1);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    CHECK_INT(task_cancel(S, T[0]), 1); /* an aborting task is not woken twice */
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_ESTATE);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "aA bA jW=11");
+    CHECK_INT(a.steps, 2);
+    CHECK_INT(a.aborts, 1);
+    CHECK_INT(task_result(S, T[0], &v), TASK_X_ABORT);
+    CHECK(v == V(11));
+    CHECK_INT(task_abort(S, T[0]), 0);
+    /* READY, before its first step: the first step is the abort */
+    T[2] = spawn(&c);
+    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK_INT(task_status(S, T[2]), TASK_READY);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "cA");
+    CHECK_INT(c.steps, 1);
+    /* the running task itself: what it arranged is undone, then one abort step */
+    d.hook = self_abort_hook;
+    T[3] = spawn(&d);
+    T[5] = spawn(&k);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "dS dA kS kW"); /* k joins an ended task */
+    CHECK_INT(d.aborts, 1);
+    CHECK_INT(task_result(S, T[3], NULL), TASK_X_ABORT);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    /* another task aborts a parked one: it runs in the same tick */
+    T[0] = spawn(&y);
+    CHECK_INT(task_tick(S, 0), 1);
+    x.hook = abort_other_hook;
+    T[6] = spawn(&x);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "yS xS yA");
+    /* errors */
+    CHECK_INT(task_abort(S, 0), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_abort");
+    CHECK_INT(task_abort(S, TM[0] | ((uint64_t)2 << 56)), TASK_ENOENT);
+    finish();
+}
+
+static int drop_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_drop(c->sched, c->self), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(c->sched), "task_drop");
+    CHECK_INT(task_drop(c->sched, T[2]), TASK_OK); /* READY, later in the queue */
+    return -1;
+}
+
+static int n_term;
+static void term_count(task_sched *s, task_id t, void *ud) { (void)s; (void)t; (void)ud; n_term++; }
+
+TEST_CASE(drop) {
+    bot a = {"a", {{A_WAIT}}}, b = {"b", {{A_SLEEP, 100}}}, c = {"c"}, d = {"d"}, j = {"j", {{A_JOIN, 0}}},
+        e = {"e"};
+    task_hooks h = {NULL, term_count, NULL};
+    begin();
+    task_set_hooks(S, h);
+    n_term = 0;
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[4] = spawn(&j);
+    T[5] = spawn(&e);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "aS bS jS eS");
+    CHECK_INT(n_term, 1);
+    CHECK_INT(task_drop(S, T[0]), TASK_OK); /* WAIT: no step; joiners woken */
+    CHECK_INT(task_status(S, T[0]), TASK_ENOENT);
+    CHECK_INT(task_status(S, T[4]), TASK_READY);
+    CHECK_INT(task_drop(S, T[1]), TASK_OK); /* SLEEP */
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    CHECK_INT(task_drop(S, T[5]), TASK_OK); /* EXIT: freed */
+    CHECK_INT(task_status(S, T[5]), TASK_ENOENT);
+    CHECK_INT(task_count(S, TASK_EXIT), 0);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "jW");
+    CHECK_INT(n_term, 2); /* j only: drop runs no hooks */
+    CHECK_INT(a.steps, 1);
+    /* READY: removed from the queue, also by a running task */
+    c.hook = drop_hook;
+    T[6] = spawn(&e);
+    T[3] = spawn(&c);
+    T[2] = spawn(&d);
+    CHECK_INT(task_drop(S, T[6]), TASK_OK); /* by the host, at the head */
+    CHECK_INT(task_ready_count(S), 2);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "cS");
+    CHECK_INT(d.steps, 0);
+    CHECK_INT(task_status(S, T[2]), TASK_ENOENT);
+    CHECK_INT(task_count(S, -1), 0);
+    CHECK_INT(task_drop(S, 0), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_drop");
+    CHECK_INT(task_drop(S, T[0]), TASK_ENOENT);
+    finish();
+}
+
+TEST_CASE(drop_gives_no_stale_value) {
+    /* a dropped task has no result: its joiners must not get the value it
+       was woken with and never saw */
+    bot a = {"a", {{A_WAIT}}}, j = {"j", {{A_JOIN, 0}}};
+    begin();
+    T[0] = spawn(&a);
+    T[1] = spawn(&j);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_wakeup(S, T[0], V(77)), TASK_OK);
+    CHECK_INT(task_drop(S, T[0]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "aS jS jW");
+    finish();
+}
+
+/* ---- release, slots, many tasks ---------------------------------------- */
+
+TEST_CASE(release) {
+    bot a = {"a", {{A_WAIT}}}, b = {"b"}, c = {"c"}, j = {"j", {{A_JOIN, 0}}};
+    task_opts o;
+    begin();
+    T[0] = spawn(&a);
+    T[3] = spawn(&j);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_release(S, T[0]), TASK_OK); /* live: freed when it ends */
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    CHECK_INT(task_release(S, T[0]), TASK_ESTATE);
+    CHECK_CONTAINS(task_errmsg(S), "task_release");
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "aS jS aW jW");
+    CHECK_INT(task_status(S, T[0]), TASK_ENOENT);
+    CHECK_INT(task_count(S, TASK_EXIT), 1); /* j */
+    CHECK_INT(task_release(S, T[0]), TASK_ENOENT);
+    CHECK_INT(task_release(S, T[3]), TASK_OK);
+    CHECK_INT(task_count(S, TASK_EXIT), 0);
+    /* spawned detached */
+    memset(&o, 0, sizeof o);
+    o.flags = TASK_DETACHED;
+    T[1] = spawn_opts(&b, &o);
+    CHECK_INT(task_release(S, T[1]), TASK_ESTATE);
+    T[2] = spawn(&c);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_status(S, T[1]), TASK_ENOENT);
+    CHECK_INT(task_status(S, T[2]), TASK_EXIT);
+    CHECK_INT(task_release(S, 0), TASK_ENOENT);
+    CHECK_INT(task_release(S, TM[0]), TASK_ENOENT);
+    log_take();
+    finish();
+}
+
+static int quick(task_ctx *c) { (void)c; return TASK_DONE; }
+
+TEST_CASE(many_tasks_and_slot_reuse) {
+    static task_id ids[3000];
+    int i, st = 0;
+    begin();
+    for (i = 0; i < 3000; i++) {
+        CHECK_INT(task_spawn(S, quick, NULL, NULL, &ids[i]), TASK_OK);
+        if (i && ids[i] == ids[i - 1]) st = 1;
+    }
+    CHECK_INT(st, 0);
+    CHECK_INT(task_count(S, TASK_READY), 3000);
+    CHECK_INT(task_tick(S, 0), 3000);
+    CHECK_INT(task_count(S, TASK_EXIT), 3000);
+    for (i = 0; i < 3000; i++) CHECK_INT(task_release(S, ids[i]), TASK_OK);
+    CHECK_INT(task_count(S, TASK_EXIT), 0);
+    {
+        size_t b = A.bytes;
+        task_id again;
+        CHECK_INT(task_spawn(S, quick, NULL, NULL, &again), TASK_OK);
+        CHECK_INT(A.bytes, b); /* reused slot, no allocation */
+        for (i = 0; i < 3000; i++)
+            if (ids[i] == again) st = 1;
+        CHECK_INT(st, 0);
+        for (i = 0; i < 3000; i++) CHECK_INT(task_status(S, ids[i]), TASK_ENOENT);
+    }
+    finish();
+}
+
+/* ---- trace ids --------------------------------------------------------- */
+
+static uint64_t trace_seen;
+static int trace_hook(task_ctx *c, bot *b) {
+    task_sched *s = c->sched;
+    if (b->steps != 1) return -1;
+    CHECK_U64(task_tracepropagate(s), (trace_seen & ~0xFFFFull) | 3);
+    CHECK_U64(task_trace_of(s, c->self), trace_seen);
+    if (b->x) {
+        uint64_t old = task_tracespawn(s);
+        CHECK_U64(old, trace_seen);
+        CHECK_U64(task_trace_of(s, c->self), (3ull << 48) | (4464ull << 32) | (3ull << 16) | 3);
+        CHECK_INT(task_spawn(s, bot_step, &m1, NULL, &T[5]), TASK_OK);
+        CHECK_U64(task_trace_of(s, T[5]), task_trace_of(s, c->self));
+        CHECK_U64(task_traceset(s, 0xABCD), (3ull << 48) | (4464ull << 32) | (3ull << 16) | 3);
+        CHECK_U64(task_trace_of(s, c->self), 0xABCD);
+    }
+    return -1;
+}
+
+TEST_CASE(trace_ids) {
+    uint64_t now = 70000 * TASK_SEC + 123, t1, t2;
+    bot a = {"a"}, b = {"b"};
+    begin();
+    CHECK_INT(task_tracenode(S, 65536), TASK_EINVAL);
+    CHECK_CONTAINS(task_errmsg(S), "task_tracenode");
+    CHECK_INT(task_tracenode(S, 0xFFFFFFFFu), TASK_EINVAL);
+    CHECK_INT(task_tracenode(S, 65535), TASK_OK);
+    CHECK_INT(task_tracenode(S, 7), TASK_OK);
+    CHECK_INT(task_tick(S, now), 0);
+    CHECK_U64(task_tracepropagate(S), 7); /* the host's id is 0 */
+    CHECK_U64(task_tracespawn(S), 0);
+    /* 70000 s mod 65536 = 4464 */
+    t1 = (7ull << 48) | (4464ull << 32) | (1ull << 16) | 7;
+    CHECK_U64(task_tracepropagate(S), t1);
+    CHECK_U64(task_tracespawn(S), t1);
+    t2 = (7ull << 48) | (4464ull << 32) | (2ull << 16) | 7;
+    CHECK_U64(task_traceset(S, t1), t2);
+    CHECK_INT(task_tracenode(S, 3), TASK_OK);
+    CHECK_U64(task_tracepropagate(S), (t1 & ~0xFFFFull) | 3);
+    /* a task spawned by the host starts with the host's trace */
+    trace_seen = t1;
+    a.hook = trace_hook;
+    T[0] = spawn(&a);
+    CHECK_U64(task_trace_of(S, T[0]), t1);
+    b.hook = trace_hook;
+    b.x = 1;
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    T[1] = spawn(&b);
+    CHECK_INT(task_tick(S, now), 3);
+    CHECK_STR(log_take(), "aS bS mS");
+    /* the task's own changes did not touch the host's */
+    CHECK_U64(task_traceset(S, 0), t1);
+    CHECK_U64(task_trace_of(S, T[1]), 0xABCD);
+    CHECK_U64(task_trace_of(S, 0), 0);
+    CHECK_INT(task_release(S, T[1]), TASK_OK);
+    CHECK_U64(task_trace_of(S, T[1]), 0);
+    /* the sequence is 16 bits */
+    {
+        int i;
+        uint64_t x;
+        for (i = 0; i < 65536; i++) task_tracespawn(S);
+        x = task_tracepropagate(S);
+        CHECK_U64((x >> 16) & 0xFFFF, 3); /* 3 + 65536 */
+        CHECK_U64(x >> 48, 3);
+    }
+    finish();
+}
+
+/* ---- hooks ------------------------------------------------------------- */
+
+static task_hooks prev_hooks;
+static void h1_create(task_sched *s, task_id t, void *ud) { (void)s; (void)t; logp("c1%s ", (const char *)ud); }
+static void h1_term(task_sched *s, task_id t, void *ud) { (void)s; (void)t; logp("t1%s ", (const char *)ud); }
+static void h2_create(task_sched *s, task_id t, void *ud) {
+    CHECK_INT(task_status(s, t), TASK_READY);
+    logp("c2%s ", (const char *)ud);
+    if (prev_hooks.create) prev_hooks.create(s, t, prev_hooks.ud);
+}
+static void h2_term(task_sched *s, task_id t, void *ud) {
+    CHECK_INT(task_status(s, t), TASK_EXIT);
+    CHECK(task_self(s) == 0);
+    logp("t2%s ", (const char *)ud);
+    if (prev_hooks.term) prev_hooks.term(s, t, prev_hooks.ud);
+}
+static void h_release(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    CHECK_INT(task_release(s, t), TASK_OK); /* freeing from the hook is allowed */
+    logp("rel ");
+}
+
+TEST_CASE(hooks_chain) {
+    task_hooks h1, h2, old, h3;
+    bot a = {"a"}, b = {"b", {{A_FAIL}}}, c = {"c", {{A_WAIT}}}, d = {"d", {{A_WAIT}}}, e = {"e", {{A_WAIT}}};
+    begin();
+    h1.create = h1_create;
+    h1.term = h1_term;
+    h1.ud = (void *)"x";
+    old = task_set_hooks(S, h1);
+    CHECK(old.create == NULL && old.term == NULL && old.ud == NULL);
+    h2.create = h2_create;
+    h2.term = h2_term;
+    h2.ud = (void *)"y";
+    prev_hooks = task_set_hooks(S, h2);
+    CHECK(prev_hooks.create == h1_create && prev_hooks.term == h1_term && prev_hooks.ud == h1.ud);
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    T[3] = spawn(&d);
+    T[4] = spawn(&e);
+    CHECK_STR(log_take(), "c2y c1x c2y c1x c2y c1x c2y c1x c2y c1x");
+    CHECK_INT(task_tick(S, 0), 5);
+    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK_INT(task_drop(S, T[3]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "aS t2y t1x bS t2y t1x cS dS eS cA t2y t1x");
+    /* a term hook that releases the task */
+    memset(&h3, 0, sizeof h3);
+    h3.term = h_release;
+    old = task_set_hooks(S, h3);
+    CHECK(old.create == h2_create && old.term == h2_term && old.ud == h2.ud);
+    CHECK_INT(task_wakeup(S, T[4], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "eW rel");
+    CHECK_INT(task_status(S, T[4]), TASK_ENOENT);
+    /* release from the hook of a task that was already released (detached) */
+    {
+        task_opts o;
+        bot f = {"f"};
+        memset(&o, 0, sizeof o);
+        o.flags = TASK_DETACHED;
+        task_set_hooks(S, old); /* the logging hooks: no double free */
+        T[5] = spawn_opts(&f, &o);
+        CHECK_INT(task_tick(S, 0), 1);
+        CHECK_STR(log_take(), "c2y c1x fS t2y t1x");
+        CHECK_INT(task_status(S, T[5]), TASK_ENOENT);
+    }
+    /* destroy runs no hooks */
+    {
+        static bot g = {"g", {{A_WAIT}}};
+        T[6] = spawn(&g);
+    }
+    CHECK_INT(task_tick(S, 0), 1);
+    log_take();
+    CHECK_INT(task_destroy(S), TASK_OK);
+    S = NULL;
+    CHECK_STR(log_take(), "gA");
+    CHECK_INT(A.bytes, 0);
+}
+
+/* ---- counts and walks --------------------------------------------------- */
+
+static int walk_fn(task_sched *s, task_id t, int state, void *ud) {
+    int *seen = (int *)ud;
+    CHECK_INT(task_status(s, t), state);
+    seen[state]++;
+    seen[5]++;
+    return 0;
+}
+
+static int walk_stop(task_sched *s, task_id t, int state, void *ud) {
+    (void)s; (void)t; (void)state;
+    return ++*(int *)ud == 2 ? 77 : 0;
+}
+
+static int count_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_count(c->sched, TASK_RUN), 1);
+    CHECK_INT(task_count(c->sched, -1), 4);
+    return -1;
+}
+
+TEST_CASE(counts_and_foreach) {
+    bot a = {"a", {{A_WAIT}}}, b = {"b", {{A_SLEEP, 5}}}, c = {"c", {{A_YIELD}}}, d = {"d"};
+    int seen[6] = {0}, n = 0;
+    begin();
+    CHECK_INT(task_foreach(S, walk_fn, seen), 0);
+    CHECK_INT(seen[5], 0);
+    a.hook = count_hook;
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    T[3] = spawn(&d);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_INT(task_count(S, TASK_RUN), 0);
+    CHECK_INT(task_count(S, TASK_WAIT), 1);
+    CHECK_INT(task_count(S, TASK_SLEEP), 1);
+    CHECK_INT(task_count(S, TASK_READY), 1);
+    CHECK_INT(task_count(S, TASK_EXIT), 1);
+    CHECK_INT(task_count(S, -1), 3);
+    CHECK_INT(task_count(S, TASK_NSTATES), 0);
+    CHECK_INT(task_count(S, -2), 0);
+    CHECK_INT(task_count(S, 99), 0);
+    CHECK_INT(task_ready_count(S), 1);
+    CHECK_INT(task_foreach(S, walk_fn, seen), 0);
+    CHECK_INT(seen[5], 4);
+    CHECK_INT(seen[TASK_WAIT], 1);
+    CHECK_INT(seen[TASK_SLEEP], 1);
+    CHECK_INT(seen[TASK_READY], 1);
+    CHECK_INT(seen[TASK_EXIT], 1);
+    CHECK_INT(task_foreach(S, walk_stop, &n), 77);
+    CHECK_INT(n, 2);
+    log_take();
+    finish();
+}
+
+/* ---- protothreads ------------------------------------------------------ */
+
+struct pt { int pc, k; task_id other, ext; int err[16], why[16]; intptr_t val[16]; };
+
+static void pt_rec(struct pt *p, task_ctx *c) {
+    p->err[p->k] = c->err;
+    p->why[p->k] = c->why;
+    p->val[p->k] = (intptr_t)c->value;
+    p->k++;
+}
+
+static int pt_step(task_ctx *c) {
+    struct pt *p = (struct pt *)c->ud;
+    TASK_BEGIN(c, p->pc);
+    logp("p0 ");
+    TASK_SLEEP(c, TASK_MSEC);
+    pt_rec(p, c);                     /* 0: timer */
+    TASK_YIELD_NOW(c);
+    pt_rec(p, c);                     /* 1: yield */
+    TASK_WAIT(c);
+    pt_rec(p, c);                     /* 2: woken, value 5 */
+    TASK_JOIN(c, p->other);
+    pt_rec(p, c);                     /* 3: joined, value 8 */
+    TASK_AWAIT_EXT(c, p->ext);
+    pt_rec(p, c);                     /* 4: ext resolved before: same tick, value 9 */
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[4]), TASK_OK);
+    TASK_SCOPE_CLOSE(c, SC[0]);
+    pt_rec(p, c);                     /* 5: the scope closed */
+    TASK_JOIN(c, c->self);
+    pt_rec(p, c);                     /* 6: refused EDEADLK, went on */
+    CHECK_INT(task_cancel(c->sched, c->self), 1);
+    TASK_WAIT(c);
+    pt_rec(p, c);                     /* 7: refused ECANCELED, why = CANCEL */
+    CHECK(TASK_CANCELLED(c));
+    TASK_SLEEP(c, 5);
+    pt_rec(p, c);                     /* 8: refused too */
+    TASK_YIELD_NOW(c);                /* not a park: allowed */
+    pt_rec(p, c);                     /* 9 */
+    CHECK(TASK_CANCELLED(c));         /* by the flag */
+    logp("p1 ");
+    TASK_END(c);
+}
+
+TEST_CASE(protothreads) {
+    struct pt p;
+    bot o = {"o", {{A_WAIT}, {A_DONE, 8}}};
+    begin();
+    memset(&p, 0, sizeof p);
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_YIELD;
+    CHECK_INT(task_ext_alloc(S, &p.ext), TASK_OK);
+    p.other = T[1] = spawn(&o);
+    CHECK_INT(task_spawn(S, pt_step, &p, NULL, &T[0]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_tick(S, TASK_MSEC), 1);
+    CHECK_INT(task_tick(S, TASK_MSEC), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    CHECK_INT(task_wakeup(S, T[0], V(5)), TASK_OK);
+    CHECK_INT(task_tick(S, TASK_MSEC), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT); /* joining o */
+    CHECK_INT(task_ext_resume(S, p.ext, V(9)), TASK_OK);
+    CHECK_INT(task_wakeup(S, T[1], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, TASK_MSEC), 4); /* o, p (join), p (ext), m */
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT); /* closing */
+    CHECK_INT(task_tick(S, TASK_MSEC), 2);      /* m ends, p goes to its end */
+    CHECK_INT(task_status(S, T[0]), TASK_READY); /* after the yield */
+    CHECK_INT(task_tick(S, TASK_MSEC), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_INT(task_result(S, T[0], NULL), TASK_X_DONE);
+    CHECK_STR(log_take(), "oS p0 oW mS mY p1");
+    CHECK_INT(p.k, 10);
+    CHECK_INT(p.err[0], TASK_OK); CHECK_INT(p.why[0], TASK_R_TIMER);
+    CHECK_INT(p.err[1], TASK_OK); CHECK_INT(p.why[1], TASK_R_YIELD);
+    CHECK_INT(p.why[2], TASK_R_WAKE); CHECK_INT(p.val[2], 5);
+    CHECK_INT(p.why[3], TASK_R_WAKE); CHECK_INT(p.val[3], 8);
+    CHECK_INT(p.why[4], TASK_R_WAKE); CHECK_INT(p.val[4], 9);
+    CHECK_INT(p.why[5], TASK_R_WAKE); CHECK_INT(p.err[5], TASK_OK);
+    CHECK_INT(p.err[6], TASK_EDEADLK); CHECK_INT(p.why[6], TASK_R_WAKE);
+    CHECK_INT(p.err[7], TASK_ECANCELED); CHECK_INT(p.why[7], TASK_R_CANCEL);
+    CHECK_INT(p.err[8], TASK_ECANCELED); CHECK_INT(p.why[8], TASK_R_CANCEL);
+    CHECK_INT(p.err[9], TASK_OK); CHECK_INT(p.why[9], TASK_R_YIELD);
+    CHECK_INT(p.pc, -1);
+    finish();
+}
+
+/* ---- destroy with live tasks ------------------------------------------- */
+
+static int spawn_in_destroy_hook(task_ctx *c, bot *b) {
+    (void)b;
+    if (c->why == TASK_R_ABORT) {
+        CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+        CHECK_INT(task_count(c->sched, TASK_RUN), 1);
+        CHECK_INT(task_spawn(c->sched, quick, NULL, NULL, NULL), TASK_EBUSY);
+        CHECK_CONTAINS(task_errmsg(c->sched), "task_spawn");
+        CHECK_INT(task_tick(c->sched, 0), TASK_EBUSY);
+        CHECK_INT(task_destroy(c->sched), TASK_EBUSY);
+    }
+    return -1;
+}
+
+TEST_CASE(destroy_with_live_tasks) {
+    bot a = {"a", {{A_WAIT}}}, b = {"b", {{A_SLEEP, 100}}}, c = {"c"}, d = {"d"}, e = {"e", {{A_EXT, 0}}};
+    task_id tok;
+    begin();
+    a.hook = spawn_in_destroy_hook;
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    CHECK_INT(task_token_new(S, 0, &tok), TASK_OK);
+    CHECK_INT(task_after(S, 100, timer_cb, NULL, NULL), TASK_OK);
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    T[3] = spawn(&d);
+    T[4] = spawn(&e);
+    CHECK_INT(task_tick(S, 0), 4);
+    T[2] = spawn(&c);
+    CHECK_STR(log_take(), "aS bS dS eS");
+    finish();
+    CHECK_STR(log_take(), "aA bA eA cA");
+    CHECK_INT(a.aborts + b.aborts + c.aborts + e.aborts, 4);
+    CHECK_INT(d.aborts, 0);
+}
+
+/* ---- out of memory ----------------------------------------------------- */
+
+static void fail_next(void) { A.fail_at = A.calls + 1; A.failed = 0; }
+static void fail_second(void) { A.fail_at = A.calls + 2; A.failed = 0; }
+
+static int sleep_oom_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    /* the heap's first allocation */
+    fail_next();
+    CHECK_INT(task_sleep(c->sched, 10), TASK_ENOMEM);
+    CHECK_STR(task_errmsg(c->sched), "task_sleep: out of memory");
+    CHECK_INT(A.failed, 1);
+    CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+    CHECK_U64(task_next_deadline(c->sched), TASK_FOREVER);
+    /* a scope: the token pool is full, so its growth fails first, then
+       the scope pool's first allocation */
+    fail_next();
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_ENOMEM);
+    CHECK_STR(task_errmsg(c->sched), "task_scope_open: out of memory");
+    CHECK_INT(A.failed, 1);
+    CHECK(task_scope_current(c->sched) == 0);
+    CHECK(task_token_of(c->sched, c->self) == TK[0]);
+    fail_second();
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_ENOMEM);
+    CHECK_INT(A.failed, 1);
+    CHECK(task_scope_current(c->sched) == 0);
+    CHECK(task_token_of(c->sched, c->self) == TK[0]);
+    A.fail_at = 0;
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    CHECK(task_token_of(c->sched, c->self) == task_scope_token(c->sched, SC[0]));
+    CHECK_INT(task_scope_close(c->sched, SC[0]), TASK_OK);
+    return TASK_SUSPEND;
+}
+
+TEST_CASE(oom_in_task) {
+    bot a = {"a", {{A_SLEEP, 10}}};
+    task_opts o;
+    task_id more[14];
+    int i;
+    begin();
+    CHECK_INT(task_token_new(S, 0, &TK[0]), TASK_OK);
+    for (i = 0; i < 14; i++) CHECK_INT(task_token_new(S, TK[0], &more[i]), TASK_OK); /* slots 2..15 */
+    a.hook = sleep_oom_hook;
+    memset(&o, 0, sizeof o);
+    o.token = TK[0];
+    T[0] = spawn_opts(&a, &o);
+    CHECK_INT(task_tick(S, 5), 2); /* a; a again after the empty close */
+    CHECK_STR(log_take(), "aS aW");
+    CHECK_INT(task_status(S, T[0]), TASK_SLEEP);
+    CHECK(task_token_of(S, T[0]) == TK[0]);
+    CHECK_INT(task_tick(S, 15), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    CHECK_STR(log_take(), "aT");
+    /* the token tree is intact: cancel reaches every child */
+    CHECK_INT(task_token_cancel(S, TK[0]), TASK_OK);
+    for (i = 0; i < 14; i++) CHECK_INT(task_token_cancelled(S, more[i]), 1);
+    for (i = 0; i < 14; i++) CHECK_INT(task_token_release(S, more[i]), TASK_OK);
+    CHECK_INT(task_token_release(S, TK[0]), TASK_OK);
+    CHECK_INT(task_token_cancelled(S, TK[0]), TASK_ENOENT);
+    finish();
+}
+
+TEST_CASE(oom_host_functions) {
+    task_id id = 0, x = 0;
+    size_t before;
+    int i;
+    begin();
+    /* task_spawn: the page, then the page table */
+    fail_next();
+    before = A.bytes;
+    CHECK_INT(task_spawn(S, quick, NULL, NULL, &id), TASK_ENOMEM);
+    CHECK_STR(task_errmsg(S), "task_spawn: out of memory");
+    CHECK(id == 0);
+    CHECK_INT(A.bytes, before);
+    fail_second();
+    CHECK_INT(task_spawn(S, quick, NULL, NULL, &id), TASK_ENOMEM);
+    CHECK_INT(A.failed, 1);
+    CHECK_INT(A.bytes, before);
+    CHECK_INT(task_count(S, -1), 0);
+    CHECK_INT(task_ready_count(S), 0);
+    A.fail_at = 0;
+    /* the first page holds 1023 tasks; the next spawn allocates */
+    for (i = 0; i < 1023; i++) CHECK_INT(task_spawn(S, quick, NULL, NULL, &id), TASK_OK);
+    fail_next();
+    CHECK_INT(task_spawn(S, quick, NULL, NULL, &x), TASK_ENOMEM);
+    CHECK_INT(A.failed, 1);
+    CHECK_INT(task_count(S, TASK_READY), 1023);
+    A.fail_at = 0;
+    CHECK_INT(task_spawn(S, quick, NULL, NULL, &x), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1024);
+    /* task_after: the heap, then the timer pool */
+    fail_next();
+    CHECK_INT(task_after(S, 5, timer_cb, NULL, &id), TASK_ENOMEM);
+    CHECK_STR(task_errmsg(S), "task_after: out of memory");
+    fail_second();
+    CHECK_INT(task_after(S, 5, timer_cb, NULL, &id), TASK_ENOMEM);
+    CHECK_INT(A.failed, 1);
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    A.fail_at = 0;
+    CHECK_INT(task_after(S, 5, timer_cb, V(1), &TM[0]), TASK_OK);
+    /* the heap's growth past 64 entries */
+    for (i = 1; i < 64; i++) CHECK_INT(task_after(S, 7, timer_cb, V(2), NULL), TASK_OK);
+    fail_next();
+    CHECK_INT(task_after(S, 6, timer_cb, V(3), NULL), TASK_ENOMEM);
+    CHECK_INT(A.failed, 1);
+    A.fail_at = 0;
+    /* task_ext_alloc, task_token_new: their pools */
+    fail_next();
+    CHECK_INT(task_ext_alloc(S, &x), TASK_ENOMEM);
+    CHECK_STR(task_errmsg(S), "task_ext_alloc: out of memory");
+    A.fail_at = 0;
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    fail_next();
+    CHECK_INT(task_token_new(S, 0, &x), TASK_ENOMEM);
+    CHECK_STR(task_errmsg(S), "task_token_new: out of memory");
+    A.fail_at = 0;
+    CHECK_INT(task_token_new(S, 0, &TK[0]), TASK_OK);
+    /* still usable */
+    CHECK_INT(task_tick(S, 10), 0);
+    {
+        const char *l = log_take();
+        CHECK_INT(strlen(l), strlen("t1") + 63 * strlen(" t2"));
+    }
+    CHECK_INT(task_ext_resume(S, E[0], V(1)), TASK_OK);
+    CHECK_INT(task_ext_status(S, E[0]), 1);
+    finish();
+}
+
+/* The sweep: a scenario that uses every allocating path; each call that
+   fails with ENOMEM is retried (the allocator fails one allocation only),
+   so the log must come out exactly as without failures. */
+static int scen_hook(task_ctx *c, bot *b) {
+    task_sched *s = c->sched;
+    int rc;
+    if (b->steps != 1) return -1;
+    while ((rc = task_ext_alloc(s, &E[1])) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    while ((rc = task_token_new(s, TK[0], &TK[1])) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    while ((rc = task_after(s, 3, timer_cb, V(2), NULL)) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    while ((rc = task_scope_open(s, &SC[0])) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    while ((rc = task_spawn(s, bot_step, &m1, NULL, &T[5])) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    CHECK_INT(task_ext_resume(s, E[1], V(4)), TASK_OK);
+    return -1;
+}
+
+static const char *scenario(void) {
+    static const bot a0 = {"a", {{A_SLEEP, 2}, {A_CLOSE, 0}, {A_EXT, 1}, {A_DONE, 3}}}, b0 = {"b", {{A_EXT, 0}}},
+        c0 = {"c", {{A_JOIN, 0}, {A_SLEEP, 0}, {A_WAIT}}};
+    static bot a, b, c, d[40]; /* outlive the call: destroy steps the live ones */
+    task_opts o;
+    int i, rc;
+    a = a0;
+    b = b0;
+    c = c0;
+    retry_enomem = 1;
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_SLEEP;
+    m1.s[0].arg = 4;
+    a.hook = scen_hook;
+    while ((rc = task_token_new(S, 0, &TK[0])) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    while ((rc = task_ext_alloc(S, &E[0])) == TASK_ENOMEM) enomem_seen++;
+    CHECK_INT(rc, TASK_OK);
+    memset(&o, 0, sizeof o);
+    o.token = TK[0];
+    T[0] = spawn_opts(&a, &o);
+    T[1] = spawn(&b);
+    T[2] = spawn(&c);
+    for (i = 0; i < 40; i++) { /* enough timers and sleepers to grow the heap and pools */
+        memset(&d[i], 0, sizeof d[i]);
+        d[i].name = "d";
+        d[i].s[0].op = A_SLEEP;
+        d[i].s[0].arg = (uint64_t)(i % 7);
+        spawn(&d[i]);
+        while ((rc = task_after(S, (uint64_t)(i % 5), timer_cb, V(1), NULL)) == TASK_ENOMEM) enomem_seen++;
+        CHECK_INT(rc, TASK_OK);
+    }
+    for (i = 0; i < 20; i++) {
+        task_id x;
+        while ((rc = task_ext_alloc(S, &x)) == TASK_ENOMEM) enomem_seen++;
+        CHECK_INT(rc, TASK_OK);
+        if (i % 2) CHECK_INT(task_ext_release(S, x), TASK_OK);
+        while ((rc = task_token_new(S, TK[0], &x)) == TASK_ENOMEM) enomem_seen++;
+        CHECK_INT(rc, TASK_OK);
+    }
+    for (i = 0; i < 10; i++) task_tick(S, (uint64_t)i);
+    CHECK_INT(task_ext_resume(S, E[0], V(6)), TASK_OK);
+    CHECK_INT(task_token_cancel(S, TK[0]), TASK_OK);
+    for (i = 10; i < 14; i++) task_tick(S, (uint64_t)i);
+    retry_enomem = 0;
+    return log_take();
+}
+
+TEST_CASE(oom_sweep) {
+    static char ref[sizeof LOG];
+    unsigned long k, total;
+    int bad = 0;
+    begin();
+    strcpy(ref, scenario());
+    total = A.calls;
+    CHECK(total > 10);
+    CHECK_INT(task_count(S, -1), 1); /* c, left waiting */
+    finish();
+    for (k = 1; k <= total + 1 && !bad; k++) {
+        memset(&A, 0, sizeof A);
+        A.fail_at = k;
+        S = task_create(test_alloc_fn, &A);
+        if (!S) { CHECK_INT(A.bytes, 0); CHECK_INT(k, 1); continue; }
+        LOGN = 0;
+        enomem_seen = 0;
+        memset(E, 0, sizeof E);
+        memset(TK, 0, sizeof TK);
+        memset(SC, 0, sizeof SC);
+        {
+            const char *got = scenario();
+            if (strcmp(got, ref) != 0) { TEST__FAIL("k=%lu: log \"%s\", expected \"%s\"", k, got, ref); bad = 1; }
+        }
+        if (k <= total && (A.failed != 1 || enomem_seen != 1)) {
+            TEST__FAIL("k=%lu: failed %lu, ENOMEM seen %d", k, A.failed, enomem_seen);
+            bad = 1;
+        }
+        CHECK_INT(task_destroy(S), TASK_OK);
+        S = NULL;
+        if (A.bytes != 0) { TEST__FAIL("k=%lu: %lu bytes outstanding", k, (unsigned long)A.bytes); bad = 1; }
+    }
+    /* and with every allocation failing from the k-th on: give up at the
+       first failure, destroy, nothing leaks */
+    for (k = 1; k <= total && !bad; k++) {
+        int i, rc = TASK_OK;
+        static bot d[8];
+        memset(&A, 0, sizeof A);
+        A.fail_at = k;
+        A.fail_all_after = 1;
+        S = task_create(test_alloc_fn, &A);
+        if (!S) continue;
+        for (i = 0; i < 8 && rc == TASK_OK; i++) {
+            task_id x;
+            memset(&d[i], 0, sizeof d[i]);
+            d[i].name = "d";
+            d[i].s[0].op = A_SLEEP;
+            d[i].s[0].arg = 1;
+            rc = task_spawn(S, bot_step, &d[i], NULL, NULL);
+            if (rc == TASK_OK) rc = task_after(S, 1, timer_cb, NULL, NULL);
+            if (rc == TASK_OK) rc = task_ext_alloc(S, &x);
+            if (rc == TASK_OK) rc = task_token_new(S, 0, &x);
+            if (rc != TASK_OK && rc != TASK_ENOMEM) { TEST__FAIL("k=%lu: rc %d", k, rc); bad = 1; }
+        }
+        task_tick(S, 0);
+        CHECK_INT(task_destroy(S), TASK_OK);
+        S = NULL;
+        if (A.bytes != 0) { TEST__FAIL("k=%lu (all after): %lu bytes outstanding", k, (unsigned long)A.bytes); bad = 1; }
+    }
+    log_take();
+}
+
+/* ---- task_step_of, task_scope_leave, TASK_BEGIN on abort --------------- */
+
+TEST_CASE(step_of) {
+    bot a = {"a"};
+    begin();
+    T[0] = spawn(&a);
+    CHECK(task_step_of(S, T[0]) == bot_step);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK(task_step_of(S, T[0]) == bot_step); /* EXIT: still known */
+    CHECK_INT(task_release(S, T[0]), TASK_OK);
+    CHECK(task_step_of(S, T[0]) == NULL);
+    CHECK(task_step_of(S, 0) == NULL);
+    CHECK_INT(task_after(S, 1, timer_cb, NULL, &TM[0]), TASK_OK);
+    CHECK(task_step_of(S, TM[0]) == NULL);
+    log_take();
+    finish();
+}
+
+static int leave_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_leave(c->sched, c->self), TASK_OK); /* no scope: nothing to do */
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
+    CHECK_INT(task_spawn(c->sched, bot_step, &m2, NULL, &T[2]), TASK_OK);
+    CHECK_INT(task_scope_count(c->sched, SC[0]), 2);
+    return -1;
+}
+
+TEST_CASE(scope_leave) {
+    bot o = {"o", {{A_CLOSE, 0}}};
+    begin();
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_WAIT;
+    memset(&m2, 0, sizeof m2);
+    m2.name = "n";
+    m2.s[0].op = A_WAIT;
+    o.hook = leave_hook;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "oS mS nS");
+    CHECK_INT(task_scope_leave(S, T[1]), TASK_OK);
+    CHECK(task_scope_of(S, T[1]) == 0);
+    CHECK_INT(task_scope_count(S, SC[0]), 1);
+    CHECK_INT(task_scope_leave(S, T[1]), TASK_OK); /* again: no-op */
+    CHECK_INT(task_scope_count(S, SC[0]), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+    /* the last member out wakes the closing owner */
+    CHECK_INT(task_scope_leave(S, T[2]), TASK_OK);
+    CHECK_INT(task_status(S, T[0]), TASK_READY);
+    CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "oW");
+    /* the members live on, outside any scope */
+    CHECK_INT(task_status(S, T[1]), TASK_WAIT);
+    CHECK_INT(task_wakeup(S, T[1], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "mW");
+    /* an ownerless scope goes with its last member's leave */
+    {
+        bot p = {"p"};
+        memset(&m1, 0, sizeof m1);
+        m1.name = "k";
+        m1.s[0].op = A_WAIT;
+        p.hook = open_and_leave_hook;
+        T[3] = spawn(&p);
+        CHECK_INT(task_tick(S, 0), 2);
+        CHECK_STR(log_take(), "pS kS");
+        CHECK_INT(task_scope_count(S, SC[0]), 1);
+        CHECK_INT(task_scope_leave(S, T[1]), TASK_OK);
+        CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
+    }
+    CHECK_INT(task_scope_leave(S, 0), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(S), "task_scope_leave");
+    CHECK_INT(task_scope_leave(S, SC[1]), TASK_ENOENT);
+    finish();
+}
+
+struct pt2 { int pc, after; };
+static int pt2_step(task_ctx *c) {
+    struct pt2 *p = (struct pt2 *)c->ud;
+    TASK_BEGIN(c, p->pc);
+    TASK_WAIT(c);
+    p->after++; /* never reached on abort */
+    TASK_WAIT(c);
+    p->after++;
+    TASK_END(c);
+}
+
+TEST_CASE(protothread_abort) {
+    struct pt2 p = {0, 0}, q = {0, 0};
+    begin();
+    CHECK_INT(task_spawn(S, pt2_step, &p, NULL, &T[0]), TASK_OK);
+    CHECK_INT(task_spawn(S, pt2_step, &q, NULL, &T[1]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_abort(S, T[0]), 1);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(p.after, 0);
+    CHECK_INT(p.pc, -1);
+    CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+    CHECK_INT(task_wakeup(S, T[1], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(q.after, 1);
+    finish(); /* q is aborted by destroy: no more progress */
+    CHECK_INT(q.after, 1);
+    CHECK_INT(q.pc, -1);
+}
+
+static int two_scopes_hook(task_ctx *c, bot *b) {
+    task_sched *s = c->sched;
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(s, &SC[0]), TASK_OK);
+    CHECK_INT(task_spawn(s, bot_step, &m1, NULL, &T[1]), TASK_OK);
+    CHECK_INT(task_scope_open(s, &SC[1]), TASK_OK);
+    CHECK_INT(task_spawn(s, bot_step, &m2, NULL, &T[2]), TASK_OK);
+    return -1;
+}
+
+TEST_CASE(cancel_owner_of_nested_scopes) {
+    /* cancelling a task cancels everything in the scopes it owns, the
+       outer ones too: else closing the outer scope would wait forever */
+    bot o = {"o", {{A_CLOSE, 1}, {A_CLOSE, 0}}};
+    begin();
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_WAIT;
+    memset(&m2, 0, sizeof m2);
+    m2.name = "n";
+    m2.s[0].op = A_WAIT;
+    o.hook = two_scopes_hook;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "oS mS nS");
+    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_cancelled(S, T[1]), 1);
+    CHECK_INT(task_cancelled(S, T[2]), 1);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "mC nC oW oW");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    finish();
+}
+
+int main(void) {
+    RUN(create_destroy);
+    RUN(strerror_and_state_names);
+    RUN(spawn_and_fifo);
+    RUN(woken_runs_same_tick_yield_next_tick);
+    RUN(yield_loop_does_not_trap_tick);
+    RUN(budget);
+    RUN(sleep_never_early);
+    RUN(sleep_counts_from_the_tick_clock);
+    RUN(timeout_values);
+    RUN(timers_order_and_ties);
+    RUN(timer_callbacks);
+    RUN(tick_and_destroy_refused_inside);
+    RUN(wakeup_errors);
+    RUN(suspensions_need_a_task);
+    RUN(arrange_twice_refused);
+    RUN(ext_ids);
+    RUN(ext_waiter_gives_up);
+    RUN(join);
+    RUN(join_failed_cancelled_aborted);
+    RUN(joiner_cancelled_leaves_the_list);
+    RUN(cancel);
+    RUN(tokens);
+    RUN(scope_close_waits_for_all);
+    RUN(scope_close_not_interrupted_by_cancel);
+    RUN(scope_cancel_and_abort);
+    RUN(scope_ownerless);
+    RUN(scope_nested_and_owner_only);
+    RUN(scope_of_cancelled_task);
+    RUN(cancel_owner_of_nested_scopes);
+    RUN(abort_tasks);
+    RUN(drop);
+    RUN(drop_gives_no_stale_value);
+    RUN(release);
+    RUN(many_tasks_and_slot_reuse);
+    RUN(trace_ids);
+    RUN(hooks_chain);
+    RUN(counts_and_foreach);
+    RUN(protothreads);
+    RUN(destroy_with_live_tasks);
+    RUN(step_of);
+    RUN(scope_leave);
+    RUN(protothread_abort);
+    RUN(oom_host_functions);
+    RUN(oom_in_task);
+    RUN(oom_sweep);
+    return test_done();
+}
