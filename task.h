@@ -214,10 +214,12 @@ TASK_API int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *op
 TASK_API int task_status(const task_sched *s, task_id t);  /* TASK_RUN.. or TASK_ENOENT */
 TASK_API task_id task_self(const task_sched *s);           /* 0 outside tasks */
 TASK_API void *task_userdata(const task_sched *s, task_id t); /* NULL if unknown */
+TASK_API task_fn task_step_of(const task_sched *s, task_id t);  /* NULL if unknown */
 /* Free an ended task now, or a live one as soon as it ends. */
 TASK_API int task_release(task_sched *s, task_id t);
 /* Cooperative: 1 if requested, 0 if it had already ended. A parked task
-   is woken at once with TASK_R_CANCEL; every later park is refused. */
+   is woken at once with TASK_R_CANCEL; every later park is refused. The
+   scopes it owns (all of them, nested too) are cancelled with it. */
 TASK_API int task_cancel(task_sched *s, task_id t);
 TASK_API int task_cancelled(const task_sched *s, task_id t); /* 1, 0 or <0 */
 /* Hard: unlinked now, then stepped once with TASK_R_ABORT at the next
@@ -280,6 +282,8 @@ TASK_API int task_scope_count(const task_sched *s, task_id scope); /* live membe
 TASK_API task_id task_scope_token(const task_sched *s, task_id scope);
 TASK_API task_id task_scope_current(const task_sched *s);      /* innermost, or 0 */
 TASK_API task_id task_scope_of(const task_sched *s, task_id t); /* member of */
+/* The task stops being a member: its scope no longer waits for it. */
+TASK_API int task_scope_leave(task_sched *s, task_id t);
 
 /* ---- trace ids: node(63..48) seconds(47..32) sequence(31..16) hop(15..0)
    Each task carries its own; a spawned task starts with its parent's.
@@ -303,8 +307,11 @@ TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int
    not survive a suspension: keep state in the task's ud. After a
    suspension, c->why says what happened (TASK_R_CANCEL if cancelled) and
    c->err is TASK_OK, or the status of an arrangement that was refused (the
-   task then goes on without parking). */
-#define TASK_BEGIN(c, pc)  int *task__pc = &(pc); (void)(c); switch (*task__pc) { case 0:
+   task then goes on without parking). An aborted task does not resume:
+   TASK_BEGIN returns at once; code that must free something on abort
+   checks c->why == TASK_R_ABORT before TASK_BEGIN. */
+#define TASK_BEGIN(c, pc)  int *task__pc = &(pc); \
+    if ((c)->why == TASK_R_ABORT) { *task__pc = -1; return TASK_DONE; } switch (*task__pc) { case 0:
 #define TASK_END(c)        } *task__pc = -1; return TASK_DONE
 #define TASK__SUSPEND(c, arrange, code) \
     do { if (((c)->err = (arrange)) == TASK_OK) { *task__pc = __LINE__; return (code); case __LINE__:; } \
@@ -782,6 +789,24 @@ static void task__free_task(task_sched *s, uint32_t i) {
     s->tfree = i;
 }
 
+/* The task is no longer a member of its scope: the last one out wakes a
+   closing owner, or frees a scope whose owner is gone. */
+static void task__leave_scope(task_sched *s, task__task *t) {
+    uint32_t sc = t->scope;
+    task__scope *p;
+    if (!sc) return;
+    p = TASK__SCO(s, sc);
+    t->scope = 0;
+    if (--p->count == 0) {
+        if (p->closing) {
+            uint32_t owner = p->owner;
+            TASK__T(s, owner)->wait = TASK__W_NONE;
+            task__scope_done(s, sc);
+            task__wake(s, owner, TASK_R_WAKE, NULL);
+        } else if (!p->owner) task__scope_done(s, sc);
+    }
+}
+
 static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     task__task *t = TASK__T(s, i);
     uint32_t sc, gen;
@@ -799,18 +824,7 @@ static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     task__unbind(s, i);
     task__setstate(s, t, TASK_EXIT);
     t->why = (uint8_t)how;
-    if ((sc = t->scope) != 0) {
-        task__scope *p = TASK__SCO(s, sc);
-        t->scope = 0;
-        if (--p->count == 0) {
-            if (p->closing) {
-                uint32_t owner = p->owner;
-                TASK__T(s, owner)->wait = TASK__W_NONE;
-                task__scope_done(s, sc);
-                task__wake(s, owner, TASK_R_WAKE, NULL);
-            } else if (!p->owner) task__scope_done(s, sc);
-        }
-    }
+    task__leave_scope(s, t);
     while (t->joiners) {
         uint32_t j = t->joiners;
         task__l_del(s, &t->joiners, j, 0);
@@ -918,7 +932,9 @@ TASK_API int task_destroy(task_sched *s) {
         task__task *t = TASK__T(s, i);
         if (t->state == TASK__FREE_STATE || t->state == TASK_EXIT) continue;
         t->flags |= TASK__F_ABORT;
+        task__setstate(s, t, TASK_RUN); /* it is the running task meanwhile */
         task__step(s, i, TASK_R_ABORT);
+        task__setstate(s, t, TASK_EXIT);
     }
     for (i = 0; i < s->npages; i++)
         s->alloc(s->alloc_ud, s->pages[i], sizeof(task__task) * TASK__PAGE, 0);
@@ -1110,6 +1126,11 @@ TASK_API void *task_userdata(const task_sched *s, task_id id) {
     task__task *t = task__get((s), (id)); \
     if (!t) return task__err((s), TASK_ENOENT, fn ": unknown, released or stale task id")
 
+TASK_API task_fn task_step_of(const task_sched *s, task_id id) {
+    const task__task *t = task__get(s, id);
+    return t ? t->fn : NULL;
+}
+
 TASK_API int task_release(task_sched *s, task_id id) {
     TASK__GET(s, id, "task_release", t);
     if (t->flags & TASK__F_DETACHED) return task__err(s, TASK_ESTATE, "task_release: task already released");
@@ -1123,7 +1144,14 @@ TASK_API int task_cancel(task_sched *s, task_id id) {
     TASK__GET(s, id, "task_cancel", t);
     if (t->state == TASK_EXIT) return 0;
     t->flags |= TASK__F_CANCELLED;
-    if ((sc = task__own_scope(s, i)) != 0) task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    if ((sc = task__own_scope(s, i)) != 0) {
+        /* the outermost scope it owns: the inner ones' tokens are its children */
+        uint32_t k, up;
+        while ((k = TASK__SCO(s, sc)->prev_token) != 0 && (up = TASK__TOK(s, k)->scope) != 0 &&
+               TASK__SCO(s, up)->owner == i)
+            sc = up;
+        task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    }
     if (task__cancellable(t)) task__wake(s, i, TASK_R_CANCEL, NULL);
     return 1;
 }
@@ -1155,7 +1183,10 @@ TASK_API int task_drop(task_sched *s, task_id id) {
     TASK__GET(s, id, "task_drop", t);
     if (t->state == TASK_RUN) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
     if (t->state == TASK_READY) task__q_unlink(s, i);
-    if (t->state != TASK_EXIT) task__exit(s, i, TASK_X_ABORT, 0);
+    if (t->state != TASK_EXIT) {
+        t->value = NULL; /* no result: not a wake value it never saw */
+        task__exit(s, i, TASK_X_ABORT, 0);
+    }
     t = TASK__T(s, i);
     if (t->state == TASK_EXIT && t->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE))
         task__free_task(s, i);
@@ -1473,6 +1504,12 @@ TASK_API int task_scope_abort(task_sched *s, task_id scope) {
         if (t->state != TASK__FREE_STATE && t->scope == sc && t->state != TASK_EXIT)
             task_abort(s, task__tid(s, i));
     }
+    return TASK_OK;
+}
+
+TASK_API int task_scope_leave(task_sched *s, task_id id) {
+    TASK__GET(s, id, "task_scope_leave", t);
+    task__leave_scope(s, t);
     return TASK_OK;
 }
 
