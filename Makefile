@@ -37,6 +37,12 @@ deps:
 $(BUILD):
 	@mkdir -p $(BUILD)
 
+# The standalone module for the stock lua5.4: the same header, compiled alone.
+module: $(BUILD)/task.so
+$(BUILD)/task.so: task.h task_lua.h | deps $(BUILD)
+	$(CC) -std=c99 $(CFLAGS) $(STRICT) -fPIC -shared $(LUA_INC) -DTASK_LUA_MODULE \
+	  -DTASK_IMPLEMENTATION -DTASK_LUA_IMPLEMENTATION -x c task_lua.h -o $@
+
 # The headers on their own, in every language mode users have.
 TEST_SUITES += suite-compile
 suite-compile: deps | $(BUILD)
@@ -47,9 +53,9 @@ test: deps
 	@$(MAKE) --no-print-directory -k test-suites || true
 	@sh test/summary $(BUILD)/results
 
-test-suites: $(TEST_SUITES)
-
 clean:
 	rm -rf $(BUILD)
 
+# After the includes: a rule's prerequisites are expanded when it is read.
 include $(sort $(wildcard test/*.mk examples/*.mk bench/*.mk))
+test-suites: $(TEST_SUITES)
