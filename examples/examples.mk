@@ -11,7 +11,7 @@
 #   make uninstall [PREFIX=...] [DESTDIR=...]   removes exactly those files
 
 # `make run`: the demo program and its arguments. Switching demos is this line.
-RUN_DEMO := $(BUILD)/c_tasks
+RUN_DEMO := $(BUILD)/host
 
 EX_OUT     := $(BUILD)/examples
 EX_CFLAGS   = $(CFLAGS) $(STRICT) -std=c99 -I.
@@ -22,7 +22,11 @@ EX_UV_PKGS := libuv1-dev
 
 .PHONY: examples examples-libuv examples-uv-deps install uninstall
 
-examples: $(BUILD)/c_tasks $(BUILD)/frame_loop examples-libuv
+examples: $(BUILD)/host $(BUILD)/c_tasks $(BUILD)/frame_loop examples-libuv
+
+# The Lua demo host: embeds Lua, runs examples/demo.lua from a poll() loop.
+$(BUILD)/host: examples/host.c task.h task_lua.h | deps $(BUILD)
+	$(CC) $(EX_CFLAGS) $(LUA_INC) -o $@ examples/host.c $(LUA_LIB) -lm
 
 run: $(firstword $(RUN_DEMO))
 	@$(RUN_DEMO)
@@ -80,13 +84,21 @@ uninstall:
 # ---- test suites ---------------------------------------------------------------
 # Each example (built with $(STRICT)) runs and its stdout is compared with
 # its .expected file; check.sh prints the TAP lines.
-EX_SUITES := suite-examples-c_tasks suite-examples-frame_loop suite-examples-libuv_host \
+EX_SUITES := suite-examples-host suite-examples-c_tasks suite-examples-frame_loop suite-examples-libuv_host \
              suite-examples-san suite-examples-build suite-install
 ifneq ($(VALGRIND),)
 EX_SUITES += suite-examples-valgrind
 endif
 TEST_SUITES += $(EX_SUITES)
 .PHONY: $(EX_SUITES)
+
+suite-examples-host: $(BUILD)/host $(EX_OUT)/host-san
+	@test/run-one examples-host $(EX_CHECK) host examples/demo.expected $(BUILD)/host --fake-clock
+	@test/run-one examples-host-san $(EX_CHECK) host-san examples/demo.expected $(EX_OUT)/host-san --fake-clock
+
+$(EX_OUT)/host-san: examples/host.c task.h task_lua.h
+	@mkdir -p $(EX_OUT)
+	$(CC) $(SAN) $(STRICT) -std=c99 -I. $(LUA_INC) -o $@ examples/host.c $(LUA_LIB) -lm
 
 suite-examples-c_tasks: $(BUILD)/c_tasks
 	@MAX_MS=2000 test/run-one examples-c_tasks $(EX_CHECK) c_tasks examples/c_tasks.expected $(BUILD)/c_tasks
