@@ -129,3 +129,51 @@ suite-examples-build:
 
 suite-install:
 	@test/run-one install sh examples/test-install.sh "$(MAKE)" $(BUILD) "$(CC)"
+
+# ---- echo_server: a TCP echo server, each connection a Lua task ------------
+# build/echo_server [--port 0] [--max-conns N] [--duration-ms N] [--idle-ms N]
+#                   [--grace-ms N]   (prints "echo_server: listening on 127.0.0.1:PORT")
+# build/echo_client PORT [CONNS [MSGS]] [--idle] [--cancel]
+# suite-examples-echo_server[-san]: examples/echo_test.sh starts the server on
+# a free loopback port, runs the client (50 x 200 messages, every byte
+# checked), lets the server stop by itself and checks its summary.
+examples: $(BUILD)/echo_server $(BUILD)/echo_client
+
+$(BUILD)/echo_server: examples/echo_server.c task.h task_lua.h | deps $(BUILD)
+	$(CC) $(EX_CFLAGS) $(LUA_INC) -o $@ examples/echo_server.c $(LUA_LIB) -lm
+
+$(BUILD)/echo_client: examples/echo_client.c | $(BUILD)
+	$(CC) $(EX_CFLAGS) -o $@ examples/echo_client.c
+
+$(EX_OUT)/echo_server-san: examples/echo_server.c task.h task_lua.h | deps
+	@mkdir -p $(EX_OUT)
+	$(CC) $(SAN) $(STRICT) -std=c99 -I. $(LUA_INC) -o $@ examples/echo_server.c $(LUA_LIB) -lm
+
+EX_ECHO_SUITES := suite-examples-echo_server suite-examples-echo_server-san suite-examples-echo-build
+EX_SUITES   += $(EX_ECHO_SUITES)
+TEST_SUITES += $(EX_ECHO_SUITES)
+.PHONY: $(EX_ECHO_SUITES)
+
+suite-examples-echo_server: $(BUILD)/echo_server $(BUILD)/echo_client
+	@test/run-one examples-echo_server sh examples/echo_test.sh echo_server $(BUILD)/echo_server $(BUILD)/echo_client
+
+suite-examples-echo_server-san: $(EX_OUT)/echo_server-san $(EX_OUT)/echo_client-san
+	@test/run-one examples-echo_server-san sh examples/echo_test.sh echo_server-san $(EX_OUT)/echo_server-san $(EX_OUT)/echo_client-san
+
+# Both programs warning-free under $(STRICT) with $(CC) and $(CLANG), C99 and C11.
+suite-examples-echo-build: | deps
+	@mkdir -p $(EX_OUT)
+	@test/run-one examples-echo-build sh -c 'for cc in "$(CC)" "$(CLANG)"; do \
+	  if ! command -v $$cc >/dev/null 2>&1; then echo "ok - echo examples with $$cc # SKIP not installed"; continue; fi; \
+	  for std in c99 c11; do for ex in echo_server echo_client; do \
+	    if $$cc -std=$$std $(STRICT) -I. $(LUA_INC) -c examples/$$ex.c -o $(EX_OUT)/$$ex-build.o 2>$(EX_OUT)/$$ex-build.err; \
+	    then echo "ok - $$ex $$cc -std=$$std"; else echo "not ok - $$ex $$cc -std=$$std"; head -n 20 $(EX_OUT)/$$ex-build.err; fi; \
+	  done; done; done'
+
+ifneq ($(VALGRIND),)
+EX_SUITES   += suite-examples-echo_server-valgrind
+TEST_SUITES += suite-examples-echo_server-valgrind
+.PHONY: suite-examples-echo_server-valgrind
+suite-examples-echo_server-valgrind: $(BUILD)/echo_server $(BUILD)/echo_client
+	@test/run-one examples-echo_server-valgrind sh examples/echo_test.sh echo_server-valgrind "$(VG) $(BUILD)/echo_server" $(BUILD)/echo_client
+endif

@@ -1,0 +1,392 @@
+---@meta task
+-- Lua Language Server definitions for `require "task"` (task_lua.h).
+-- Editor support only: this file is never loaded at run time. Point the
+-- language server at this folder, e.g. in .luarc.json:
+--   { "workspace.library": ["path/to/types"] }
+-- Durations are milliseconds (fractions allowed); a negative, NaN or
+-- infinite duration raises "<function>: invalid duration (ms=<value>)".
+-- Suspending functions must be called from inside a task (not from a
+-- plain coroutine nested in one); while the running task is cancelled
+-- every suspension raises the string "task cancelled".
+
+---A task: a Lua function running as a scheduled coroutine. A dropped,
+---unreachable handle does not stop its task.
+---@class Task
+---@field id integer The task's 64-bit id (slot and generation); never reused for another task.
+---@field name string|nil The name given with `spawn({name = ...}, fn)`.
+---@overload fun(): ... Calling a Task joins it: same as `Task:join()`.
+local Task = {}
+
+---Waits for the task to end and returns all its results. Re-raises its
+---error (the original value; `Task:traceback()` has the traceback), or
+---`"task aborted"`. A second call raises `"task already joined"`.
+---@return any ...
+function Task:join() end
+
+---Same as `Task:join()`.
+---@return any ...
+function Task:wait() end
+
+---Cooperative cancel: the task is woken at once if it waits or sleeps,
+---and every later suspension point raises `"task cancelled"`.
+---@return boolean requested `true` if requested, `false` if it had already finished
+function Task:cancel() end
+
+---Hard abort: the task never runs again, its to-be-closed variables are
+---closed, and joiners get `"task aborted"`.
+---@return boolean requested `true` if requested, `false` if it had already finished
+function Task:abort() end
+
+---@return boolean finished `true` once the task has ended (returned, failed or aborted)
+function Task:done() end
+
+---Same as `Task:done()`.
+---@return boolean finished
+function Task:is_finished() end
+
+---Its scope no longer waits for it; an error nobody joins goes to the
+---host's error handler.
+---@return boolean ok always `true`
+function Task:detach() end
+
+---@return number ms milliseconds since the task was spawned (scheduler clock)
+function Task:elapsed() end
+
+---The traceback of a failed task, or the current traceback of a live
+---one; `nil` for a task that ended without an error.
+---@return string|nil traceback
+function Task:traceback() end
+
+---A structured-concurrency scope (nursery): `task.scope` returns only when
+---every task spawned in it has ended.
+---@class Scope
+---@field name string|nil The name given to `task.scope(name, fn)`.
+local Scope = {}
+
+---Spawns `fn(...)` as a member of this scope.
+---@param fn fun(...): ...
+---@param ... any
+---@return Task
+function Scope:spawn(fn, ...) end
+
+---Cancels every task of the scope (the owner's waits too).
+---@return boolean ok `false` once the scope is closed
+function Scope:cancel() end
+
+---The scope's cancel token (a child of the owner's).
+---@return CancelToken
+function Scope:token() end
+
+---A FIFO channel between tasks (ward.async style). `nil` is a valid message.
+---@class Channel
+---@overload fun(): any, string|nil Calling a Channel receives: same as `Channel:recv()`.
+local Channel = {}
+
+---Sends `v`, waiting while the channel is full.
+---@param v any
+---@return true|nil ok
+---@return "closed"|nil err
+function Channel:send(v) end
+
+---Sends `v` without waiting.
+---@param v any
+---@return true|nil ok
+---@return "full"|"closed"|nil err
+function Channel:try_send(v) end
+
+---Receives a value, waiting while the channel is empty; `nil, "closed"`
+---once it is closed and drained.
+---@return any value
+---@return "closed"|nil err
+function Channel:recv() end
+
+---Same as `Channel:recv()`.
+---@return any value
+---@return "closed"|nil err
+function Channel:wait() end
+
+---Receives a value without waiting.
+---@return any value
+---@return "empty"|"closed"|nil err
+function Channel:try_recv() end
+
+---Closes the channel: senders get `nil, "closed"`; queued items stay readable.
+---@return true
+function Channel:close() end
+
+---@return integer n the number of queued items
+function Channel:len() end
+
+---A cancel token (std.task style). Tokens form a tree: cancelling a
+---parent cancels its children.
+---@class CancelToken
+local CancelToken = {}
+
+---Cancels the token, its children and the tasks that use it.
+---@return boolean ok `false` if the token is no longer valid
+function CancelToken:cancel() end
+
+---@return boolean cancelled
+function CancelToken:is_cancelled() end
+
+---Raises `"task cancelled"` if the token is cancelled, else returns.
+function CancelToken:check() end
+
+---An awaitable that completes after a delay (ward.async `timer`).
+---@class Timer
+---@overload fun(): true Calling a Timer waits for it: same as `Timer:wait()`.
+local Timer = {}
+
+---Waits until the timer fires (at once if it already has).
+---@return true
+function Timer:wait() end
+
+---Cancels the timer if it has not fired.
+---@return boolean cancelled `false` if it had already fired or been cancelled
+function Timer:cancel() end
+
+---@return boolean fired
+function Timer:done() end
+
+---What `task.current()` returns.
+---@class task.Current
+---@field id integer the running task's id
+---@field name string|nil its name
+---@field cancelled boolean whether its effective token is cancelled
+
+---What `task.tasks()` returns for each live task.
+---@class task.Info
+---@field traceback string its current traceback
+---@field status "RUN"|"WAIT"|"READY"|"SLEEP"|"EXIT"
+
+---Options of `task.spawn(opts, fn, ...)`; any other key raises.
+---@class task.SpawnOpts
+---@field name? string the task's name (`Task.name`, error messages)
+---@field token? CancelToken cancel the task with this token instead of its scope's
+
+---Options of `task.with_timeout`.
+---@class task.WithTimeoutOpts
+---@field grace_ms? number how long cancelled children may drain before they are aborted (default 1000)
+
+---@alias task.Status "RUN"|"WAIT"|"READY"|"SLEEP"|"EXIT"
+---@alias task.Awaitable Task|Channel|Timer
+
+---The module: `local task = require "task"`.
+---@class task
+local task = {}
+
+-- ---- tasks -------------------------------------------------------------
+
+---Spawns a new task running `fn(...)` (READY; it starts at the next
+---resume slot), attached to the current scope. With a table first:
+---`spawn(opts, fn, ...)`.
+---@param fn fun(...): ...
+---@param ... any
+---@return Task
+---@overload fun(opts: task.SpawnOpts, fn: fun(...): ..., ...: any): Task
+function task.spawn(fn, ...) end
+
+---silly's `fork(fn, ud)`: `spawn(fn, ud)`.
+---@param fn fun(ud: any): ...
+---@param ud? any
+---@return Task
+function task.fork(fn, ud) end
+
+---The running task (a Task, not a coroutine), or `nil` outside tasks.
+---@return Task|nil
+function task.running() end
+
+---The running task's id, name and cancellation, or `nil` outside tasks.
+---@return task.Current|nil
+function task.current() end
+
+---A task's state, or `nil` once its handle is released.
+---@param t Task
+---@return task.Status|nil
+function task.status(t) end
+
+-- ---- suspension and cancellation ----------------------------------------
+
+---Sleeps `ms` milliseconds (SLEEP); `sleep(0)` is `yield()`.
+---@param ms number
+function task.sleep(ms) end
+
+---Becomes READY again; runs at the next tick.
+function task.yield() end
+
+---Raises `"task cancelled"` if the running task is cancelled, else returns at once.
+function task.checkpoint() end
+
+---`wait()`: WAIT until `task.wakeup(t, value)`, returns the value.
+---`wait(id)`: WAIT until `task.resume(id, ...)` (or the host's
+---`task_lua_resume`), returns the values resumed with.
+---@param id? integer an external id from `task.alloc()`
+---@return any ...
+function task.wait(id) end
+
+---Wakes a task parked in `task.wait()` with `value`; raises (naming the
+---status) if `t` is not in WAIT.
+---@param t Task
+---@param value? any
+function task.wakeup(t, value) end
+
+---A fresh external id, for `task.wait(id)` / `task.resume(id, ...)`.
+---@return integer id
+function task.alloc() end
+
+---Resolves an external id with any values; a resume that comes before
+---the wait is kept for it.
+---@param id integer
+---@param ... any
+---@return boolean ok
+---@return string|nil err why the id was refused (unknown, already resumed, stale)
+function task.resume(id, ...) end
+
+---`alloc()` an id, call `start(id)`, then `wait(id)`.
+---@param start fun(id: integer)
+---@return any ...
+function task.external(start) end
+
+---A new cancel token, optionally a child of `parent`.
+---@param parent? CancelToken
+---@return CancelToken
+function task.cancel_token(parent) end
+
+---The scheduler's clock in milliseconds, as of the current tick.
+---@return number ms
+function task.now() end
+
+-- ---- combinators and structure -------------------------------------------
+
+---Runs the functions concurrently and waits for all; the first error
+---propagates after the rest have finished.
+---@param ... fun(): any
+---@return any[] results the first result of each, in order
+function task.all(...) end
+
+---Runs the functions concurrently; the first to return wins and the
+---others are cancelled. An error propagates (losers cancelled first).
+---@param ... fun(): any
+---@return integer index
+---@return any result
+function task.race(...) end
+
+---Runs `fn` with a deadline: on the deadline `fn` is cancelled.
+---@param ms number
+---@param fn fun(): any
+---@return any result `fn`'s first result, or `nil`
+---@return "timeout"|nil err
+function task.timeout(ms, fn) end
+
+---Runs `fn(scope)` as a scope with a deadline: on the deadline the scope
+---is cancelled, children drain for `opts.grace_ms`, the rest are aborted,
+---and it raises `"task.with_timeout: exceeded <ms> ms"`.
+---@param ms number
+---@param fn fun(scope: Scope): ...
+---@param opts? task.WithTimeoutOpts
+---@return any ...
+function task.with_timeout(ms, fn, opts) end
+
+---Runs `fn(scope)`; returns `fn`'s results only when every child has
+---ended. An error (of `fn` or a child) cancels the rest and is re-raised.
+---@param name string
+---@param fn fun(scope: Scope): ...
+---@return any ...
+---@overload fun(fn: fun(scope: Scope): ...): ...
+function task.scope(name, fn) end
+
+---Waits for the first awaitable to complete; the lowest index wins a
+---tie. Returns its index, then a Task's results or a Channel's value;
+---losers' waits are dropped, their work is not cancelled.
+---@param list task.Awaitable[]
+---@return integer index
+---@return any ...
+function task.select(list) end
+
+---`a:wait()`.
+---@param a task.Awaitable
+---@return any ...
+function task.await(a) end
+
+---An awaitable that completes after `ms`.
+---@param ms number
+---@return Timer
+function task.timer(ms) end
+
+---Runs `fn()` in a new task after `ms`.
+---@param ms number
+---@param fn fun(): any
+---@return Task
+function task.after(ms, fn) end
+
+---A new channel: `nil` (capacity 64), a capacity, or `{capacity = N}`;
+---N must be a positive integer, else "capacity must be positive".
+---@param opts? integer|{capacity: integer}
+---@return Channel
+function task.channel(opts) end
+
+-- ---- tracing and statistics ------------------------------------------------
+
+---@return integer n the ready-queue length
+function task.taskstat() end
+
+---Every live task with its traceback and status.
+---@return table<Task, task.Info>
+function task.tasks() end
+
+---Sets this node's number (0..65535) for trace ids.
+---@param n integer
+function task.tracenode(n) end
+
+---Gives the running task a new root trace id
+---(node 63..48 | seconds 47..32 | sequence 31..16 | hop 15..0).
+---@return integer old the previous trace id
+function task.tracespawn() end
+
+---Sets the running task's trace id.
+---@param id integer
+---@return integer old the previous trace id
+function task.traceset(id) end
+
+---The running task's trace id with its hop bits (15..0) set to this node.
+---@return integer id
+function task.tracepropagate() end
+
+---W3C Trace Context. `traceparent()` returns the `traceparent` header for
+---the running task's trace as it leaves this node (`tracepropagate()`):
+---"00-" .. 16 zeros .. hex(id & ~0xFFFF) .. "-" .. hex(id) .. "-01", or
+---`nil, err` when bits 63..16 of the id are zero. `traceparent(header)`
+---parses a header (W3C rules: lowercase hex, no version ff, no all-zero
+---ids) into a trace id: ((T.hi ~ T.lo) & ~0xFFFF) | (P & 0xFFFF), or
+---`nil, err`.
+---@param header? string
+---@return integer|string|nil result the trace id (with a header) or the header
+---@return string|nil err
+---@overload fun(): string|nil, string|nil
+---@overload fun(header: string): integer|nil, string|nil
+function task.traceparent(header) end
+
+---Sets the create and terminate hooks (`nil` clears one); each gets the Task.
+---@param create? fun(t: Task)
+---@param term? fun(t: Task)
+---@return fun(t: Task)|nil create the previous create hook
+---@return fun(t: Task)|nil term the previous terminate hook
+function task.hook(create, term) end
+
+---Same as `task.hook` (silly's name).
+---@param create? fun(t: Task)
+---@param term? fun(t: Task)
+---@return fun(t: Task)|nil create
+---@return fun(t: Task)|nil term
+function task.task_hook(create, term) end
+
+---Standalone module only (build/task.so for the stock lua5.4): runs
+---`fn(...)` as the main task, drives the loop on the monotonic clock
+---until every task has ended, and returns `fn`'s results (or raises its
+---error). In a host that drives the scheduler it raises.
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function task.run(fn, ...) end
+
+return task
