@@ -124,6 +124,15 @@ static int run_script(const char *path) {
             if ((rc = task_tick(s, now)) < 0) { printf("not ok - %s: task_tick: %d\n", path, rc); failed = 1; break; }
         }
     }
+    /* An error outside the cases (the script's own chunk) fails the script. */
+    lua_getglobal(L, "ERRORS");
+    if (lua_istable(L, -1) && luaL_len(L, -1) > 0) {
+        lua_rawgeti(L, -1, 1);
+        lua_getfield(L, -1, "err");
+        printf("not ok - %s: error outside the cases: %s\n", path, luaL_tolstring(L, -1, NULL));
+        failed = 1;
+    }
+    lua_settop(L, 0);
     fflush(stdout);
     lua_close(L);
     if (task_count(s, -1) != 0) {

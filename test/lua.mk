@@ -1,0 +1,40 @@
+# test/lua.mk: the Lua binding's test suites (included by the top-level Makefile).
+#   lua, lua-asan      test/lua/*.lua run by test/lua_runner.c (host mode, virtual
+#                      clock; realclock.lua on the real clock), -O2 and ASan/UBSan
+#   lua-valgrind       the same under valgrind (scale.lua with TASK_LUA_SCALE=2000)
+#   lua-host, lua-host-asan   test/test_lua_host.c: the C host API of task_lua.h
+#   lua-module         build/task.so in the stock lua5.4: test/lua_module.lua
+# One script alone: build/lua_runner test/lua/channel.lua
+
+LUA_SCRIPTS   := smoke tasks suspend cancel combinators channel pitfalls errors trace traceparent scale
+LUA_TEST_ARGS := $(foreach s,$(LUA_SCRIPTS),test/lua/$(s).lua) --real-clock test/lua/realclock.lua
+LUA_TEST_DEPS := task.h task_lua.h test/testlib.h
+LUA_CFLAGS    := -std=c99 $(STRICT) -Wno-misleading-indentation -I. $(LUA_INC)
+
+$(BUILD)/lua_runner: test/lua_runner.c $(LUA_TEST_DEPS) | deps $(BUILD)
+	$(CC) $(LUA_CFLAGS) -O2 -g -o $@ test/lua_runner.c $(LUA_LIB) -lm
+$(BUILD)/lua_runner_asan: test/lua_runner.c $(LUA_TEST_DEPS) | deps $(BUILD)
+	$(CC) $(LUA_CFLAGS) $(SAN) -o $@ test/lua_runner.c $(LUA_LIB) -lm
+$(BUILD)/test_lua_host: test/test_lua_host.c $(LUA_TEST_DEPS) | deps $(BUILD)
+	$(CC) $(LUA_CFLAGS) -O2 -g -o $@ test/test_lua_host.c $(LUA_LIB) -lm
+$(BUILD)/test_lua_host_asan: test/test_lua_host.c $(LUA_TEST_DEPS) | deps $(BUILD)
+	$(CC) $(LUA_CFLAGS) $(SAN) -o $@ test/test_lua_host.c $(LUA_LIB) -lm
+
+.PHONY: suite-lua suite-lua-asan suite-lua-valgrind suite-lua-host suite-lua-host-asan suite-lua-module
+TEST_SUITES += suite-lua suite-lua-asan suite-lua-host suite-lua-host-asan suite-lua-module
+suite-lua: $(BUILD)/lua_runner
+	@test/run-one lua $(BUILD)/lua_runner $(LUA_TEST_ARGS)
+suite-lua-asan: $(BUILD)/lua_runner_asan
+	@test/run-one lua-asan $(BUILD)/lua_runner_asan $(LUA_TEST_ARGS)
+suite-lua-host: $(BUILD)/test_lua_host
+	@test/run-one lua-host $(BUILD)/test_lua_host
+suite-lua-host-asan: $(BUILD)/test_lua_host_asan
+	@test/run-one lua-host-asan $(BUILD)/test_lua_host_asan
+suite-lua-module: module
+	@test/run-one lua-module lua5.4 test/lua_module.lua $(BUILD)
+
+ifneq ($(VALGRIND),)
+TEST_SUITES += suite-lua-valgrind
+suite-lua-valgrind: $(BUILD)/lua_runner
+	@TASK_LUA_SCALE=2000 test/run-one lua-valgrind $(VG) $(BUILD)/lua_runner $(LUA_TEST_ARGS)
+endif
