@@ -30,6 +30,10 @@
  *   TASK_FREE(p)        no allocator (default: realloc() and free()).
  *   TASK_PAGE_SHIFT     log2 of tasks per storage page (default 10: 1024).
  *                       Tasks live in pages so growing never moves them.
+ *   TASK_THREADS        adds task_post_enable() and task_post_resume(), the
+ *                       one thread-safe entry point (see THREADS). Uses
+ *                       pthreads: build and link with -pthread. Without it
+ *                       the header has no thread dependency at all.
  *
  * TIME
  *   The unit is the nanosecond, as uint64_t, on a monotonic clock of the
@@ -48,8 +52,26 @@
  *   - task_timeout(s, now): how long the host may block before the next
  *     tick is due: 0 when tasks are ready, TASK_FOREVER when nothing is
  *     pending. task_timeout_ms() rounds up to whole ms for poll()/epoll.
- *   - One scheduler is used by one thread at a time. task_tick() called
+ *   - The scheduler is single-threaded: one scheduler is used by one
+ *     thread at a time, and nothing in it is locked. The only exception is
+ *     task_post_resume() (TASK_THREADS), see THREADS. task_tick() called
  *     from inside a task or a timer callback is refused (TASK_EBUSY).
+ *
+ * THREADS
+ *   With TASK_THREADS defined where the implementation is compiled, other
+ *   threads (a worker pool finishing I/O) can complete external ids:
+ *     - on the scheduler thread, once, before the other threads start:
+ *       task_post_enable(s, capacity, wake, wake_ud);
+ *     - on any thread: task_post_resume(s, ext, value) queues (ext, value)
+ *       under a mutex, then calls wake(wake_ud) on the posting thread, so a
+ *       host blocked in poll() can be woken (write to an eventfd or pipe);
+ *     - the next task_tick() drains the queue first, as task_ext_resume()
+ *       calls (an id that is stale by then is skipped), so the resumed
+ *       tasks run in that same tick; task_timeout() is 0 while posts wait.
+ *   The queue never allocates after task_post_enable: when `capacity`
+ *   posts are pending, task_post_resume returns TASK_ENOMEM and queues
+ *   nothing (retry after the host has ticked). Every other function must
+ *   be called from the scheduler's thread only.
  *
  * ERRORS
  *   Functions that can fail return an int status: TASK_OK (0) or a negative
@@ -256,6 +278,15 @@ TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value);
 TASK_API int task_ext_release(task_sched *s, task_id ext);
 TASK_API int task_ext_status(const task_sched *s, task_id ext); /* 0 pending, 1 resolved, <0 */
 
+/* ---- cross-thread resume (only with TASK_THREADS; see THREADS above) -- */
+typedef void (*task_wake_fn)(void *ud);
+/* Scheduler thread, once: room for `capacity` pending posts (allocated
+   now), and a wake callback (may be NULL). TASK_ESTATE if already on. */
+TASK_API int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wake, void *wake_ud);
+/* Any thread: the one thread-safe function. TASK_OK, TASK_ENOMEM (queue
+   full, nothing queued) or TASK_EINVAL (posts not enabled). */
+TASK_API int task_post_resume(task_sched *s, task_id ext, void *value);
+
 /* ---- timers (plain callbacks) ---------------------------------------- */
 TASK_API int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out);
 TASK_API int task_timer_cancel(task_sched *s, task_id timer);
@@ -293,6 +324,29 @@ TASK_API uint64_t task_tracespawn(task_sched *s);          /* returns the old id
 TASK_API uint64_t task_traceset(task_sched *s, uint64_t trace); /* returns the old id */
 TASK_API uint64_t task_tracepropagate(const task_sched *s);
 TASK_API uint64_t task_trace_of(const task_sched *s, task_id t);
+
+/* W3C Trace Context (https://www.w3.org/TR/trace-context/): the
+   `traceparent` header value "00-<trace-id>-<parent-id>-<flags>".
+   The mapping of a 64-bit id (node|seconds|sequence|hop) is:
+     trace-id  (32 hex) = 16 zeros, then the id with its hop bits (15..0)
+                          cleared: the root part, the same on every hop;
+     parent-id (16 hex) = the whole id (the caller's hop);
+     flags     (2 hex)  = 01 (sampled).
+   Parsing folds any 128-bit trace-id T and parent-id P back to 64 bits:
+     id = ((T.high64 ^ T.low64) & ~0xFFFF) | (P & 0xFFFF),
+   so format then parse gives the id back, and a header from another
+   system (a random trace-id) still gives one stable id per trace.
+   task_traceparent_format writes 55 characters and a NUL; TASK_EINVAL
+   (out untouched but for "") when bits 63..16 of the id are all zero:
+   W3C forbids an all-zero trace-id. task_traceparent_parse accepts what
+   the W3C rules accept: 2-hex version other than ff; version 00 exactly
+   55 characters; a later version at least 55 with '-' after the flags;
+   lowercase hex only; trace-id and parent-id not all zeros. Leading and
+   trailing spaces and tabs (HTTP OWS) are ignored. TASK_EINVAL otherwise
+   (*trace untouched). flags may be NULL. Neither needs a scheduler. */
+#define TASK_TRACEPARENT_LEN 55
+TASK_API int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_LEN + 1]);
+TASK_API int task_traceparent_parse(const char *header, uint64_t *trace, unsigned *flags);
 
 /* ---- hooks and introspection ----------------------------------------- */
 TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h); /* returns the old */
@@ -336,6 +390,9 @@ TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int
 #include <stdio.h>   /* vsnprintf, for error messages only */
 #include <stdarg.h>
 #include <limits.h>
+#ifdef TASK_THREADS
+#include <pthread.h>
+#endif
 
 #ifndef TASK_ASSERT
 #include <assert.h>
@@ -407,6 +464,10 @@ typedef struct task__hent { uint64_t when; uint32_t seq, ref; } task__hent;
 
 enum { TASK__TM_ARMED = 1, TASK__TM_FIRED, TASK__TM_DEAD };
 
+#ifdef TASK_THREADS
+typedef struct task__post { task_id ext; void *value; } task__post;
+#endif
+
 struct task_sched {
     task_alloc_fn alloc;
     void *alloc_ud;
@@ -424,6 +485,13 @@ struct task_sched {
     int count[TASK_NSTATES];
     task_hooks hooks;
     unsigned node, trace_seq;
+#ifdef TASK_THREADS
+    pthread_mutex_t post_mu;              /* guards the post_* fields */
+    task__post *post;
+    uint32_t post_cap, post_head, post_n;
+    task_wake_fn wake;
+    void *wake_ud;
+#endif
     char err[160];
 };
 
@@ -581,6 +649,8 @@ static void task__l_del(task_sched *s, uint32_t *head, uint32_t i, int tok) {
 }
 
 /* ---- the timer heap: (deadline, sequence), positions kept in the items - */
+/* A 4-ary heap: parent (pos-1)/4, children 4*pos+1 .. 4*pos+4; shallower
+   than a binary one, so fewer position updates per insert and removal. */
 
 static int task__hless(const task__hent *a, const task__hent *b) {
     return a->when < b->when || (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
@@ -594,7 +664,7 @@ static void task__hput(task_sched *s, uint32_t pos, task__hent e) {
 
 static void task__hup(task_sched *s, uint32_t pos, task__hent e) {
     while (pos > 0) {
-        uint32_t parent = (pos - 1) / 2;
+        uint32_t parent = (pos - 1) / 4;
         if (!task__hless(&e, &s->heap[parent])) break;
         task__hput(s, pos, s->heap[parent]);
         pos = parent;
@@ -604,10 +674,12 @@ static void task__hup(task_sched *s, uint32_t pos, task__hent e) {
 
 static void task__hdown(task_sched *s, uint32_t pos, task__hent e) {
     uint32_t n = s->hn;
-    for (;;) {
-        uint32_t c = 2 * pos + 1;
-        if (c >= n) break;
-        if (c + 1 < n && task__hless(&s->heap[c + 1], &s->heap[c])) c++;
+    for (;;) { /* 4-ary: children 4*pos+1 .. 4*pos+4 */
+        uint32_t c = 4 * pos + 1, k, end;
+        if (pos > (n - 2) / 4 || c >= n) break;
+        end = n - c < 4 ? n : c + 4;
+        for (k = c + 1; k < end; k++)
+            if (task__hless(&s->heap[k], &s->heap[c])) c = k;
         if (!task__hless(&s->heap[c], &e)) break;
         task__hput(s, pos, s->heap[c]);
         pos = c;
@@ -915,6 +987,9 @@ TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
     s->exts.size = (uint32_t)sizeof(task__ext);
     s->tokens.size = (uint32_t)sizeof(task__token);
     s->scopes.size = (uint32_t)sizeof(task__scope);
+#ifdef TASK_THREADS
+    if (pthread_mutex_init(&s->post_mu, NULL) != 0) { alloc(alloc_ud, s, sizeof *s, 0); return NULL; }
+#endif
     return s;
 }
 
@@ -944,9 +1019,60 @@ TASK_API int task_destroy(task_sched *s) {
     task__pool_destroy(s, &s->exts);
     task__pool_destroy(s, &s->tokens);
     task__pool_destroy(s, &s->scopes);
+#ifdef TASK_THREADS
+    if (s->post) s->alloc(s->alloc_ud, s->post, sizeof *s->post * s->post_cap, 0);
+    pthread_mutex_destroy(&s->post_mu);
+#endif
     s->alloc(s->alloc_ud, s, sizeof *s, 0);
     return TASK_OK;
 }
+
+#ifdef TASK_THREADS
+TASK_API int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wake, void *wake_ud) {
+    task__post *q;
+    if (!capacity || capacity > (1u << 30)) return task__err(s, TASK_EINVAL, "task_post_enable: capacity must be 1..2^30");
+    if (s->post) return task__err(s, TASK_ESTATE, "task_post_enable: already enabled");
+    q = (task__post *)s->alloc(s->alloc_ud, NULL, 0, sizeof *q * capacity);
+    if (!q) return task__err(s, TASK_ENOMEM, "task_post_enable: out of memory");
+    pthread_mutex_lock(&s->post_mu);
+    s->post = q;
+    s->post_cap = (uint32_t)capacity;
+    s->post_head = s->post_n = 0;
+    s->wake = wake;
+    s->wake_ud = wake_ud;
+    pthread_mutex_unlock(&s->post_mu);
+    return TASK_OK;
+}
+
+TASK_API int task_post_resume(task_sched *s, task_id ext, void *value) {
+    task_wake_fn wake;
+    void *ud;
+    if (!s) return TASK_EINVAL;
+    pthread_mutex_lock(&s->post_mu);
+    if (!s->post) { pthread_mutex_unlock(&s->post_mu); return TASK_EINVAL; }
+    if (s->post_n == s->post_cap) { pthread_mutex_unlock(&s->post_mu); return TASK_ENOMEM; }
+    s->post[(s->post_head + s->post_n) % s->post_cap].ext = ext;
+    s->post[(s->post_head + s->post_n) % s->post_cap].value = value;
+    s->post_n++;
+    wake = s->wake;
+    ud = s->wake_ud;
+    pthread_mutex_unlock(&s->post_mu);
+    if (wake) wake(ud);
+    return TASK_OK;
+}
+
+/* In task_tick: every post becomes a task_ext_resume (stale ids skipped). */
+static void task__post_drain(task_sched *s) {
+    pthread_mutex_lock(&s->post_mu);
+    while (s->post_n) {
+        task__post p = s->post[s->post_head];
+        s->post_head = (s->post_head + 1) % s->post_cap;
+        s->post_n--;
+        (void)task_ext_resume(s, p.ext, p.value);
+    }
+    pthread_mutex_unlock(&s->post_mu);
+}
+#endif
 
 TASK_API int task_tick(task_sched *s, uint64_t now) {
     unsigned n = 0;
@@ -962,6 +1088,9 @@ TASK_API int task_tick(task_sched *s, uint64_t now) {
         s->rtail = s->ytail;
         s->yhead = s->ytail = 0;
     }
+#ifdef TASK_THREADS
+    task__post_drain(s);
+#endif
     /* Collect every due timer before anything runs, so what runs cannot
        make a timer due in this same tick. */
     while (s->hn && s->heap[0].when <= s->now) {
@@ -1007,6 +1136,16 @@ TASK_API int task_tick(task_sched *s, uint64_t now) {
 
 TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now) {
     if (s->rhead || s->yhead) return 0;
+#ifdef TASK_THREADS
+    {
+        task_sched *m = (task_sched *)(uintptr_t)s; /* the mutex is not part of the value */
+        uint32_t n;
+        pthread_mutex_lock(&m->post_mu);
+        n = m->post_n;
+        pthread_mutex_unlock(&m->post_mu);
+        if (n) return 0;
+    }
+#endif
     if (!s->hn) return TASK_FOREVER;
     return s->heap[0].when <= now ? 0 : s->heap[0].when - now;
 }
@@ -1567,6 +1706,59 @@ TASK_API uint64_t task_tracepropagate(const task_sched *s) {
 TASK_API uint64_t task_trace_of(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? t->trace : 0;
+}
+
+static void task__hex(char *out, uint64_t v, int digits) {
+    static const char hex[] = "0123456789abcdef";
+    while (digits-- > 0) { out[digits] = hex[v & 0xFu]; v >>= 4; }
+}
+
+/* Lowercase hex only (W3C: HEXDIGLC); -1 on any other character. */
+static int task__unhex(const char *p, int digits, uint64_t *v) {
+    uint64_t r = 0;
+    int i;
+    for (i = 0; i < digits; i++) {
+        char c = p[i];
+        unsigned d;
+        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a') + 10u;
+        else return -1;
+        r = (r << 4) | d;
+    }
+    *v = r;
+    return 0;
+}
+
+TASK_API int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_LEN + 1]) {
+    uint64_t root = trace & ~(uint64_t)0xFFFF;
+    out[0] = '\0';
+    if (root == 0) return TASK_EINVAL;
+    memcpy(out, "00-0000000000000000", 19);
+    task__hex(out + 19, root, 16);
+    out[35] = '-';
+    task__hex(out + 36, trace, 16);
+    memcpy(out + 52, "-01", 4);   /* and the NUL */
+    return TASK_OK;
+}
+
+TASK_API int task_traceparent_parse(const char *h, uint64_t *trace, unsigned *flags) {
+    size_t n;
+    uint64_t ver, hi, lo, parent, fl;
+    if (!h || !trace) return TASK_EINVAL;
+    while (*h == ' ' || *h == '\t') h++;
+    n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    if (n < TASK_TRACEPARENT_LEN || task__unhex(h, 2, &ver) != 0 || ver == 0xFF) return TASK_EINVAL;
+    if (ver == 0 ? n != TASK_TRACEPARENT_LEN : (n > TASK_TRACEPARENT_LEN && h[TASK_TRACEPARENT_LEN] != '-'))
+        return TASK_EINVAL;
+    if (h[2] != '-' || h[35] != '-' || h[52] != '-') return TASK_EINVAL;
+    if (task__unhex(h + 3, 16, &hi) != 0 || task__unhex(h + 19, 16, &lo) != 0 ||
+        task__unhex(h + 36, 16, &parent) != 0 || task__unhex(h + 53, 2, &fl) != 0)
+        return TASK_EINVAL;
+    if ((hi == 0 && lo == 0) || parent == 0) return TASK_EINVAL;
+    *trace = ((hi ^ lo) & ~(uint64_t)0xFFFF) | (parent & 0xFFFF);
+    if (flags) *flags = (unsigned)fl;
+    return TASK_OK;
 }
 
 /* ---- hooks and introspection ------------------------------------------ */

@@ -31,6 +31,20 @@
  *   writes one line with the task's id, name and message, then the
  *   traceback, to stderr.
  *
+ *   A task that never suspends would keep the host inside task_tick().
+ *   task_lua_set_budget(L, n, mode) gives every resume of a Lua task a
+ *   budget of n VM instructions, counted by a count hook (lua_sethook with
+ *   LUA_MASKCOUNT) on the task's thread. When it is spent the task is
+ *   either preempted (TASK_LUA_PREEMPT: it yields from the hook and runs
+ *   again at the next tick, at the back of the queue; where it cannot
+ *   yield, inside a metamethod or a C call, it is preempted at the next
+ *   count that can) or fails with the error "task exceeded its budget"
+ *   (TASK_LUA_RAISE; the error is raised again at every instruction, so a
+ *   pcall cannot swallow it). Code in a plain coroutine nested inside a
+ *   task cannot be preempted: it gets the error in both modes. The hook
+ *   replaces any debug.sethook hook of a task's thread while a budget is
+ *   set. n = 0 (the default) turns it off.
+ *
  * STANDALONE MODULE
  *   Compiled with TASK_LUA_MODULE defined (make module: build/task.so), the
  *   header is a module for the stock lua5.4 that owns its scheduler:
@@ -85,6 +99,10 @@ TASK_LUA_API int task_lua_resume(lua_State *L, task_id ext, int nvalues);
 /* The function at idx (nil: the default) gets (err, task, traceback) for
    errors of tasks that nobody waits for. */
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx);
+/* A per-resume instruction budget for Lua tasks (0: none, the default);
+   mode TASK_LUA_PREEMPT or TASK_LUA_RAISE, see HOST SIDE above. */
+enum { TASK_LUA_PREEMPT = 0, TASK_LUA_RAISE = 1 };
+TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode);
 /* Standalone module / generic entry for require: binds to a scheduler of
    its own when the host did not open the module. */
 TASK_LUA_API int luaopen_task(lua_State *L);
@@ -146,6 +164,7 @@ struct tl_task {
     int won;           /* select: the index that completed */
     int joiners;       /* Lua tasks waiting for it (join, select) */
     unsigned char ended, joined, claimed, detached, suspending, plain, code;
+    int why;           /* the TASK_R_* of the resume a continuation runs in */
     tl_task *joining;  /* the task it waits for in Task:join */
     tl_reg direct;     /* a wait on one channel or timer */
     tl_reg *sel;
@@ -169,6 +188,7 @@ struct tl_state {
     int r_ext;         /* [external id] = packed values resumed before the wait */
     int r_scopes;      /* [slot index] = Scope, while open */
     int r_handler, r_hcreate, r_hterm;
+    int budget, budget_mode;  /* task_lua_set_budget */
 };
 
 static const char tl__statekey = 's';  /* addresses only: registry keys */
@@ -226,12 +246,9 @@ static int tl_suspend(lua_State *L, tl_task *t, int code, lua_KFunction k) {
     return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), k);
 }
 
-/* In a continuation: pops the reason the step pushed on top. */
-static int tl_why(lua_State *L) {
-    int why = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    return why;
-}
+/* In a continuation: the reason the step resumed the running task (kept
+   in the task, not pushed: one less stack push and pop per resume). */
+static int tl_why(lua_State *L) { return tl_st(L)->cur->why; }
 
 static void tl_pushtask(lua_State *L, tl_state *st, tl_task *t) {
     tl_getref(L, st->r_anchors);
@@ -296,6 +313,13 @@ static void tl_complete(tl_state *st, tl_reg *r) {
 
 static void tl_complete_all(tl_state *st, tl_regq *q) {
     while (q->head) tl_complete(st, q->head);
+}
+
+/* The first registration of q whose task still waits: one cancelled or
+   aborted while parked is READY already and must not be handed a value. */
+static tl_reg *tl_q_first(tl_state *st, tl_regq *q) {
+    while (q->head && task_status(st->s, q->head->task->id) != TASK_WAIT) tl_q_del(q->head);
+    return q->head;
 }
 
 /* Pushes values onto a parked task's thread for its next resume. */
@@ -431,6 +455,31 @@ static void tl_call_p(tl_state *st, lua_CFunction f, tl_task *t) {
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1); /* out of memory: nothing more to do */
 }
 
+/* The instruction budget's count hook (task_lua_set_budget). */
+static void tl_budget_hook(lua_State *L, lua_Debug *ar) {
+    tl_state *st;
+    (void)ar;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
+    st = (tl_state *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!st || st->closed || !st->cur || st->budget <= 0) return;
+    if (st->budget_mode == TASK_LUA_PREEMPT && st->cur->co == L) {
+        if (lua_isyieldable(L)) lua_yield(L, 0); /* a plain yield: READY at the next tick */
+        return; /* not here: try again at the next count */
+    }
+    lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1); /* level-triggered */
+    lua_pushliteral(L, "task exceeded its budget");
+    lua_error(L);
+}
+
+/* Raises "task cancelled" at the first instruction after a plain
+   coroutine.yield() of a cancelled task, as task.yield() would. */
+static void tl_cancel_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    tl_raise_cancelled(L);
+}
+
 static void tl_abort_thread(tl_state *st, tl_task *t) {
     tl_task *saved = st->cur;
     tl_unregister(t);
@@ -445,27 +494,24 @@ static int tl_step(task_ctx *c) {
     tl_task *t = (tl_task *)c->ud, *saved;
     tl_state *st = t->st;
     lua_State *co = t->co;
-    int nargs, nres = 0, rc;
+    int nargs, nres = 0, rc, plain = t->plain && c->why != TASK_R_START;
     if (c->why == TASK_R_ABORT) {
         tl_abort_thread(st, t);
         return TASK_DONE;
     }
     if (c->why == TASK_R_START) nargs = lua_gettop(co) - 1;
     else if (t->plain) nargs = 0;
-    else {
-        if (!lua_checkstack(co, 1)) { /* no room even for the reason: fail it */
-            tl_abort_thread(st, t);
-            return TASK_FAIL;
-        }
-        lua_pushinteger(co, c->why);
-        nargs = t->npend + 1;
-    }
+    else nargs = t->npend;
+    t->why = c->why;
     t->npend = 0;
     t->plain = t->suspending = 0;
     saved = st->cur;
     st->cur = t;
+    if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
+    if (plain && task_cancelled(st->s, t->id) == 1) lua_sethook(co, tl_cancel_hook, LUA_MASKCOUNT, 1);
     rc = lua_resume(co, st->L, nargs, &nres);
     st->cur = saved;
+    if (lua_gethook(co) == tl_budget_hook || lua_gethook(co) == tl_cancel_hook) lua_sethook(co, NULL, 0, 0);
     if (rc == LUA_YIELD) {
         lua_pop(co, nres); /* yielded values have nobody to go to */
         if (t->suspending) return t->code;
@@ -478,6 +524,7 @@ static int tl_step(task_ctx *c) {
         return TASK_DONE;
     }
     tl_call_p(st, tl_errored_p, t);
+    if (t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
     tl_finished(st, t, TASK_X_FAIL);
     tl_call_p(st, tl_route_p, t);
     return TASK_FAIL;
@@ -528,6 +575,11 @@ static void tl_core_term(task_sched *s, task_id id, void *ud) {
 
 /* ---- spawning ------------------------------------------------------------ */
 
+static int tl_anchor_p(lua_State *L) { /* anchors, key, Task */
+    lua_rawset(L, 1);
+    return 0;
+}
+
 /* Spawns the function at fidx with the nargs values after it; pushes the Task. */
 static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, const task_opts *o,
                             int nameidx, const char *fn) {
@@ -536,7 +588,7 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     int i, rc;
     fidx = lua_absindex(L, fidx);
     if (nameidx) nameidx = lua_absindex(L, nameidx);
-    luaL_checkstack(L, nargs + 4, fn);
+    luaL_checkstack(L, nargs + 8, fn);
     t = (tl_task *)lua_newuserdatauv(L, sizeof *t, 4);
     memset(t, 0, sizeof *t);
     luaL_setmetatable(L, TL_TASK);
@@ -558,8 +610,18 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
         lua_pop(L, 1);
         tl_fail(L, rc, fn);
     }
+    /* anchoring can grow the table: if that fails, the core must not keep a
+       task whose Task nobody holds */
+    lua_pushcfunction(L, tl_anchor_p);
     lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)(uint32_t)t->id);
+    lua_pushinteger(L, (lua_Integer)(uint32_t)t->id);
+    lua_pushvalue(L, -5);
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+        task_drop(st->s, t->id);
+        task_release(st->s, t->id);
+        t->id = 0; /* its __gc has nothing to release (and may not even run) */
+        lua_error(L);
+    }
     lua_pop(L, 1);
     tl_run_hook(st, t, 0);
     return t;
@@ -773,8 +835,10 @@ static int tl_status(lua_State *L) {
 }
 
 static int tl_k_sleep(lua_State *L, int status, lua_KContext ctx) {
+    tl_state *st = tl_st(L);
     (void)status; (void)ctx;
-    if (tl_why(L) == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    /* also when cancelled while READY (a yield): nothing was handed to it */
+    if (tl_why(L) == TASK_R_CANCEL || task_cancelled(st->s, st->cur->id) == 1) return tl_raise_cancelled(L);
     return 0;
 }
 
@@ -827,7 +891,7 @@ static int tl_k_wait(lua_State *L, int status, lua_KContext ctx) {
     int why = tl_why(L);
     (void)status;
     if (why == TASK_R_CANCEL) return tl_raise_cancelled(L);
-    if (lua_type(L, 1) == LUA_TNUMBER) { /* wait(id) */
+    if (ctx == 1 && lua_type(L, 1) == LUA_TNUMBER) { /* wait(id); ctx 0: a plain wait woken with a number */
         lua_settop(L, 1);
         return tl_ext_values(L, st, lua_tointeger(L, 1));
     }
@@ -957,6 +1021,31 @@ static int tl_traceset(lua_State *L) {
 
 static int tl_tracepropagate(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)task_tracepropagate(tl_st(L)->s));
+    return 1;
+}
+
+/* traceparent() -> the W3C header for the running task's trace as it
+   leaves this node (tracepropagate()); traceparent(header) -> trace id,
+   or nil, err. The mapping is task.h's task_traceparent_format/parse. */
+static int tl_traceparent(lua_State *L) {
+    char buf[TASK_TRACEPARENT_LEN + 1];
+    uint64_t id;
+    if (lua_isnoneornil(L, 1)) {
+        id = task_tracepropagate(tl_st(L)->s);
+        if (task_traceparent_format(id, buf) != TASK_OK) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "task.traceparent: no trace id (bits 63..16 are zero; call task.tracespawn())");
+            return 2;
+        }
+        lua_pushstring(L, buf);
+        return 1;
+    }
+    if (task_traceparent_parse(luaL_checkstring(L, 1), &id, NULL) != TASK_OK) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "task.traceparent: invalid traceparent header");
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
 
@@ -1149,9 +1238,7 @@ static int tl_p_intask(lua_State *L) {
                       : !lua_isyieldable(L) ? "cannot suspend here (a metamethod or C function that does not allow yields)"
                       : NULL;
     if (why) {
-        luaL_where(L, 2);
         lua_pushfstring(L, "%s: %s", fn, why);
-        lua_concat(L, 2);
         return lua_error(L);
     }
     tl_checkcancel(L, st, t);
@@ -1167,18 +1254,14 @@ static int tl_p_checkms(lua_State *L) {
     const char *fn = luaL_checkstring(L, 2);
     lua_Number ms;
     if (lua_type(L, 1) != LUA_TNUMBER) {
-        luaL_where(L, 2);
-        lua_pushfstring(L, "bad argument to '%s' (number expected, got %s)", fn, luaL_typename(L, 1));
-        lua_concat(L, 2);
+        lua_pushfstring(L, "bad argument #1 to '%s' (number expected, got %s)",
+                        strchr(fn, '.') ? strchr(fn, '.') + 1 : fn, luaL_typename(L, 1));
         return lua_error(L);
     }
     ms = lua_tonumber(L, 1);
     if (!(ms >= 0) || ms - ms != 0) {
-        luaL_where(L, 2);
         luaL_tolstring(L, 1, NULL);
         lua_pushfstring(L, "%s: invalid duration (ms=%s)", fn, lua_tostring(L, -1));
-        lua_remove(L, -2);
-        lua_concat(L, 2);
         return lua_error(L);
     }
     return 0;
@@ -1232,7 +1315,7 @@ static void tl_chan_take(lua_State *L, int chidx, tl_chan *ch) { /* pushes the v
 
 /* A receiver took a slot: the first blocked sender's value moves in. */
 static void tl_chan_refill(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
-    tl_reg *r = ch->sendq.head;
+    tl_reg *r = tl_q_first(st, &ch->sendq);
     lua_State *sco;
     if (!r) return;
     sco = r->task->co;
@@ -1260,7 +1343,7 @@ static int tl_chan_send(lua_State *L) {
     int rc;
     lua_settop(L, 2);
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if (ch->recvq.head) { /* hand it straight to a waiting receiver */
+    if (tl_q_first(st, &ch->recvq)) { /* hand it straight to a waiting receiver */
         tl_reg *r = ch->recvq.head;
         if (!lua_checkstack(r->task->co, 1)) return luaL_error(L, "Channel:send: stack overflow");
         lua_pushvalue(L, 2);
@@ -1288,7 +1371,7 @@ static int tl_chan_try_send(lua_State *L) {
     tl_chan *ch = tl_checkchan(L, 1);
     lua_settop(L, 2);
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if (ch->recvq.head || ch->count < ch->cap) {
+    if (tl_q_first(st, &ch->recvq) || ch->count < ch->cap) {
         lua_pop(L, 0);
         return tl_chan_send(L);
     }
@@ -1534,6 +1617,12 @@ static int tl_select(lua_State *L) {
 /* ---- the standalone loop ------------------------------------------------ */
 
 #ifdef TASK_LUA_MODULE
+static int tl_abort_each(task_sched *s, task_id id, int state, void *ud) {
+    (void)state;
+    if (tl_luatask((tl_state *)ud, id)) task_abort(s, id);
+    return 0;
+}
+
 static uint64_t tl_clock(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1557,11 +1646,15 @@ static int tl_run(lua_State *L) {
         uint64_t wait;
         task_tick(st->s, tl_clock());
         if (task_count(st->s, -1) == 0) break;
-        wait = task_timeout(st->s, tl_clock());
+        /* ready tasks: no need to read the clock again before the next tick */
+        wait = task_timeout(st->s, task_now(st->s));
+        if (wait && wait != TASK_FOREVER) wait = task_timeout(st->s, tl_clock());
         if (wait == TASK_FOREVER) {
+            int n = task_count(st->s, -1);
+            task_foreach(st->s, tl_abort_each, st); /* so a later run starts clean */
+            task_tick(st->s, tl_clock());
             st->looping = 0;
-            return luaL_error(L, "task.run: deadlock: %d task(s) wait and nothing can wake them",
-                              task_count(st->s, -1));
+            return luaL_error(L, "task.run: deadlock: %d task(s) wait and nothing can wake them", n);
         }
         if (wait) {
             struct timespec ts;
@@ -1615,6 +1708,7 @@ static const char *const tl_chunk[] = {
 "  P.scope_close(sc)\n"
 "  local failed, err = P.scope_error(sc)\n"
 "  if failed then error(err, 0) end\n"
+"  task.checkpoint()\n"
 "  return unpack(r, 2, r.n)\n"
 "end\n",
 "function task.all(...)\n"
@@ -1731,7 +1825,7 @@ static const luaL_Reg tl_funcs[] = {
     {"cancel_token", tl_cancel_token}, {"now", tl_now}, {"select", tl_select}, {"timer", tl_timer_new},
     {"channel", tl_channel}, {"taskstat", tl_taskstat}, {"tasks", tl_tasks},
     {"tracenode", tl_tracenode}, {"tracespawn", tl_tracespawn}, {"traceset", tl_traceset},
-    {"tracepropagate", tl_tracepropagate}, {"hook", tl_hook}, {"run", tl_run},
+    {"tracepropagate", tl_tracepropagate}, {"traceparent", tl_traceparent}, {"hook", tl_hook}, {"run", tl_run},
     {NULL, NULL}};
 
 static const luaL_Reg tl_private[] = {
@@ -1798,7 +1892,9 @@ static void tl_newclass(lua_State *L, int sti, const char *tname, const luaL_Reg
 
 /* Frees every Lua task of this state: lua_close is tearing it down. */
 static int tl_drop_each(task_sched *s, task_id id, int state, void *ud) {
-    (void)state;
+    /* an ended task's Task may be gone already (its __gc can fail to run
+       when memory is short): do not look at it; task_destroy frees it */
+    if (state == TASK_EXIT) return 0;
     if (tl_luatask((tl_state *)ud, id)) task_drop(s, id);
     return 0;
 }
@@ -1809,7 +1905,8 @@ static int tl_state_gc(lua_State *L) {
     task_foreach(st->s, tl_drop_each, st);
     tl_getref(L, st->r_timers);
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
+    /* not a table when task_lua_open ran out of memory before making it */
+    while (lua_istable(L, -2) && lua_next(L, -2)) {
         tl_timer *tm = (tl_timer *)lua_touserdata(L, -1);
         if (tm && !tm->fired && !tm->cancelled) task_timer_cancel(st->s, tm->id);
         lua_pop(L, 1);
@@ -1924,22 +2021,47 @@ TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out) {
     return TASK_OK;
 }
 
+/* Protected part of task_lua_resume: st, ext, values... -> r_ext[ext] = {values, n = n} */
+static int tl_resume_p(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+    lua_Integer ext = lua_tointeger(L, 2);
+    int i, n = lua_gettop(L) - 2;
+    lua_createtable(L, n, 1);
+    for (i = 1; i <= n; i++) {
+        lua_pushvalue(L, i + 2);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    tl_getref(L, st->r_ext);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, ext);
+    return 0;
+}
+
 TASK_LUA_API int task_lua_resume(lua_State *L, task_id ext, int nvalues) {
     tl_state *st = tl_state_of(L);
     int i, s;
     if (!st) { lua_pop(L, nvalues); return TASK_EINVAL; }
     s = task_ext_status(st->s, ext);
     if (s != 0) { lua_pop(L, nvalues); return s < 0 ? s : TASK_ESTATE; }
-    lua_createtable(L, nvalues, 1);
-    lua_insert(L, -(nvalues + 1));
-    for (i = nvalues; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
-    lua_pushinteger(L, nvalues);
-    lua_setfield(L, -2, "n");
-    tl_getref(L, st->r_ext);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)ext);
-    lua_pop(L, 1);
+    /* protected: the host may call this from a timer callback, outside any
+       pcall, and packing the values can run out of memory */
+    if (!lua_checkstack(L, 3)) { lua_pop(L, nvalues); return TASK_ENOMEM; }
+    lua_pushcfunction(L, tl_resume_p);
+    lua_pushlightuserdata(L, st);
+    lua_pushinteger(L, (lua_Integer)ext);
+    lua_rotate(L, -(nvalues + 3), 3);
+    if (lua_pcall(L, nvalues + 2, 0, 0) != LUA_OK) { lua_pop(L, 1); return TASK_ENOMEM; }
+    (void)i;
     return task_ext_resume(st->s, ext, NULL);
+}
+
+TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode) {
+    tl_state *st = tl_state_of(L);
+    if (!st) return;
+    st->budget = instructions > 0 ? instructions : 0;
+    st->budget_mode = mode == TASK_LUA_RAISE ? TASK_LUA_RAISE : TASK_LUA_PREEMPT;
 }
 
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
