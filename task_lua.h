@@ -179,6 +179,9 @@ typedef struct tl_scope { task_id id; int failed; } tl_scope;
 
 struct tl_state {
     task_sched *s;
+    lua_Alloc lalloc;  /* standalone: the core allocates through Lua's allocator, */
+    void *lalloc_ud;   /* counted in core_bytes (task.taskstat's second result) */
+    size_t core_bytes;
     lua_State *L;      /* the main thread */
     tl_task *cur;      /* the Lua task running now */
     int owns, closed, looping;
@@ -188,6 +191,7 @@ struct tl_state {
     int r_ext;         /* [external id] = packed values resumed before the wait */
     int r_scopes;      /* [slot index] = Scope, while open */
     int r_handler, r_hcreate, r_hterm;
+    int r_taskmt;      /* Task's metatable: spawning skips the registry lookup by name */
     int budget, budget_mode;  /* task_lua_set_budget */
 };
 
@@ -347,6 +351,19 @@ static const char *tl_errstr(lua_State *L, int idx) {
     return lua_tostring(L, -1);
 }
 
+/* A Task's second user value is its name (or nil) until it fails, then a
+   table {name, err, tb}: the common task keeps nothing more. Pushes one
+   of "name", "err", "tb" of the Task at idx. */
+static void tl_info(lua_State *L, int idx, const char *field) {
+    if (lua_getiuservalue(L, idx, 2) == LUA_TTABLE) {
+        lua_getfield(L, -1, field);
+        lua_remove(L, -2);
+    } else if (field[0] != 'n') {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
 /* The default handler: (err, task, traceback) -> one line, then the traceback. */
 static int tl_default_handler(lua_State *L) {
     const char *msg = tl_errstr(L, 1), *name = "?";
@@ -354,7 +371,7 @@ static int tl_default_handler(lua_State *L) {
     tl_task *t = (tl_task *)luaL_testudata(L, 2, TL_TASK);
     if (t) {
         id = (lua_Integer)t->id;
-        lua_getiuservalue(L, 2, 2);
+        tl_info(L, 2, "name");
         name = lua_isstring(L, -1) ? lua_tostring(L, -1) : "task";
     }
     fprintf(stderr, "task %lld (%s): %s\n%s\n", (long long)id, name, msg,
@@ -397,7 +414,7 @@ static int tl_route_p(lua_State *L) {
     tl_state *st = (tl_state *)lua_touserdata(L, 1);
     tl_task *t = (tl_task *)lua_touserdata(L, 2);
     task_id sid;
-    lua_getiuservalue(L, 2, 3);
+    tl_info(L, 2, "err");
     /* cancellation that ends a cancelled task is not an error */
     if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "task cancelled") == 0 &&
         task_cancelled(st->s, t->id) == 1)
@@ -422,7 +439,7 @@ static int tl_route_p(lua_State *L) {
     }
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 2);
-    lua_getiuservalue(L, 2, 4);
+    tl_info(L, 2, "tb");
     tl_report(L, st);
     return 0;
 }
@@ -434,15 +451,19 @@ static int tl_errored_p(lua_State *L) {
     tl_task *t = (tl_task *)lua_touserdata(L, 2);
     lua_State *co = t->co;
     int status;
+    lua_createtable(L, 0, 3);
+    lua_getiuservalue(L, 2, 2);
+    lua_setfield(L, -2, "name");
     luaL_traceback(L, co, lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL, 0);
-    lua_setiuservalue(L, 2, 4);
+    lua_setfield(L, -2, "tb");
     lua_xmove(co, L, 1);
-    lua_setiuservalue(L, 2, 3);
+    lua_setfield(L, -2, "err");
     status = TL_CLOSETHREAD(co, L);
     if (status != LUA_OK) { /* a __close failed: its error replaces the first */
         lua_xmove(co, L, 1);
-        lua_setiuservalue(L, 2, 3);
+        lua_setfield(L, -2, "err");
     }
+    lua_setiuservalue(L, 2, 2);
     (void)st;
     return 0;
 }
@@ -589,9 +610,10 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     fidx = lua_absindex(L, fidx);
     if (nameidx) nameidx = lua_absindex(L, nameidx);
     luaL_checkstack(L, nargs + 8, fn);
-    t = (tl_task *)lua_newuserdatauv(L, sizeof *t, 4);
+    t = (tl_task *)lua_newuserdatauv(L, sizeof *t, 2);
     memset(t, 0, sizeof *t);
-    luaL_setmetatable(L, TL_TASK);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->r_taskmt);
+    lua_setmetatable(L, -2);
     co = lua_newthread(L);
     lua_setiuservalue(L, -2, 1);
     if (nameidx) {
@@ -689,7 +711,7 @@ static int tl_take(lua_State *L, tl_state *st, tl_task *x, int idx) {
         lua_xmove(x->co, L, x->nres);
         return x->nres;
     case TASK_X_FAIL:
-        lua_getiuservalue(L, idx, 3);
+        tl_info(L, idx, "err");
         return lua_error(L);
     default:
         return tl_raise_literal(L, "task aborted");
@@ -762,7 +784,7 @@ static int tl_task_elapsed(lua_State *L) {
 
 static int tl_task_traceback(lua_State *L) {
     tl_task *x = tl_checktask(L, 1);
-    if (x->ended == TASK_X_FAIL) lua_getiuservalue(L, 1, 4);
+    if (x->ended == TASK_X_FAIL) tl_info(L, 1, "tb");
     else if (!x->ended) luaL_traceback(L, x->co, NULL, 0);
     else lua_pushnil(L);
     return 1;
@@ -772,7 +794,7 @@ static int tl_task_index(lua_State *L) {
     tl_task *x = tl_checktask(L, 1);
     const char *k = lua_tostring(L, 2);
     if (k && strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)x->id);
-    else if (k && strcmp(k, "name") == 0) lua_getiuservalue(L, 1, 2);
+    else if (k && strcmp(k, "name") == 0) tl_info(L, 1, "name");
     else {
         lua_pushvalue(L, lua_upvalueindex(2)); /* the methods */
         lua_pushvalue(L, 2);
@@ -790,7 +812,7 @@ static int tl_task_tostring(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_task *x = tl_checktask(L, 1);
     const char *s = tl_status_name(st, x);
-    lua_getiuservalue(L, 1, 2);
+    tl_info(L, 1, "name");
     lua_pushfstring(L, "Task %I (%s): %s", (lua_Integer)x->id,
                     lua_isstring(L, -1) ? lua_tostring(L, -1) : "task", s ? s : "released");
     return 1;
@@ -819,7 +841,7 @@ static int tl_current(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)t->id);
     lua_setfield(L, -2, "id");
     tl_pushtask(L, st, t);
-    lua_getiuservalue(L, -1, 2);
+    tl_info(L, -1, "name");
     lua_setfield(L, -3, "name");
     lua_pop(L, 1);
     lua_pushboolean(L, task_cancelled(st->s, t->id) == 1);
@@ -971,9 +993,14 @@ static int tl_now(lua_State *L) {
     return 1;
 }
 
+/* Ready-queue length; standalone, also the bytes the core holds (they come
+   from Lua's allocator but collectgarbage("count") does not see them). */
 static int tl_taskstat(lua_State *L) {
-    lua_pushinteger(L, task_ready_count(tl_st(L)->s));
-    return 1;
+    tl_state *st = tl_st(L);
+    lua_pushinteger(L, task_ready_count(st->s));
+    if (!st->lalloc) return 1;
+    lua_pushinteger(L, (lua_Integer)st->core_bytes);
+    return 2;
 }
 
 static int tl_tasks(lua_State *L) {
@@ -1919,6 +1946,13 @@ static int tl_state_gc(lua_State *L) {
     return 0;
 }
 
+static void *tl_core_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    tl_state *st = (tl_state *)ud;
+    void *p = st->lalloc(st->lalloc_ud, ptr, ptr ? osize : 0, nsize);
+    if (p || nsize == 0) st->core_bytes = st->core_bytes - (ptr ? osize : 0) + nsize;
+    return p;
+}
+
 static int tl_open(lua_State *L, task_sched *s, int owns) {
     tl_state *st;
     int sti, i;
@@ -1932,8 +1966,12 @@ static int tl_open(lua_State *L, task_sched *s, int owns) {
     memset(st, 0, sizeof *st);
     st->r_anchors = st->r_timers = st->r_ext = st->r_scopes = LUA_NOREF;
     st->r_handler = st->r_hcreate = st->r_hterm = LUA_NOREF;
-    st->s = s;
     st->owns = owns;
+    if (!s) { /* a scheduler of its own, on Lua's allocator */
+        st->lalloc = lua_getallocf(L, &st->lalloc_ud);
+        if (!(s = task_create(tl_core_alloc, st))) return luaL_error(L, "task: out of memory");
+    }
+    st->s = s;
     luaL_newmetatable(L, TL_STATE);
     lua_pushcfunction(L, tl_state_gc);
     lua_setfield(L, -2, "__gc");
@@ -1950,6 +1988,8 @@ static int tl_open(lua_State *L, task_sched *s, int owns) {
         *ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     tl_newclass(L, sti, TL_TASK, tl_task_methods, tl_task_index, tl_task_tostring, tl_task_gc, tl_join);
+    luaL_getmetatable(L, TL_TASK);
+    st->r_taskmt = luaL_ref(L, LUA_REGISTRYINDEX);
     tl_newclass(L, sti, TL_SCOPE, tl_scope_methods, tl_scope_index, NULL, NULL, NULL);
     tl_newclass(L, sti, TL_CHAN, tl_chan_methods, NULL, tl_chan_tostring, NULL, tl_chan_recv);
     tl_newclass(L, sti, TL_TOKEN, tl_token_methods, NULL, NULL, tl_token_gc, NULL);
@@ -2070,14 +2110,9 @@ TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
 }
 
 TASK_LUA_API int luaopen_task(lua_State *L) {
-    task_sched *s;
-    void *ud;
-    lua_Alloc f;
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__modkey) == LUA_TTABLE) return 1;
     lua_pop(L, 1);
-    f = lua_getallocf(L, &ud);
-    if (!(s = task_create(f, ud))) return luaL_error(L, "task: out of memory");
-    return tl_open(L, s, 1);
+    return tl_open(L, NULL, 1);
 }
 
 #endif /* TASK_LUA_IMPLEMENTATION */

@@ -296,10 +296,12 @@ local function ours_mem()
     local spawn, sleep = task.spawn, task.sleep
     local function body() sleep(1e9) end
     local ts = {}
-    local before = kb()
+    local function core() return select(2, task.taskstat()) or 0 end
+    local before, core0 = kb(), core()
     for i = 1, NMEM do ts[i] = spawn(body) end
     task.yield() -- every one of them runs up to its sleep
-    local per = (kb() - before) * 1024 / NMEM
+    -- the Lua heap plus the core's own bytes (its task slots and heap entries)
+    local per = ((kb() - before) * 1024 + core() - core0) / NMEM
     for i = 1, NMEM do ts[i]:cancel() end
     return per
   end)
@@ -366,5 +368,5 @@ note("cqueues and luv poll for I/O (epoll) on every loop turn; task.run does no 
 note("Lua spawn+join: batches of 1000 spawns, then 1000 joins; ping-pong: two tasks, two channels of "
   .. "capacity 1, one message = one switch; the sleep rows count CPU time, including each peer's "
   .. "loop setup and teardown")
-note("Lua memory: collectgarbage('count') deltas; the core's own 88 bytes per task (its task slot and "
-  .. "heap entry, from Lua's allocator but outside the collector's count) are not in the figure")
+note("Lua memory: collectgarbage('count') deltas plus the core's own bytes (its task slots and heap "
+  .. "entries come from Lua's allocator but outside the collector's count; task.taskstat() reports them)")
