@@ -244,6 +244,7 @@ TASK_API int task_release(task_sched *s, task_id t);
    scopes it owns (all of them, nested too) are cancelled with it. */
 TASK_API int task_cancel(task_sched *s, task_id t);
 TASK_API int task_cancelled(const task_sched *s, task_id t); /* 1, 0 or <0 */
+TASK_API int task_self_cancelled(const task_sched *s);        /* the running task: 1 or 0 */
 /* Hard: unlinked now, then stepped once with TASK_R_ABORT at the next
    resume slot; joiners see TASK_X_ABORT. 1 if requested, 0 if ended. */
 TASK_API int task_abort(task_sched *s, task_id t);
@@ -1298,6 +1299,10 @@ TASK_API int task_cancel(task_sched *s, task_id id) {
 TASK_API int task_cancelled(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? task__is_cancelled(s, t) : (int)TASK_ENOENT;
+}
+
+TASK_API int task_self_cancelled(const task_sched *s) {
+    return s->cur ? task__is_cancelled(s, TASK__T(s, s->cur)) : 0;
 }
 
 TASK_API int task_abort(task_sched *s, task_id id) {

@@ -186,7 +186,8 @@ struct tl_state {
     tl_task *cur;      /* the Lua task running now */
     int owns, closed, looping;
     task_hooks prev;
-    int r_anchors;     /* [slot index] = Task, while the task is alive */
+    int r_anchors;     /* [slot index] = Task while the task lives, false after */
+    uint32_t ahi;      /* anchors has a key at every slot index up to ahi + 1 */
     int r_timers;      /* [light Timer] = Timer, while armed */
     int r_ext;         /* [external id] = packed values resumed before the wait */
     int r_scopes;      /* [slot index] = Scope, while open */
@@ -225,7 +226,8 @@ static tl_task *tl_need(lua_State *L, tl_state *st, const char *fn) {
 }
 
 static void tl_checkcancel(lua_State *L, tl_state *st, tl_task *t) {
-    if (task_cancelled(st->s, t->id) == 1) tl_raise_cancelled(L);
+    (void)t; /* the running task: the core knows it without a lookup */
+    if (task_self_cancelled(st->s)) tl_raise_cancelled(L);
 }
 
 static int tl_fail(lua_State *L, int rc, const char *fn) {
@@ -588,9 +590,9 @@ static void tl_core_term(task_sched *s, task_id id, void *ud) {
     if (st->prev.term) st->prev.term(s, id, st->prev.ud);
     if ((t = tl_luatask(st, id)) == NULL) return;
     tl_run_hook(st, t, 1);
-    tl_getref(st->L, st->r_anchors); /* no longer kept alive for the core */
-    lua_pushnil(st->L);
-    lua_rawseti(st->L, -2, (lua_Integer)(uint32_t)id);
+    tl_getref(st->L, st->r_anchors); /* no longer kept alive for the core; */
+    lua_pushboolean(st->L, 0);       /* false, not nil: the key stays, so */
+    lua_rawseti(st->L, -2, (lua_Integer)(uint32_t)id); /* nothing allocates */
     lua_pop(st->L, 1);
 }
 
@@ -607,6 +609,7 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     tl_task *t;
     lua_State *co;
     int i, rc;
+    uint32_t slot;
     fidx = lua_absindex(L, fidx);
     if (nameidx) nameidx = lua_absindex(L, nameidx);
     luaL_checkstack(L, nargs + 8, fn);
@@ -626,23 +629,36 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     t->st = st;
     t->co = co;
     t->born = task_now(st->s);
-    tl_getref(L, st->r_anchors); /* make room before the core has the task */
+    /* The core must never hold a task whose Task nobody holds, and anchoring
+       after task_spawn must not fail: the key a new slot gets (ahi + 1) is
+       made before, when a failure leaves nothing to undo. */
+    tl_getref(L, st->r_anchors);
+    if (lua_rawgeti(L, -1, (lua_Integer)st->ahi + 1) == LUA_TNIL) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -3, (lua_Integer)st->ahi + 1);
+    }
+    lua_pop(L, 1);
     rc = task_spawn(st->s, tl_step, t, o, &t->id);
     if (rc != TASK_OK) {
         lua_pop(L, 1);
         tl_fail(L, rc, fn);
     }
-    /* anchoring can grow the table: if that fails, the core must not keep a
-       task whose Task nobody holds */
-    lua_pushcfunction(L, tl_anchor_p);
-    lua_pushvalue(L, -2);
-    lua_pushinteger(L, (lua_Integer)(uint32_t)t->id);
-    lua_pushvalue(L, -5);
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-        task_drop(st->s, t->id);
-        task_release(st->s, t->id);
-        t->id = 0; /* its __gc has nothing to release (and may not even run) */
-        lua_error(L);
+    slot = (uint32_t)t->id;
+    if (slot <= st->ahi + 1) {
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, slot);
+        if (slot > st->ahi) st->ahi = slot;
+    } else { /* C tasks took the slots between: this key may need room */
+        lua_pushcfunction(L, tl_anchor_p);
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, slot);
+        lua_pushvalue(L, -5);
+        if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+            task_drop(st->s, t->id);
+            task_release(st->s, t->id);
+            t->id = 0; /* its __gc has nothing to release */
+            lua_error(L);
+        }
     }
     lua_pop(L, 1);
     tl_run_hook(st, t, 0);
@@ -860,7 +876,7 @@ static int tl_k_sleep(lua_State *L, int status, lua_KContext ctx) {
     tl_state *st = tl_st(L);
     (void)status; (void)ctx;
     /* also when cancelled while READY (a yield): nothing was handed to it */
-    if (tl_why(L) == TASK_R_CANCEL || task_cancelled(st->s, st->cur->id) == 1) return tl_raise_cancelled(L);
+    if (st->cur->why == TASK_R_CANCEL || task_self_cancelled(st->s)) return tl_raise_cancelled(L);
     return 0;
 }
 
@@ -1009,8 +1025,10 @@ static int tl_tasks(lua_State *L) {
     tl_getref(L, st->r_anchors);
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-        tl_task *x = (tl_task *)lua_touserdata(L, -1);
-        const char *s = tl_status_name(st, x);
+        tl_task *x = (tl_task *)luaL_testudata(L, -1, TL_TASK);
+        const char *s;
+        if (!x) { lua_pop(L, 1); continue; } /* luaL_ref's free list */
+        s = tl_status_name(st, x);
         lua_createtable(L, 0, 2);
         if (x->co == L) luaL_traceback(L, L, NULL, 1);
         else luaL_traceback(L, x->co, NULL, 0);
@@ -1018,8 +1036,6 @@ static int tl_tasks(lua_State *L) {
         lua_pushstring(L, s ? s : "EXIT");
         lua_setfield(L, -2, "status");
         lua_rawset(L, -5); /* result[Task] = info; the key stays for lua_next */
-        lua_pushvalue(L, -1);
-        lua_pop(L, 1);
     }
     lua_pop(L, 1);
     return 1;
