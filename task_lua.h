@@ -299,6 +299,19 @@ static void tl_reg_add(tl_reg *r, tl_regq *q) {
     if (r->kind == TL_K_TASK) ((tl_task *)r->obj)->joiners++;
 }
 
+/* The running task parks on one awaitable's queue (vidx: a sender's value). */
+static int tl_park_on(lua_State *L, tl_state *st, const char *fn, void *obj, int kind, tl_regq *q,
+                      int vidx, lua_KFunction k) {
+    tl_task *t = tl_need(L, st, fn);
+    int rc;
+    tl_checkcancel(L, st, t);
+    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, rc, fn);
+    tl_reg_init(&t->direct, t, obj, kind, 0);
+    t->direct.vidx = vidx;
+    tl_reg_add(&t->direct, q);
+    return tl_suspend(L, t, TASK_SUSPEND, k);
+}
+
 /* Drops every registration of t (its waits are over or abandoned). */
 static void tl_unregister(tl_task *t) {
     int i;
@@ -1382,8 +1395,6 @@ static int tl_k_chan(lua_State *L, int status, lua_KContext ctx) {
 static int tl_chan_send(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_chan *ch = tl_checkchan(L, 1);
-    tl_task *t;
-    int rc;
     lua_settop(L, 2);
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
     if (tl_q_first(st, &ch->recvq)) { /* hand it straight to a waiting receiver */
@@ -1400,13 +1411,7 @@ static int tl_chan_send(lua_State *L) {
         lua_pushboolean(L, 1);
         return 1;
     }
-    t = tl_need(L, st, "Channel:send");
-    tl_checkcancel(L, st, t);
-    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, rc, "Channel:send");
-    tl_reg_init(&t->direct, t, ch, TL_K_CHAN, 0);
-    t->direct.vidx = 2;
-    tl_reg_add(&t->direct, &ch->sendq);
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_chan);
+    return tl_park_on(L, st, "Channel:send", ch, TL_K_CHAN, &ch->sendq, 2, tl_k_chan);
 }
 
 static int tl_chan_try_send(lua_State *L) {
@@ -1438,16 +1443,10 @@ static int tl_chan_poll(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
 static int tl_chan_recv(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_chan *ch = tl_checkchan(L, 1);
-    tl_task *t;
-    int n, rc;
+    int n;
     lua_settop(L, 1);
     if ((n = tl_chan_poll(L, st, 1, ch)) > 0) return n;
-    t = tl_need(L, st, "Channel:recv");
-    tl_checkcancel(L, st, t);
-    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, rc, "Channel:recv");
-    tl_reg_init(&t->direct, t, ch, TL_K_CHAN, 0);
-    tl_reg_add(&t->direct, &ch->recvq);
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_chan);
+    return tl_park_on(L, st, "Channel:recv", ch, TL_K_CHAN, &ch->recvq, 0, tl_k_chan);
 }
 
 static int tl_chan_try_recv(lua_State *L) {
@@ -1541,16 +1540,9 @@ static int tl_k_timer(lua_State *L, int status, lua_KContext ctx) {
 static int tl_timer_wait(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_timer *tm = tl_checktimer(L, 1);
-    tl_task *t;
-    int rc;
     lua_settop(L, 1);
     if (tm->fired) { lua_pushboolean(L, 1); return 1; }
-    t = tl_need(L, st, "Timer:wait");
-    tl_checkcancel(L, st, t);
-    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, rc, "Timer:wait");
-    tl_reg_init(&t->direct, t, tm, TL_K_TIMER, 0);
-    tl_reg_add(&t->direct, &tm->waitq);
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_timer);
+    return tl_park_on(L, st, "Timer:wait", tm, TL_K_TIMER, &tm->waitq, 0, tl_k_timer);
 }
 
 static int tl_timer_cancel(lua_State *L) {
