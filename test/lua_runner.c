@@ -41,28 +41,38 @@ static int record_error(lua_State *L) {
 }
 
 /* Host-side hooks for scripts: resume an external id from C after a delay,
-   as a host completing I/O would. */
+   as a host completing I/O would. The pending record is a userdata, so a
+   failed task_after (out of memory) leaks nothing. */
 typedef struct pending { task_id ext; lua_State *L; int ref; } pending;
 
 static void deliver(task_sched *s, task_id timer, void *ud) {
     pending *p = (pending *)ud;
     lua_State *L = p->L;
     (void)s; (void)timer;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref);  /* the userdata */
+    lua_getiuservalue(L, -1, 1);                /* the value */
     luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
+    lua_remove(L, -2);
     task_lua_resume(L, p->ext, 1);
-    free(p);
 }
 
 /* host_resume_later(id, ms, value): the host resumes id after ms. */
 static int host_resume_later(lua_State *L) {
-    pending *p = (pending *)malloc(sizeof *p);
     task_sched *s = task_lua_sched(L);
-    p->ext = (task_id)luaL_checkinteger(L, 1);
-    p->L = L;
+    task_id ext = (task_id)luaL_checkinteger(L, 1);
+    uint64_t ns = (uint64_t)(luaL_checknumber(L, 2) * 1e6);
+    pending *p;
     lua_settop(L, 3);
+    p = (pending *)lua_newuserdatauv(L, sizeof *p, 1);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, -2, 1);
+    p->ext = ext;
+    p->L = L;
     p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    task_after(s, (uint64_t)(luaL_checknumber(L, 2) * 1e6), deliver, p, NULL);
+    if (task_after(s, ns, deliver, p, NULL) != TASK_OK) {
+        luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
+        return luaL_error(L, "not enough memory");
+    }
     return 0;
 }
 
@@ -74,15 +84,11 @@ static int host_resume(lua_State *L) {
     return 1;
 }
 
-static int run_script(const char *path) {
-    test_alloc a;
-    task_sched *s;
-    lua_State *L;
-    int failed = 0, rc;
-    uint64_t now = real_clock ? mono_ns() : 1000 * TASK_SEC;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
+/* Opens the libraries and the module, installs the globals the scripts use
+   and loads the script: protected, so running out of memory is an error. */
+static int runner_setup_p(lua_State *L) {
+    task_sched *s = (task_sched *)lua_touserdata(L, 1);
+    const char *path = (const char *)lua_touserdata(L, 2);
     luaL_openlibs(L);
     task_lua_open(L, s);
     lua_setglobal(L, "task");
@@ -95,8 +101,24 @@ static int run_script(const char *path) {
     lua_register(L, "host_resume", host_resume);
     lua_pushstring(L, path);
     lua_setglobal(L, "SCRIPT");
-    (void)luaL_dostring(L, "package.path = 'test/lua/?.lua;' .. package.path");
-    if (luaL_loadfile(L, path) != LUA_OK) {
+    if (luaL_dostring(L, "package.path = 'test/lua/?.lua;' .. package.path") != LUA_OK) return lua_error(L);
+    if (luaL_loadfile(L, path) != LUA_OK) return lua_error(L);
+    return 1;
+}
+
+static int run_script(const char *path) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    int failed = 0, rc;
+    uint64_t now = real_clock ? mono_ns() : 1000 * TASK_SEC;
+    memset(&a, 0, sizeof a);
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    lua_pushcfunction(L, runner_setup_p);
+    lua_pushlightuserdata(L, s);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)path);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
         printf("not ok - %s: %s\n", path, lua_tostring(L, -1));
         failed = 1;
     } else if (task_lua_spawn(L, 0, NULL) != TASK_OK) {

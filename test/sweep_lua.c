@@ -25,58 +25,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-/* host_resume_later without malloc: the pending record is a userdata, so a
-   failed task_after leaks nothing. */
-typedef struct sw_pending { task_id ext; lua_State *L; int ref; } sw_pending;
-static void sw_deliver(task_sched *s, task_id timer, void *ud) {
-    sw_pending *p = (sw_pending *)ud;
-    lua_State *L = p->L;
-    (void)s; (void)timer;
-    tl_getref(L, p->ref);                 /* the userdata */
-    lua_getiuservalue(L, -1, 1);          /* the value */
-    luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
-    lua_remove(L, -2);
-    task_lua_resume(L, p->ext, 1);
-}
-static int sw_resume_later(lua_State *L) {
-    task_sched *s = task_lua_sched(L);
-    task_id ext = (task_id)luaL_checkinteger(L, 1);
-    uint64_t ns = (uint64_t)(luaL_checknumber(L, 2) * 1e6);
-    sw_pending *p;
-    lua_settop(L, 3);
-    p = (sw_pending *)lua_newuserdatauv(L, sizeof *p, 1);
-    lua_pushvalue(L, 3);
-    lua_setiuservalue(L, -2, 1);
-    p->ext = ext;
-    p->L = L;
-    p->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (task_after(s, ns, sw_deliver, p, NULL) != TASK_OK) {
-        luaL_unref(L, LUA_REGISTRYINDEX, p->ref);
-        return luaL_error(L, "not enough memory");
-    }
-    return 0;
-}
-
-static int sw_setup_p(lua_State *L) {
-    task_sched *s = (task_sched *)lua_touserdata(L, 1);
-    const char *path = (const char *)lua_touserdata(L, 2);
-    luaL_openlibs(L);
-    task_lua_open(L, s);
-    lua_setglobal(L, "task");
-    lua_newtable(L);
-    lua_setglobal(L, "ERRORS");
-    lua_pushcfunction(L, record_error);
-    task_lua_set_error_handler(L, -1);
-    lua_pop(L, 1);
-    lua_register(L, "host_resume_later", sw_resume_later);
-    lua_register(L, "host_resume", host_resume);
-    lua_pushstring(L, path);
-    lua_setglobal(L, "SCRIPT");
-    if (luaL_dostring(L, "package.path = 'test/lua/?.lua;' .. package.path") != LUA_OK) return lua_error(L);
-    if (luaL_loadfile(L, path) != LUA_OK) return lua_error(L);
-    return 1;
-}
-
 typedef struct sw_out { unsigned long calls, failed; size_t bytes; int outcome; } sw_out;
 enum { SW_PASSED, SW_ERROR, SW_STUCK };
 
@@ -93,7 +41,7 @@ static void sw_run(const char *path, unsigned long fail_at, int all_after, sw_ou
     s = task_create(test_alloc_fn, &a);
     L = s ? lua_newstate(test_alloc_fn, &a) : NULL;
     if (L) {
-        lua_pushcfunction(L, sw_setup_p);
+        lua_pushcfunction(L, runner_setup_p);
         lua_pushlightuserdata(L, s);
         lua_pushlightuserdata(L, (void *)(uintptr_t)path); /* pushing a string could fail here */
         if (lua_pcall(L, 2, 1, 0) != LUA_OK) lua_pop(L, 1);
