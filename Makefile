@@ -21,18 +21,29 @@ HEADERS   := task.h task_lua.h
 # its program through test/run-one, which files the results.
 TEST_SUITES :=
 
-.PHONY: all run test test-suites module deps examples bench clean
+.PHONY: all run test test-suites module deps test-deps examples bench clean
 all: module examples
 
-# Lua 5.4 headers and pkg-config: installed with apt-get when root,
-# otherwise the exact command to run is printed.
-DEB_PKGS := liblua5.4-dev lua5.4 pkg-config
-deps:
-	@if [ ! -f /usr/include/lua5.4/lua.h ] || ! command -v lua5.4 >/dev/null 2>&1 || ! command -v pkg-config >/dev/null 2>&1; then \
+# What the build needs is installed with apt-get when root; otherwise the
+# exact command to run is printed. `deps`: Lua 5.4 (make run, make module);
+# `test-deps`: also the compilers, sanitizer runtimes, valgrind and libuv
+# that the suites use.
+DEB_PKGS      := gcc liblua5.4-dev lua5.4 pkg-config
+DEB_TEST_PKGS := $(DEB_PKGS) clang libclang-rt-14-dev valgrind libuv1-dev
+define need_pkgs
+	@missing=""; if command -v dpkg >/dev/null 2>&1; then \
+	  for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	elif [ ! -f /usr/include/lua5.4/lua.h ]; then missing="$(1)"; fi; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing $(DEB_PKGS)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
-	  else echo "Lua 5.4 headers are missing. Run: sudo apt-get install -y $(DEB_PKGS)"; exit 1; fi; \
+	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing packages. Run: sudo apt-get install -y$$missing"; exit 1; fi; \
 	fi
+endef
+deps:
+	$(call need_pkgs,$(DEB_PKGS))
+test-deps:
+	$(call need_pkgs,$(DEB_TEST_PKGS))
 
 $(BUILD):
 	@mkdir -p $(BUILD)
@@ -48,7 +59,7 @@ TEST_SUITES += suite-compile
 suite-compile: deps | $(BUILD)
 	@test/run-one compile sh test/compile.sh $(BUILD)/compile "$(LUA_INC)"
 
-test: deps
+test: test-deps
 	@rm -rf $(BUILD)/results
 	@$(MAKE) --no-print-directory -k test-suites || true
 	@sh test/summary $(BUILD)/results
