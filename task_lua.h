@@ -885,19 +885,26 @@ static int tl_status(lua_State *L) {
     return 1;
 }
 
+/* Its context is st itself: the hottest continuation skips the upvalue. */
 static int tl_k_sleep(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    (void)status; (void)ctx;
+    tl_state *st = (tl_state *)ctx;
+    (void)status;
     /* also when cancelled while READY (a yield): nothing was handed to it */
     if (st->cur->why == TASK_R_CANCEL || task_self_cancelled(st->s)) return tl_raise_cancelled(L);
     return 0;
+}
+
+static int tl_suspend_st(lua_State *L, tl_state *st, tl_task *t, int code) {
+    t->suspending = 1;
+    t->code = (unsigned char)code;
+    return lua_yieldk(L, 0, (lua_KContext)st, tl_k_sleep);
 }
 
 static int tl_yield(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_task *t = tl_need(L, st, "task.yield");
     tl_checkcancel(L, st, t);
-    return tl_suspend(L, t, TASK_YIELD, tl_k_sleep);
+    return tl_suspend_st(L, st, t, TASK_YIELD);
 }
 
 static int tl_sleep(lua_State *L) {
@@ -906,9 +913,9 @@ static int tl_sleep(lua_State *L) {
     tl_task *t = tl_need(L, st, "task.sleep");
     int rc;
     tl_checkcancel(L, st, t);
-    if (ns == 0) return tl_suspend(L, t, TASK_YIELD, tl_k_sleep);
+    if (ns == 0) return tl_suspend_st(L, st, t, TASK_YIELD);
     if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, rc, "task.sleep");
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_sleep);
+    return tl_suspend_st(L, st, t, TASK_SUSPEND);
 }
 
 static int tl_checkpoint(lua_State *L) {
