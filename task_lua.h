@@ -235,13 +235,21 @@ static int tl_fail(lua_State *L, int rc, const char *fn) {
     return luaL_error(L, "%s: %s", fn, task_strerror(rc));
 }
 
+/* Raises "<fn>: invalid duration (ms=<value>)" for a negative, NaN or
+   infinite number at idx. */
+static void tl_validms(lua_State *L, int idx, const char *fn) {
+    lua_Number ms = lua_tonumber(L, idx);
+    if (!(ms >= 0) || ms - ms != 0) {
+        luaL_tolstring(L, idx, NULL);
+        lua_pushfstring(L, "%s: invalid duration (ms=%s)", fn, lua_tostring(L, -1));
+        lua_error(L);
+    }
+}
+
 /* Milliseconds (fractions allowed) to the core's nanoseconds. */
 static uint64_t tl_checkms(lua_State *L, int idx, const char *fn) {
     lua_Number ms = luaL_checknumber(L, idx), ns;
-    if (!(ms >= 0) || ms - ms != 0) {
-        luaL_tolstring(L, idx, NULL);
-        luaL_error(L, "%s: invalid duration (ms=%s)", fn, lua_tostring(L, -1));
-    }
+    tl_validms(L, idx, fn);
     ns = ms * 1e6;
     return ns >= 1.8e19 ? TASK_FOREVER : (uint64_t)ns;
 }
@@ -530,24 +538,31 @@ static int tl_step(task_ctx *c) {
     tl_task *t = (tl_task *)c->ud, *saved;
     tl_state *st = t->st;
     lua_State *co = t->co;
-    int nargs, nres = 0, rc, plain = t->plain && c->why != TASK_R_START;
+    int nargs, nres = 0, rc, plain = t->plain && c->why != TASK_R_START, hooked = 0;
     if (c->why == TASK_R_ABORT) {
         tl_abort_thread(st, t);
         return TASK_DONE;
     }
     if (c->why == TASK_R_START) nargs = lua_gettop(co) - 1;
-    else if (t->plain) nargs = 0;
+    else if (plain) nargs = 0;
     else nargs = t->npend;
     t->why = c->why;
     t->npend = 0;
     t->plain = t->suspending = 0;
     saved = st->cur;
     st->cur = t;
-    if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
-    if (plain && task_cancelled(st->s, t->id) == 1) lua_sethook(co, tl_cancel_hook, LUA_MASKCOUNT, 1);
+    if (st->budget > 0) {
+        lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
+        hooked = 1;
+    }
+    if (plain && task_self_cancelled(st->s)) { /* a plain yield raises, as task.yield would */
+        lua_sethook(co, tl_cancel_hook, LUA_MASKCOUNT, 1);
+        hooked = 1;
+    }
     rc = lua_resume(co, st->L, nargs, &nres);
     st->cur = saved;
-    if (lua_gethook(co) == tl_budget_hook || lua_gethook(co) == tl_cancel_hook) lua_sethook(co, NULL, 0, 0);
+    if (hooked && (lua_gethook(co) == tl_budget_hook || lua_gethook(co) == tl_cancel_hook))
+        lua_sethook(co, NULL, 0, 0); /* ours only: the script may hook its own thread */
     if (rc == LUA_YIELD) {
         lua_pop(co, nres); /* yielded values have nobody to go to */
         if (t->suspending) return t->code;
@@ -1007,11 +1022,9 @@ static int tl_alloc(lua_State *L) {
 }
 
 static int tl_resume(lua_State *L) {
-    tl_state *st = tl_st(L);
     lua_Integer id = luaL_checkinteger(L, 1);
     int n = lua_gettop(L) - 1, rc = task_lua_resume(L, (task_id)id, n);
     if (rc == TASK_OK) { lua_pushboolean(L, 1); return 1; }
-    (void)st;
     lua_pushboolean(L, 0);
     lua_pushstring(L, rc == TASK_ESTATE ? "task.resume: id already resumed"
                                         : "task.resume: unknown, already used or stale external id");
@@ -1315,18 +1328,12 @@ static int tl_p_claim(lua_State *L) {
 
 static int tl_p_checkms(lua_State *L) {
     const char *fn = luaL_checkstring(L, 2);
-    lua_Number ms;
     if (lua_type(L, 1) != LUA_TNUMBER) {
         lua_pushfstring(L, "bad argument #1 to '%s' (number expected, got %s)",
                         strchr(fn, '.') ? strchr(fn, '.') + 1 : fn, luaL_typename(L, 1));
         return lua_error(L);
     }
-    ms = lua_tonumber(L, 1);
-    if (!(ms >= 0) || ms - ms != 0) {
-        luaL_tolstring(L, 1, NULL);
-        lua_pushfstring(L, "%s: invalid duration (ms=%s)", fn, lua_tostring(L, -1));
-        return lua_error(L);
-    }
+    tl_validms(L, 1, fn);
     return 0;
 }
 
@@ -1426,11 +1433,7 @@ static int tl_chan_try_send(lua_State *L) {
     tl_chan *ch = tl_checkchan(L, 1);
     lua_settop(L, 2);
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if (tl_q_first(st, &ch->recvq) || ch->count < ch->cap) {
-        lua_pop(L, 0);
-        return tl_chan_send(L);
-    }
-    (void)st;
+    if (tl_q_first(st, &ch->recvq) || ch->count < ch->cap) return tl_chan_send(L); /* will not wait */
     lua_pushnil(L);
     lua_pushliteral(L, "full");
     return 2;
