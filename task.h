@@ -30,10 +30,14 @@
  *   TASK_FREE(p)        no allocator (default: realloc() and free()).
  *   TASK_PAGE_SHIFT     log2 of tasks per storage page (default 10: 1024).
  *                       Tasks live in pages so growing never moves them.
+ *   TASK_WAKE_LIMIT     default for task_set_wake_limit() (1024): resumes
+ *                       of tasks woken during a tick, per tick.
  *   TASK_THREADS        adds task_post_enable() and task_post_resume(), the
  *                       one thread-safe entry point (see THREADS). Uses
  *                       pthreads: build and link with -pthread. Without it
- *                       the header has no thread dependency at all.
+ *                       the header has no thread dependency at all. Define
+ *                       it wherever task_post_* is called, not only where
+ *                       the implementation is: they are declared only then.
  *
  * TIME
  *   The unit is the nanosecond, as uint64_t, on a monotonic clock of the
@@ -44,22 +48,39 @@
  *
  * THE HOST LOOP CONTRACT
  *   - task_tick(s, now): collects every due timer first (in deadline order,
- *     ties in the order they were set), runs due timer callbacks, then runs
- *     READY tasks until the ready queue is empty (or the budget, see
- *     task_set_budget, is spent). A task woken during the tick runs in the
- *     same tick; a task that yields runs at the next tick, so a task that
- *     yields in a loop never traps the host inside task_tick().
+ *     ties in the order they were set; with TASK_THREADS, after draining
+ *     the posts) and runs due timer callbacks. Then it resumes, in FIFO
+ *     order, the tasks READY at that point, then at most `wake_limit` more
+ *     resumes of tasks that became READY during this tick (see
+ *     task_set_wake_limit, default TASK_WAKE_LIMIT); the budget (see
+ *     task_set_budget) caps all resumes of the tick, whichever stops
+ *     first. What is still READY then runs first at the next tick and
+ *     task_timeout() is 0. So a task woken during the tick runs in the same
+ *     tick (within the bound), a task that yields runs at the next tick,
+ *     and no set of tasks that keep waking each other (a channel pipeline,
+ *     ping-pong) can hold the host inside one task_tick(): due timers are
+ *     collected and the host polls its I/O at least once per bound.
  *   - task_timeout(s, now): how long the host may block before the next
  *     tick is due: 0 when tasks are ready, TASK_FOREVER when nothing is
  *     pending. task_timeout_ms() rounds up to whole ms for poll()/epoll.
+ *   - Deadlock: TASK_FOREVER while tasks are alive means that only the host
+ *     can wake them (task_wakeup, task_ext_resume, ...). A host with no
+ *     event source of its own that could do so is deadlocked:
+ *         if (task_timeout(s, now) == TASK_FOREVER && task_count(s, -1) > 0)
+ *             report(s);   // e.g. task_foreach: each task and its state
  *   - The scheduler is single-threaded: one scheduler is used by one
  *     thread at a time, and nothing in it is locked. The only exception is
- *     task_post_resume() (TASK_THREADS), see THREADS. task_tick() called
- *     from inside a task or a timer callback is refused (TASK_EBUSY).
+ *     task_post_resume() (TASK_THREADS), see THREADS.
+ *   - Callbacks: task_tick() and task_destroy() are refused (TASK_EBUSY)
+ *     from inside anything the core calls: step functions, timer callbacks,
+ *     hooks, task_foreach callbacks (and so a wake callback that runs
+ *     inside one of them). Everything else may be called from there. A
+ *     callback must return, not longjmp past the core: it counts them.
  *
  * THREADS
- *   With TASK_THREADS defined where the implementation is compiled, other
- *   threads (a worker pool finishing I/O) can complete external ids:
+ *   With TASK_THREADS defined where the implementation is compiled (and
+ *   where task_post_* is called), other threads (a worker pool finishing
+ *   I/O) can complete external ids:
  *     - on the scheduler thread, once, before the other threads start:
  *       task_post_enable(s, capacity, wake, wake_ud);
  *     - on any thread: task_post_resume(s, ext, value) queues (ext, value)
@@ -77,7 +98,8 @@
  *   Functions that can fail return an int status: TASK_OK (0) or a negative
  *   TASK_E* code. task_errmsg(s) then gives a message naming the function
  *   (e.g. "task_wakeup: task is SLEEP, not WAIT"). A failed call changes
- *   nothing; an allocation failure leaves the scheduler as it was.
+ *   nothing; an allocation failure leaves the scheduler as it was. Only an
+ *   id out-parameter (task_id *out) is always written: 0 on failure.
  *
  * IDS
  *   Tasks, timers, tokens, scopes and external ids are 64-bit values:
@@ -150,6 +172,11 @@ typedef struct task_sched task_sched;
 #define TASK_MSEC    ((uint64_t)1000000)
 #define TASK_SEC     ((uint64_t)1000000000)
 #define TASK_FOREVER UINT64_MAX
+
+/* Default wake limit of a new scheduler (see task_set_wake_limit). */
+#ifndef TASK_WAKE_LIMIT
+#define TASK_WAKE_LIMIT 1024
+#endif
 
 /* Status codes. */
 enum {
@@ -226,7 +253,12 @@ TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now);
 TASK_API int task_timeout_ms(const task_sched *s, uint64_t now); /* -1: forever */
 TASK_API uint64_t task_now(const task_sched *s);
 TASK_API uint64_t task_next_deadline(const task_sched *s); /* TASK_FOREVER: none */
+/* Both limits are read as a tick starts to resume tasks. */
 TASK_API void task_set_budget(task_sched *s, unsigned max_resumes_per_tick); /* 0: none */
+/* Resumes per tick of tasks that became READY during that tick, after the
+   ones READY when it began (TASK_WAKE_LIMIT by default). 0: a task woken
+   during a tick always waits for the next one. */
+TASK_API void task_set_wake_limit(task_sched *s, unsigned n);
 TASK_API const char *task_errmsg(const task_sched *s);
 TASK_API const char *task_strerror(int status);
 TASK_API const char *task_state_name(int state);
@@ -246,7 +278,10 @@ TASK_API int task_cancel(task_sched *s, task_id t);
 TASK_API int task_cancelled(const task_sched *s, task_id t); /* 1, 0 or <0 */
 TASK_API int task_self_cancelled(const task_sched *s);        /* the running task: 1 or 0 */
 /* Hard: unlinked now, then stepped once with TASK_R_ABORT at the next
-   resume slot; joiners see TASK_X_ABORT. 1 if requested, 0 if ended. */
+   resume slot; joiners see TASK_X_ABORT. 1 if requested, 0 if ended.
+   A task that ends by abort (or task_drop) while it owns scopes it never
+   closed aborts their members in turn, so the abort reaches every
+   descendant, one generation per resume slot. */
 TASK_API int task_abort(task_sched *s, task_id t);
 /* Immediate removal without calling the task again: for executors that
    are tearing down. Joiners are woken (TASK_X_ABORT). */
@@ -278,8 +313,11 @@ TASK_API int task_ext_alloc(task_sched *s, task_id *out);
 TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value);
 TASK_API int task_ext_release(task_sched *s, task_id ext);
 TASK_API int task_ext_status(const task_sched *s, task_id ext); /* 0 pending, 1 resolved, <0 */
+/* The task parked in task_ext_wait on it; 0: none, resolved or unknown. */
+TASK_API task_id task_ext_waiter(const task_sched *s, task_id ext);
 
 /* ---- cross-thread resume (only with TASK_THREADS; see THREADS above) -- */
+#ifdef TASK_THREADS
 typedef void (*task_wake_fn)(void *ud);
 /* Scheduler thread, once: room for `capacity` pending posts (allocated
    now), and a wake callback (may be NULL). TASK_ESTATE if already on. */
@@ -287,6 +325,7 @@ TASK_API int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wak
 /* Any thread: the one thread-safe function. TASK_OK, TASK_ENOMEM (queue
    full, nothing queued) or TASK_EINVAL (posts not enabled). */
 TASK_API int task_post_resume(task_sched *s, task_id ext, void *value);
+#endif
 
 /* ---- timers (plain callbacks) ---------------------------------------- */
 TASK_API int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out);
@@ -308,11 +347,23 @@ TASK_API int task_scope_open(task_sched *s, task_id *out);
 /* Owner only. Parks until every member has ended (cancellation does not
    interrupt it), then frees the scope and restores the owner's token. */
 TASK_API int task_scope_close(task_sched *s, task_id scope);
+/* A cancel scope (Trio's CancelScope, for timeouts): while open, the
+   running task's effective token is its own child token, so cancelling
+   the scope cancels the task, but it takes no members: tasks spawned
+   meanwhile join the innermost open plain scope as before. Closed by its
+   owner, innermost first, at once: it never parks. The other task_scope_*
+   calls take it too; task_scope_close refuses it (TASK_ESTATE), as
+   task_cancel_scope_close refuses a plain scope. */
+TASK_API int task_cancel_scope_open(task_sched *s, task_id *out);
+TASK_API int task_cancel_scope_close(task_sched *s, task_id scope);
 TASK_API int task_scope_cancel(task_sched *s, task_id scope);
-TASK_API int task_scope_abort(task_sched *s, task_id scope);   /* O(live tasks) */
+/* Aborts every member (task_abort); their descendants follow as they end. */
+TASK_API int task_scope_abort(task_sched *s, task_id scope);   /* O(members) */
 TASK_API int task_scope_count(const task_sched *s, task_id scope); /* live members */
 TASK_API task_id task_scope_token(const task_sched *s, task_id scope);
-TASK_API task_id task_scope_current(const task_sched *s);      /* innermost, or 0 */
+/* The task that opened it; 0 once that task has ended, or if unknown. */
+TASK_API task_id task_scope_owner(const task_sched *s, task_id scope);
+TASK_API task_id task_scope_current(const task_sched *s); /* innermost plain scope, or 0 */
 TASK_API task_id task_scope_of(const task_sched *s, task_id t); /* member of */
 /* The task stops being a member: its scope no longer waits for it. */
 TASK_API int task_scope_leave(task_sched *s, task_id t);
@@ -333,10 +384,15 @@ TASK_API uint64_t task_trace_of(const task_sched *s, task_id t);
                           cleared: the root part, the same on every hop;
      parent-id (16 hex) = the whole id (the caller's hop);
      flags     (2 hex)  = 01 (sampled).
-   Parsing folds any 128-bit trace-id T and parent-id P back to 64 bits:
-     id = ((T.high64 ^ T.low64) & ~0xFFFF) | (P & 0xFFFF),
-   so format then parse gives the id back, and a header from another
-   system (a random trace-id) still gives one stable id per trace.
+   Parsing folds any 128-bit trace-id T (halves H and L) and parent-id P
+   back to 64 bits: id = root | (P & 0xFFFF), where root is the first of
+     (H ^ L) & ~0xFFFF,
+     (H | L) & ~0xFFFF                       (H and L agree on bits 63..16),
+     (H & 0xFFFF) << 32 | (L & 0xFFFF) << 16 (both have only bits 15..0)
+   that is not zero, so a valid header never gives an id whose root part
+   is zero (one format would refuse). Format then parse gives the id
+   back, and a header from another system (a random trace-id) still gives
+   one stable id per trace.
    task_traceparent_format writes 55 characters and a NUL; TASK_EINVAL
    (out untouched but for "") when bits 63..16 of the id are all zero:
    W3C forbids an all-zero trace-id. task_traceparent_parse accepts what
@@ -353,7 +409,9 @@ TASK_API int task_traceparent_parse(const char *header, uint64_t *trace, unsigne
 TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h); /* returns the old */
 TASK_API int task_ready_count(const task_sched *s);
 TASK_API int task_count(const task_sched *s, int state); /* -1: all live (not EXIT) */
-/* Calls fn for every task (EXIT ones too) until it returns non-zero. */
+/* Calls fn for every task (EXIT ones too) until it returns non-zero. fn
+   may spawn, end, drop or release tasks: every task that lives through
+   the whole walk is visited once; one spawned during it may or may not be. */
 TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int state, void *ud), void *ud);
 
 /* ---- C tasks as protothreads ----------------------------------------
@@ -409,6 +467,13 @@ TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int
 #ifndef TASK_PAGE_SHIFT
 #define TASK_PAGE_SHIFT 10
 #endif
+/* Public definitions: with TASK_API=static, a program that uses only some
+   functions must still build warning-free (as stb_sprintf does it). */
+#if defined(__GNUC__) || defined(__clang__)
+#define TASK__DEF TASK_API __attribute__((unused))
+#else
+#define TASK__DEF TASK_API
+#endif
 
 #define TASK__PAGE ((uint32_t)1 << TASK_PAGE_SHIFT)
 #define TASK__GENMASK 0xFFFFFFu
@@ -429,7 +494,7 @@ enum { TASK__K_TASK = 1, TASK__K_TIMER, TASK__K_EXT, TASK__K_TOKEN, TASK__K_SCOP
 enum { TASK__W_NONE = 0, TASK__W_PLAIN, TASK__W_PARK, TASK__W_SLEEP, TASK__W_JOIN,
        TASK__W_EXT, TASK__W_SCOPE };
 
-/* 72 bytes: memory per sleeping task is this plus one 16-byte heap entry. */
+/* 80 bytes: memory per sleeping task is this plus one 16-byte heap entry. */
 typedef struct task__task {
     uint32_t gen;            /* generation | TASK__LIVE */
     uint8_t state, flags, why, wait; /* why holds TASK_X_* once ended */
@@ -438,6 +503,7 @@ typedef struct task__task {
     uint32_t token;          /* effective cancel token, 0: none */
     uint32_t tnext, tprev;   /* in that token's list of tasks */
     uint32_t scope;          /* scope it is a member of, 0: none */
+    uint32_t mnext, mprev;   /* in that scope's list of members */
     uint32_t joiners;        /* circular list of tasks joining this one */
     task_fn fn;
     void *ud;
@@ -457,7 +523,10 @@ typedef struct task__token {
 } task__token;
 typedef struct task__scope {
     task__slot h;
-    uint32_t token, owner, count, prev_token, closing;
+    uint32_t token, owner, count, prev_token;
+    uint32_t members;        /* circular list of live members */
+    uint8_t closing;         /* its owner waits in task_scope_close */
+    uint8_t cancel_only;     /* a cancel scope: no members */
 } task__scope;
 
 typedef struct task__pool { char *items; uint32_t size, cap, used, free; } task__pool;
@@ -474,15 +543,21 @@ struct task_sched {
     void *alloc_ud;
     task__task **pages;
     uint32_t npages, tused, tfree;
-    uint32_t rhead, rtail, yhead, ytail;  /* ready now; ready next tick */
+    /* The ready queues: r ready now, y ready next tick (yielded), b in
+       task_tick the tasks READY when it began. Heads and tails are apart
+       on purpose: a compiler that copies a head and tail pair as one
+       8-byte load right after two 4-byte stores stalls the store buffer
+       (it doubled the cost of a tick). */
+    uint32_t rhead, yhead, bhead;
+    uint32_t rtail, ytail, btail;
     task__hent *heap;
     uint32_t hn, hcap, seq;
     uint32_t fhead, ftail;                /* timers collected in this tick */
     task__pool timers, exts, tokens, scopes;
     uint64_t now, host_trace;
     uint32_t cur;                         /* running task, 0: the host */
-    int ticking, destroying;
-    unsigned budget;
+    int depth, destroying;                /* depth: ticks, destroys and callbacks running */
+    unsigned budget, wake_limit;
     int count[TASK_NSTATES];
     task_hooks hooks;
     unsigned node, trace_seq;
@@ -617,36 +692,49 @@ static uint32_t task__q_pop(task_sched *s, uint32_t *head, uint32_t *tail) {
 static void task__q_unlink(task_sched *s, uint32_t i) {
     task__task *t = TASK__T(s, i);
     if (t->prev) TASK__T(s, t->prev)->next = t->next;
-    else if (s->rhead == i) s->rhead = t->next; else s->yhead = t->next;
+    else if (s->rhead == i) s->rhead = t->next;
+    else if (s->bhead == i) s->bhead = t->next;
+    else s->yhead = t->next;
     if (t->next) TASK__T(s, t->next)->prev = t->prev;
-    else if (s->rtail == i) s->rtail = t->prev; else s->ytail = t->prev;
+    else if (s->rtail == i) s->rtail = t->prev;
+    else if (s->btail == i) s->btail = t->prev;
+    else s->ytail = t->prev;
     t->next = t->prev = 0;
 }
 
-/* Circular lists through next/prev (joiners) or tnext/tprev (token). */
-static void task__l_add(task_sched *s, uint32_t *head, uint32_t i, int tok) {
+/* Circular lists of tasks, through one of three pairs of links. */
+enum { TASK__L_JOIN = 0, TASK__L_TOKEN, TASK__L_SCOPE };
+
+static uint32_t *task__lnext(task__task *t, int w) {
+    return w == TASK__L_JOIN ? &t->next : w == TASK__L_TOKEN ? &t->tnext : &t->mnext;
+}
+static uint32_t *task__lprev(task__task *t, int w) {
+    return w == TASK__L_JOIN ? &t->prev : w == TASK__L_TOKEN ? &t->tprev : &t->mprev;
+}
+
+static void task__l_add(task_sched *s, uint32_t *head, uint32_t i, int w) {
     task__task *t = TASK__T(s, i);
-    uint32_t *n = tok ? &t->tnext : &t->next, *p = tok ? &t->tprev : &t->prev;
-    if (!*head) { *n = *p = i; *head = i; return; }
+    if (!*head) { *task__lnext(t, w) = *task__lprev(t, w) = i; *head = i; return; }
     {
         task__task *first = TASK__T(s, *head);
-        uint32_t last = tok ? first->tprev : first->prev;
-        task__task *lt = TASK__T(s, last);
-        *p = last; *n = *head;
-        if (tok) { lt->tnext = i; first->tprev = i; } else { lt->next = i; first->prev = i; }
+        uint32_t last = *task__lprev(first, w);
+        *task__lprev(t, w) = last;
+        *task__lnext(t, w) = *head;
+        *task__lnext(TASK__T(s, last), w) = i;
+        *task__lprev(first, w) = i;
     }
 }
 
-static void task__l_del(task_sched *s, uint32_t *head, uint32_t i, int tok) {
+static void task__l_del(task_sched *s, uint32_t *head, uint32_t i, int w) {
     task__task *t = TASK__T(s, i);
-    uint32_t n = tok ? t->tnext : t->next, p = tok ? t->tprev : t->prev;
+    uint32_t n = *task__lnext(t, w), p = *task__lprev(t, w);
     if (n == i) *head = 0;
     else {
-        if (tok) { TASK__T(s, p)->tnext = n; TASK__T(s, n)->tprev = p; }
-        else { TASK__T(s, p)->next = n; TASK__T(s, n)->prev = p; }
+        *task__lnext(TASK__T(s, p), w) = n;
+        *task__lprev(TASK__T(s, n), w) = p;
         if (*head == i) *head = n;
     }
-    if (tok) t->tnext = t->tprev = 0; else t->next = t->prev = 0;
+    *task__lnext(t, w) = *task__lprev(t, w) = 0;
 }
 
 /* ---- the timer heap: (deadline, sequence), positions kept in the items - */
@@ -765,13 +853,13 @@ static int task__tok_make(task_sched *s, uint32_t parent, uint32_t *out) {
 
 static void task__bind(task_sched *s, uint32_t i, uint32_t k) {
     TASK__T(s, i)->token = k;
-    if (k) task__l_add(s, &TASK__TOK(s, k)->tasks, i, 1);
+    if (k) task__l_add(s, &TASK__TOK(s, k)->tasks, i, TASK__L_TOKEN);
 }
 
 static void task__unbind(task_sched *s, uint32_t i) {
     uint32_t k = TASK__T(s, i)->token;
     if (!k) return;
-    task__l_del(s, &TASK__TOK(s, k)->tasks, i, 1);
+    task__l_del(s, &TASK__TOK(s, k)->tasks, i, TASK__L_TOKEN);
     TASK__T(s, i)->token = 0;
     task__tok_gc(s, k);
 }
@@ -788,6 +876,18 @@ static uint32_t task__own_scope(const task_sched *s, uint32_t i) {
     return sc && TASK__SCO(s, sc)->owner == i ? sc : 0;
 }
 
+/* The plain scope the task's spawns join: its innermost one, looking
+   through the cancel scopes opened inside it. */
+static uint32_t task__join_scope(const task_sched *s, uint32_t i) {
+    uint32_t sc = task__own_scope(s, i);
+    while (sc && TASK__SCO(s, sc)->cancel_only) {
+        uint32_t k = TASK__SCO(s, sc)->prev_token;
+        sc = k ? TASK__TOK(s, k)->scope : 0;
+        if (sc && TASK__SCO(s, sc)->owner != i) sc = 0;
+    }
+    return sc;
+}
+
 /* ---- waking ----------------------------------------------------------- */
 
 static void task__scope_done(task_sched *s, uint32_t sc);
@@ -797,7 +897,7 @@ static void task__unwait(task_sched *s, uint32_t i) {
     task__task *t = TASK__T(s, i);
     switch (t->wait) {
     case TASK__W_SLEEP: task__hremove(s, t->link); break;
-    case TASK__W_JOIN: task__l_del(s, &TASK__T(s, t->link)->joiners, i, 0); break;
+    case TASK__W_JOIN: task__l_del(s, &TASK__T(s, t->link)->joiners, i, TASK__L_JOIN); break;
     case TASK__W_EXT: /* the waiter gave up: the id is of no use to anyone */
         task__pool_free(&s->exts, t->link);
         break;
@@ -864,12 +964,14 @@ static void task__free_task(task_sched *s, uint32_t i) {
 
 /* The task is no longer a member of its scope: the last one out wakes a
    closing owner, or frees a scope whose owner is gone. */
-static void task__leave_scope(task_sched *s, task__task *t) {
+static void task__leave_scope(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
     uint32_t sc = t->scope;
     task__scope *p;
     if (!sc) return;
     p = TASK__SCO(s, sc);
     t->scope = 0;
+    task__l_del(s, &p->members, i, TASK__L_SCOPE);
     if (--p->count == 0) {
         if (p->closing) {
             uint32_t owner = p->owner;
@@ -880,15 +982,44 @@ static void task__leave_scope(task_sched *s, task__task *t) {
     }
 }
 
+/* task_abort of a live task. It stays a member of its scope (and in
+   every list) until its abort step has run and it ends. */
+static void task__abort(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    if (t->flags & TASK__F_ABORT) return;
+    t->flags |= TASK__F_ABORT;
+    if (t->state == TASK_RUN) { /* itself: finished when its step returns */
+        task__unwait(s, i);
+        t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+    } else if (t->state == TASK_WAIT || t->state == TASK_SLEEP) {
+        task__unwait(s, i);
+        task__setstate(s, t, TASK_READY);
+        task__q_push(s, &s->rhead, &s->rtail, i);
+    }
+}
+
+/* Aborting only the members, not their scopes' members: those follow as
+   each member ends, through the ready queue, so a deep tree needs no
+   recursion here. task__abort changes no member list. */
+static void task__abort_members(task_sched *s, uint32_t sc) {
+    uint32_t head = TASK__SCO(s, sc)->members, i = head;
+    if (i) do {
+        task__abort(s, i);
+        i = TASK__T(s, i)->mnext;
+    } while (i != head);
+}
+
 static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     task__task *t = TASK__T(s, i);
     uint32_t sc, gen;
     task__unwait(s, i);
     t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
-    /* scopes it opened and never closed lose their owner */
+    /* scopes it opened and never closed lose their owner; after an abort,
+       nobody will close them, so their members are aborted too */
     while ((sc = task__own_scope(s, i)) != 0) {
         task__scope *p = TASK__SCO(s, sc);
         uint32_t prev = p->prev_token;
+        if (how == TASK_X_ABORT) task__abort_members(s, sc);
         p->owner = 0;
         task__unbind(s, i);
         task__bind(s, i, prev);
@@ -897,15 +1028,19 @@ static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     task__unbind(s, i);
     task__setstate(s, t, TASK_EXIT);
     t->why = (uint8_t)how;
-    task__leave_scope(s, t);
+    task__leave_scope(s, i);
     while (t->joiners) {
         uint32_t j = t->joiners;
-        task__l_del(s, &t->joiners, j, 0);
+        task__l_del(s, &t->joiners, j, TASK__L_JOIN);
         TASK__T(s, j)->wait = TASK__W_NONE;
         task__wake(s, j, TASK_R_WAKE, t->value);
     }
     gen = t->gen;
-    if (hooks && s->hooks.term) s->hooks.term(s, task__tid(s, i), s->hooks.ud);
+    if (hooks && s->hooks.term) {
+        s->depth++;
+        s->hooks.term(s, task__tid(s, i), s->hooks.ud);
+        s->depth--;
+    }
     t = TASK__T(s, i);
     if (t->gen == gen && (t->flags & TASK__F_DETACHED)) task__free_task(s, i);
 }
@@ -976,7 +1111,7 @@ static void task__run(task_sched *s, uint32_t i) {
 
 /* ---- the scheduler ---------------------------------------------------- */
 
-TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
+TASK__DEF task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
     task_sched *s;
     if (!alloc) alloc = task__default_alloc;
     s = (task_sched *)alloc(alloc_ud, NULL, 0, sizeof *s);
@@ -988,6 +1123,7 @@ TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
     s->exts.size = (uint32_t)sizeof(task__ext);
     s->tokens.size = (uint32_t)sizeof(task__token);
     s->scopes.size = (uint32_t)sizeof(task__scope);
+    s->wake_limit = TASK_WAKE_LIMIT;
 #ifdef TASK_THREADS
     if (pthread_mutex_init(&s->post_mu, NULL) != 0) { alloc(alloc_ud, s, sizeof *s, 0); return NULL; }
 #endif
@@ -998,12 +1134,13 @@ static void task__pool_destroy(task_sched *s, task__pool *p) {
     if (p->items) s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, 0);
 }
 
-TASK_API int task_destroy(task_sched *s) {
+TASK__DEF int task_destroy(task_sched *s) {
     uint32_t i;
     if (!s) return TASK_EINVAL;
-    if (s->cur || s->ticking || s->destroying)
+    if (s->depth) /* the caller would return into freed memory */
         return task__err(s, TASK_EBUSY, "task_destroy: called from inside a task or callback");
     s->destroying = 1;
+    s->depth++; /* the steps below are callbacks */
     for (i = 1; i < s->tused; i++) {
         task__task *t = TASK__T(s, i);
         if (t->state == TASK__FREE_STATE || t->state == TASK_EXIT) continue;
@@ -1029,7 +1166,7 @@ TASK_API int task_destroy(task_sched *s) {
 }
 
 #ifdef TASK_THREADS
-TASK_API int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wake, void *wake_ud) {
+TASK__DEF int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wake, void *wake_ud) {
     task__post *q;
     if (!capacity || capacity > (1u << 30)) return task__err(s, TASK_EINVAL, "task_post_enable: capacity must be 1..2^30");
     if (s->post) return task__err(s, TASK_ESTATE, "task_post_enable: already enabled");
@@ -1045,7 +1182,7 @@ TASK_API int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wak
     return TASK_OK;
 }
 
-TASK_API int task_post_resume(task_sched *s, task_id ext, void *value) {
+TASK__DEF int task_post_resume(task_sched *s, task_id ext, void *value) {
     task_wake_fn wake;
     void *ud;
     if (!s) return TASK_EINVAL;
@@ -1075,12 +1212,13 @@ static void task__post_drain(task_sched *s) {
 }
 #endif
 
-TASK_API int task_tick(task_sched *s, uint64_t now) {
-    unsigned n = 0;
-    if (s->cur || s->ticking || s->destroying)
+TASK__DEF int task_tick(task_sched *s, uint64_t now) {
+    unsigned n = 0, stop, wake_limit;
+    uint32_t *head, *tail;
+    if (s->depth) /* steps only run inside task_tick and task_destroy */
         return task__err(s, TASK_EBUSY, "task_tick: called from inside a task or callback");
     if (now > s->now) s->now = now;
-    s->ticking = 1;
+    s->depth++; /* what it calls runs inside it */
     if (s->yhead) { /* yielded in the last tick: their turn now */
         if (s->rtail) {
             TASK__T(s, s->rtail)->next = s->yhead;
@@ -1127,16 +1265,42 @@ TASK_API int task_tick(task_sched *s, uint64_t now) {
             cb(s, id, ud);
         }
     }
-    while (s->rhead && (!s->budget || n < s->budget)) {
-        task__run(s, task__q_pop(s, &s->rhead, &s->rtail));
+    /* The fairness bound: the batch of tasks READY now runs first; what
+       they wake goes to the ready queue, which gets at most wake_limit
+       resumes in this tick. One loop, one call site: task__run inlines. */
+    s->bhead = s->rhead;
+    s->btail = s->rtail;
+    s->rhead = s->rtail = 0;
+    stop = s->budget ? s->budget : UINT_MAX;
+    wake_limit = s->wake_limit;
+    head = &s->bhead;
+    tail = &s->btail;
+    for (;;) {
+        if (!*head) {
+            if (head == &s->rhead) break;
+            if (wake_limit < stop - n) stop = n + wake_limit;
+            head = &s->rhead;
+            tail = &s->rtail;
+            continue;
+        }
+        if (n == stop) break;
+        task__run(s, task__q_pop(s, head, tail));
         n++;
     }
-    s->ticking = 0;
+    if (s->bhead) { /* the budget is spent: the rest of the batch goes first next time */
+        if (s->rhead) {
+            TASK__T(s, s->btail)->next = s->rhead;
+            TASK__T(s, s->rhead)->prev = s->btail;
+        } else s->rtail = s->btail;
+        s->rhead = s->bhead;
+        s->bhead = s->btail = 0;
+    }
+    s->depth--;
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now) {
-    if (s->rhead || s->yhead) return 0;
+TASK__DEF uint64_t task_timeout(const task_sched *s, uint64_t now) {
+    if (s->rhead || s->yhead || s->bhead) return 0;
 #ifdef TASK_THREADS
     {
         task_sched *m = (task_sched *)(uintptr_t)s; /* the mutex is not part of the value */
@@ -1151,19 +1315,20 @@ TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now) {
     return s->heap[0].when <= now ? 0 : s->heap[0].when - now;
 }
 
-TASK_API int task_timeout_ms(const task_sched *s, uint64_t now) {
+TASK__DEF int task_timeout_ms(const task_sched *s, uint64_t now) {
     uint64_t ns = task_timeout(s, now), ms;
     if (ns == TASK_FOREVER) return -1;
     ms = ns / TASK_MSEC + (ns % TASK_MSEC != 0);
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-TASK_API uint64_t task_now(const task_sched *s) { return s->now; }
-TASK_API uint64_t task_next_deadline(const task_sched *s) { return s->hn ? s->heap[0].when : TASK_FOREVER; }
-TASK_API void task_set_budget(task_sched *s, unsigned max_resumes) { s->budget = max_resumes; }
-TASK_API const char *task_errmsg(const task_sched *s) { return s->err; }
+TASK__DEF uint64_t task_now(const task_sched *s) { return s->now; }
+TASK__DEF uint64_t task_next_deadline(const task_sched *s) { return s->hn ? s->heap[0].when : TASK_FOREVER; }
+TASK__DEF void task_set_budget(task_sched *s, unsigned max_resumes) { s->budget = max_resumes; }
+TASK__DEF void task_set_wake_limit(task_sched *s, unsigned n) { s->wake_limit = n; }
+TASK__DEF const char *task_errmsg(const task_sched *s) { return s->err; }
 
-TASK_API const char *task_strerror(int status) {
+TASK__DEF const char *task_strerror(int status) {
     switch (status) {
     case TASK_OK: return "ok";
     case TASK_ENOMEM: return "out of memory";
@@ -1178,7 +1343,7 @@ TASK_API const char *task_strerror(int status) {
     }
 }
 
-TASK_API const char *task_state_name(int state) {
+TASK__DEF const char *task_state_name(int state) {
     static const char *const names[TASK_NSTATES] = {"RUN", "WAIT", "READY", "SLEEP", "EXIT"};
     return state >= 0 && state < TASK_NSTATES ? names[state] : "?";
 }
@@ -1211,16 +1376,19 @@ static int task__new_slot(task_sched *s, uint32_t *out) {
     return TASK_OK;
 }
 
-TASK_API int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out) {
+TASK__DEF int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out) {
     uint32_t i, sc = 0, tok = 0;
     task__task *t;
     int rc;
+    if (out) *out = 0;
     if (!fn) return task__err(s, TASK_EINVAL, "task_spawn: no step function");
     if (s->destroying) return task__err(s, TASK_EBUSY, "task_spawn: the scheduler is being destroyed");
     if (opts && opts->scope) {
         if (!(sc = task__pool_get(&s->scopes, TASK__K_SCOPE, opts->scope)))
             return task__err(s, TASK_ENOENT, "task_spawn: unknown or stale scope");
-    } else if (s->cur) sc = task__own_scope(s, s->cur);
+        if (TASK__SCO(s, sc)->cancel_only)
+            return task__err(s, TASK_EINVAL, "task_spawn: a cancel scope takes no members");
+    } else if (s->cur) sc = task__join_scope(s, s->cur);
     if (opts && opts->token) {
         if (!(tok = task__pool_get(&s->tokens, TASK__K_TOKEN, opts->token)))
             return task__err(s, TASK_ENOENT, "task_spawn: unknown or stale token");
@@ -1241,23 +1409,30 @@ TASK_API int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *op
     t->value = NULL;
     t->trace = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
     t->scope = sc;
-    if (sc) TASK__SCO(s, sc)->count++;
+    if (sc) {
+        TASK__SCO(s, sc)->count++;
+        task__l_add(s, &TASK__SCO(s, sc)->members, i, TASK__L_SCOPE);
+    } else t->mnext = t->mprev = 0;
     t->tnext = t->tprev = 0;
     task__bind(s, i, tok);
     task__q_push(s, &s->rhead, &s->rtail, i);
     if (out) *out = task__tid(s, i);
-    if (s->hooks.create) s->hooks.create(s, task__tid(s, i), s->hooks.ud);
+    if (s->hooks.create) { /* it may end, drop or release the new task */
+        s->depth++;
+        s->hooks.create(s, task__tid(s, i), s->hooks.ud);
+        s->depth--;
+    }
     return TASK_OK;
 }
 
-TASK_API int task_status(const task_sched *s, task_id id) {
+TASK__DEF int task_status(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? (int)t->state : (int)TASK_ENOENT;
 }
 
-TASK_API task_id task_self(const task_sched *s) { return s->cur ? task__tid(s, s->cur) : 0; }
+TASK__DEF task_id task_self(const task_sched *s) { return s->cur ? task__tid(s, s->cur) : 0; }
 
-TASK_API void *task_userdata(const task_sched *s, task_id id) {
+TASK__DEF void *task_userdata(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? t->ud : NULL;
 }
@@ -1266,12 +1441,12 @@ TASK_API void *task_userdata(const task_sched *s, task_id id) {
     task__task *t = task__get((s), (id)); \
     if (!t) return task__err((s), TASK_ENOENT, fn ": unknown, released or stale task id")
 
-TASK_API task_fn task_step_of(const task_sched *s, task_id id) {
+TASK__DEF task_fn task_step_of(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? t->fn : NULL;
 }
 
-TASK_API int task_release(task_sched *s, task_id id) {
+TASK__DEF int task_release(task_sched *s, task_id id) {
     TASK__GET(s, id, "task_release", t);
     if (t->flags & TASK__F_DETACHED) return task__err(s, TASK_ESTATE, "task_release: task already released");
     if (t->state == TASK_EXIT) task__free_task(s, (uint32_t)id);
@@ -1279,7 +1454,7 @@ TASK_API int task_release(task_sched *s, task_id id) {
     return TASK_OK;
 }
 
-TASK_API int task_cancel(task_sched *s, task_id id) {
+TASK__DEF int task_cancel(task_sched *s, task_id id) {
     uint32_t i = (uint32_t)id, sc;
     TASK__GET(s, id, "task_cancel", t);
     if (t->state == TASK_EXIT) return 0;
@@ -1296,33 +1471,23 @@ TASK_API int task_cancel(task_sched *s, task_id id) {
     return 1;
 }
 
-TASK_API int task_cancelled(const task_sched *s, task_id id) {
+TASK__DEF int task_cancelled(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? task__is_cancelled(s, t) : (int)TASK_ENOENT;
 }
 
-TASK_API int task_self_cancelled(const task_sched *s) {
+TASK__DEF int task_self_cancelled(const task_sched *s) {
     return s->cur ? task__is_cancelled(s, TASK__T(s, s->cur)) : 0;
 }
 
-TASK_API int task_abort(task_sched *s, task_id id) {
-    uint32_t i = (uint32_t)id;
+TASK__DEF int task_abort(task_sched *s, task_id id) {
     TASK__GET(s, id, "task_abort", t);
     if (t->state == TASK_EXIT) return 0;
-    if (t->flags & TASK__F_ABORT) return 1;
-    t->flags |= TASK__F_ABORT;
-    if (t->state == TASK_RUN) { /* itself: finished when its step returns */
-        task__unwait(s, i);
-        t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
-    } else if (t->state == TASK_WAIT || t->state == TASK_SLEEP) {
-        task__unwait(s, i);
-        task__setstate(s, t, TASK_READY);
-        task__q_push(s, &s->rhead, &s->rtail, i);
-    }
+    task__abort(s, (uint32_t)id);
     return 1;
 }
 
-TASK_API int task_drop(task_sched *s, task_id id) {
+TASK__DEF int task_drop(task_sched *s, task_id id) {
     uint32_t i = (uint32_t)id;
     TASK__GET(s, id, "task_drop", t);
     if (t->state == TASK_RUN) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
@@ -1337,13 +1502,13 @@ TASK_API int task_drop(task_sched *s, task_id id) {
     return TASK_OK;
 }
 
-TASK_API int task_set_result(task_sched *s, void *value) {
+TASK__DEF int task_set_result(task_sched *s, void *value) {
     if (!s->cur) return task__err(s, TASK_EPERM, "task_set_result: no task is running");
     TASK__T(s, s->cur)->value = value;
     return TASK_OK;
 }
 
-TASK_API int task_result(const task_sched *s, task_id id, void **value) {
+TASK__DEF int task_result(const task_sched *s, task_id id, void **value) {
     const task__task *t = task__get(s, id);
     if (!t) return TASK_ENOENT;
     if (t->state != TASK_EXIT) return TASK_ESTATE;
@@ -1362,11 +1527,11 @@ static int task__wake_parked(task_sched *s, task_id id, void *value, int kind, c
     return TASK_OK;
 }
 
-TASK_API int task_wakeup(task_sched *s, task_id id, void *value) {
+TASK__DEF int task_wakeup(task_sched *s, task_id id, void *value) {
     return task__wake_parked(s, id, value, TASK__W_PLAIN, "task_wakeup");
 }
 
-TASK_API int task_unpark(task_sched *s, task_id id, void *value) {
+TASK__DEF int task_unpark(task_sched *s, task_id id, void *value) {
     return task__wake_parked(s, id, value, TASK__W_PARK, "task_unpark");
 }
 
@@ -1395,10 +1560,10 @@ static int task__park_as(task_sched *s, int kind, const char *fn) {
     return TASK_OK;
 }
 
-TASK_API int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, "task_wait"); }
-TASK_API int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, "task_park"); }
+TASK__DEF int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, "task_wait"); }
+TASK__DEF int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, "task_park"); }
 
-TASK_API int task_sleep(task_sched *s, uint64_t ns) {
+TASK__DEF int task_sleep(task_sched *s, uint64_t ns) {
     int rc;
     task__task *t = task__arrange(s, "task_sleep", 1, &rc);
     if (!t) return rc;
@@ -1409,7 +1574,7 @@ TASK_API int task_sleep(task_sched *s, uint64_t ns) {
     return TASK_OK;
 }
 
-TASK_API int task_join(task_sched *s, task_id id) {
+TASK__DEF int task_join(task_sched *s, task_id id) {
     int rc;
     task__task *t = task__arrange(s, "task_join", 1, &rc), *x;
     if (!t) return rc;
@@ -1423,16 +1588,17 @@ TASK_API int task_join(task_sched *s, task_id id) {
     } else {
         t->wait = TASK__W_JOIN;
         t->link = (uint32_t)id;
-        task__l_add(s, &x->joiners, s->cur, 0);
+        task__l_add(s, &x->joiners, s->cur, TASK__L_JOIN);
     }
     return TASK_OK;
 }
 
 /* ---- external ids ----------------------------------------------------- */
 
-TASK_API int task_ext_alloc(task_sched *s, task_id *out) {
+TASK__DEF int task_ext_alloc(task_sched *s, task_id *out) {
     uint32_t k;
     task__ext *e;
+    *out = 0;
     if (task__pool_alloc(s, &s->exts, &k)) return task__err(s, TASK_ENOMEM, "task_ext_alloc: out of memory");
     e = TASK__EXT(s, k);
     e->waiter = e->resolved = 0;
@@ -1441,7 +1607,7 @@ TASK_API int task_ext_alloc(task_sched *s, task_id *out) {
     return TASK_OK;
 }
 
-TASK_API int task_ext_wait(task_sched *s, task_id ext) {
+TASK__DEF int task_ext_wait(task_sched *s, task_id ext) {
     int rc;
     task__task *t = task__arrange(s, "task_ext_wait", 1, &rc);
     uint32_t k;
@@ -1465,7 +1631,7 @@ TASK_API int task_ext_wait(task_sched *s, task_id ext) {
     return TASK_OK;
 }
 
-TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value) {
+TASK__DEF int task_ext_resume(task_sched *s, task_id ext, void *value) {
     uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext), w;
     task__ext *e;
     if (!k) return task__err(s, TASK_ENOENT, "task_ext_resume: unknown, already resumed or stale external id");
@@ -1482,7 +1648,7 @@ TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value) {
     return TASK_OK;
 }
 
-TASK_API int task_ext_release(task_sched *s, task_id ext) {
+TASK__DEF int task_ext_release(task_sched *s, task_id ext) {
     uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
     if (!k) return task__err(s, TASK_ENOENT, "task_ext_release: unknown or stale external id");
     if (TASK__EXT(s, k)->waiter) return task__err(s, TASK_ESTATE, "task_ext_release: a task waits for this id");
@@ -1490,16 +1656,23 @@ TASK_API int task_ext_release(task_sched *s, task_id ext) {
     return TASK_OK;
 }
 
-TASK_API int task_ext_status(const task_sched *s, task_id ext) {
+TASK__DEF int task_ext_status(const task_sched *s, task_id ext) {
     uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
     return k ? (int)TASK__EXT(s, k)->resolved : (int)TASK_ENOENT;
 }
 
+/* A waiter is always live: it frees the id when it stops waiting. */
+TASK__DEF task_id task_ext_waiter(const task_sched *s, task_id ext) {
+    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
+    return k && TASK__EXT(s, k)->waiter ? task__tid(s, TASK__EXT(s, k)->waiter) : 0;
+}
+
 /* ---- timers ----------------------------------------------------------- */
 
-TASK_API int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out) {
+TASK__DEF int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out) {
     uint32_t k;
     task__timer *tm;
+    if (out) *out = 0;
     if (!fn) return task__err(s, TASK_EINVAL, "task_after: no callback");
     if (task__hreserve(s) || task__pool_alloc(s, &s->timers, &k))
         return task__err(s, TASK_ENOMEM, "task_after: out of memory");
@@ -1512,7 +1685,7 @@ TASK_API int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, 
     return TASK_OK;
 }
 
-TASK_API int task_timer_cancel(task_sched *s, task_id id) {
+TASK__DEF int task_timer_cancel(task_sched *s, task_id id) {
     uint32_t k = task__pool_get(&s->timers, TASK__K_TIMER, id);
     task__timer *tm;
     if (!k) return task__err(s, TASK_ENOENT, "task_timer_cancel: unknown, fired or stale timer id");
@@ -1529,8 +1702,9 @@ TASK_API int task_timer_cancel(task_sched *s, task_id id) {
 
 /* ---- cancel tokens ---------------------------------------------------- */
 
-TASK_API int task_token_new(task_sched *s, task_id parent, task_id *out) {
+TASK__DEF int task_token_new(task_sched *s, task_id parent, task_id *out) {
     uint32_t p = 0, k;
+    *out = 0;
     if (parent && !(p = task__pool_get(&s->tokens, TASK__K_TOKEN, parent)))
         return task__err(s, TASK_ENOENT, "task_token_new: unknown or stale parent token");
     if (task__tok_make(s, p, &k)) return task__err(s, TASK_ENOMEM, "task_token_new: out of memory");
@@ -1539,19 +1713,19 @@ TASK_API int task_token_new(task_sched *s, task_id parent, task_id *out) {
     return TASK_OK;
 }
 
-TASK_API int task_token_cancel(task_sched *s, task_id tok) {
+TASK__DEF int task_token_cancel(task_sched *s, task_id tok) {
     uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
     if (!k) return task__err(s, TASK_ENOENT, "task_token_cancel: unknown or stale token");
     task__tok_cancel(s, k);
     return TASK_OK;
 }
 
-TASK_API int task_token_cancelled(const task_sched *s, task_id tok) {
+TASK__DEF int task_token_cancelled(const task_sched *s, task_id tok) {
     uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
     return k ? (int)TASK__TOK(s, k)->cancelled : (int)TASK_ENOENT;
 }
 
-TASK_API int task_token_release(task_sched *s, task_id tok) {
+TASK__DEF int task_token_release(task_sched *s, task_id tok) {
     uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
     if (!k) return task__err(s, TASK_ENOENT, "task_token_release: unknown or stale token");
     if (!TASK__TOK(s, k)->held) return task__err(s, TASK_ESTATE, "task_token_release: this token belongs to a scope");
@@ -1560,7 +1734,7 @@ TASK_API int task_token_release(task_sched *s, task_id tok) {
     return TASK_OK;
 }
 
-TASK_API task_id task_token_of(const task_sched *s, task_id id) {
+TASK__DEF task_id task_token_of(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t && t->token ? task__pool_id(&s->tokens, TASK__K_TOKEN, t->token) : 0;
 }
@@ -1580,21 +1754,24 @@ static void task__scope_done(task_sched *s, uint32_t sc) {
     task__tok_gc(s, k);
 }
 
-TASK_API int task_scope_open(task_sched *s, task_id *out) {
+static int task__scope_open(task_sched *s, task_id *out, int cancel_only, const char *fn) {
     uint32_t k, sc, i = s->cur;
     task__task *t;
     task__scope *p;
-    if (!i) return task__err(s, TASK_EPERM, "task_scope_open: no task is running");
+    if (out) *out = 0;
+    if (!i) return task__err(s, TASK_EPERM, "%s: no task is running", fn);
     t = TASK__T(s, i);
-    if (task__tok_make(s, t->token, &k)) return task__err(s, TASK_ENOMEM, "task_scope_open: out of memory");
+    if (task__tok_make(s, t->token, &k)) return task__err(s, TASK_ENOMEM, "%s: out of memory", fn);
     if (task__pool_alloc(s, &s->scopes, &sc)) {
         task__tok_gc(s, k);
-        return task__err(s, TASK_ENOMEM, "task_scope_open: out of memory");
+        return task__err(s, TASK_ENOMEM, "%s: out of memory", fn);
     }
     p = TASK__SCO(s, sc);
     p->token = k;
     p->owner = i;
-    p->count = p->closing = 0;
+    p->count = p->members = 0;
+    p->closing = 0;
+    p->cancel_only = (uint8_t)cancel_only;
     p->prev_token = t->token;
     TASK__TOK(s, k)->scope = sc;
     if (t->flags & TASK__F_CANCELLED) TASK__TOK(s, k)->cancelled = 1;
@@ -1604,13 +1781,36 @@ TASK_API int task_scope_open(task_sched *s, task_id *out) {
     return TASK_OK;
 }
 
-TASK_API int task_scope_close(task_sched *s, task_id scope) {
+TASK__DEF int task_scope_open(task_sched *s, task_id *out) {
+    return task__scope_open(s, out, 0, "task_scope_open");
+}
+
+TASK__DEF int task_cancel_scope_open(task_sched *s, task_id *out) {
+    return task__scope_open(s, out, 1, "task_cancel_scope_open");
+}
+
+TASK__DEF int task_cancel_scope_close(task_sched *s, task_id scope) {
+    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
+    if (!sc) return task__err(s, TASK_ENOENT, "task_cancel_scope_close: unknown, closed or stale scope");
+    if (!TASK__SCO(s, sc)->cancel_only)
+        return task__err(s, TASK_ESTATE, "task_cancel_scope_close: a plain scope closes with task_scope_close");
+    if (!s->cur || TASK__SCO(s, sc)->owner != s->cur)
+        return task__err(s, TASK_EPERM, "task_cancel_scope_close: only the task that opened the scope can close it");
+    if (task__own_scope(s, s->cur) != sc)
+        return task__err(s, TASK_ESTATE, "task_cancel_scope_close: close the scopes opened inside it first");
+    task__scope_done(s, sc); /* no members: the owner's token comes back now */
+    return TASK_OK;
+}
+
+TASK__DEF int task_scope_close(task_sched *s, task_id scope) {
     int rc;
     uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
     task__task *t;
     task__scope *p;
     if (!sc) return task__err(s, TASK_ENOENT, "task_scope_close: unknown, closed or stale scope");
     p = TASK__SCO(s, sc);
+    if (p->cancel_only)
+        return task__err(s, TASK_ESTATE, "task_scope_close: a cancel scope closes with task_cancel_scope_close");
     if (!s->cur || p->owner != s->cur)
         return task__err(s, TASK_EPERM, "task_scope_close: only the task that opened the scope can close it");
     if (task__own_scope(s, s->cur) != sc)
@@ -1634,45 +1834,46 @@ TASK_API int task_scope_close(task_sched *s, task_id scope) {
     uint32_t sc = task__pool_get(&(s)->scopes, TASK__K_SCOPE, (id)); \
     if (!sc) return task__err((s), TASK_ENOENT, fn ": unknown, closed or stale scope")
 
-TASK_API int task_scope_cancel(task_sched *s, task_id scope) {
+TASK__DEF int task_scope_cancel(task_sched *s, task_id scope) {
     TASK__SCOPE(s, scope, "task_scope_cancel", sc);
     task__tok_cancel(s, TASK__SCO(s, sc)->token);
     return TASK_OK;
 }
 
-TASK_API int task_scope_abort(task_sched *s, task_id scope) {
-    uint32_t i;
+TASK__DEF int task_scope_abort(task_sched *s, task_id scope) {
     TASK__SCOPE(s, scope, "task_scope_abort", sc);
-    for (i = 1; i < s->tused; i++) {
-        task__task *t = TASK__T(s, i);
-        if (t->state != TASK__FREE_STATE && t->scope == sc && t->state != TASK_EXIT)
-            task_abort(s, task__tid(s, i));
-    }
+    task__abort_members(s, sc);
     return TASK_OK;
 }
 
-TASK_API int task_scope_leave(task_sched *s, task_id id) {
+TASK__DEF int task_scope_leave(task_sched *s, task_id id) {
     TASK__GET(s, id, "task_scope_leave", t);
-    task__leave_scope(s, t);
+    (void)t;
+    task__leave_scope(s, (uint32_t)id);
     return TASK_OK;
 }
 
-TASK_API int task_scope_count(const task_sched *s, task_id scope) {
+TASK__DEF int task_scope_count(const task_sched *s, task_id scope) {
     uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
     return sc ? (int)TASK__SCO(s, sc)->count : (int)TASK_ENOENT;
 }
 
-TASK_API task_id task_scope_token(const task_sched *s, task_id scope) {
+TASK__DEF task_id task_scope_token(const task_sched *s, task_id scope) {
     uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
     return sc ? task__pool_id(&s->tokens, TASK__K_TOKEN, TASK__SCO(s, sc)->token) : 0;
 }
 
-TASK_API task_id task_scope_current(const task_sched *s) {
-    uint32_t sc = s->cur ? task__own_scope(s, s->cur) : 0;
+TASK__DEF task_id task_scope_owner(const task_sched *s, task_id scope) {
+    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
+    return sc && TASK__SCO(s, sc)->owner ? task__tid(s, TASK__SCO(s, sc)->owner) : 0;
+}
+
+TASK__DEF task_id task_scope_current(const task_sched *s) {
+    uint32_t sc = s->cur ? task__join_scope(s, s->cur) : 0;
     return sc ? task__pool_id(&s->scopes, TASK__K_SCOPE, sc) : 0;
 }
 
-TASK_API task_id task_scope_of(const task_sched *s, task_id id) {
+TASK__DEF task_id task_scope_of(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t && t->scope ? task__pool_id(&s->scopes, TASK__K_SCOPE, t->scope) : 0;
 }
@@ -1683,13 +1884,13 @@ static uint64_t *task__trace_slot(task_sched *s) {
     return s->cur ? &TASK__T(s, s->cur)->trace : &s->host_trace;
 }
 
-TASK_API int task_tracenode(task_sched *s, unsigned node) {
+TASK__DEF int task_tracenode(task_sched *s, unsigned node) {
     if (node > 0xFFFFu) return task__err(s, TASK_EINVAL, "task_tracenode: node %u is out of range 0..65535", node);
     s->node = node;
     return TASK_OK;
 }
 
-TASK_API uint64_t task_tracespawn(task_sched *s) {
+TASK__DEF uint64_t task_tracespawn(task_sched *s) {
     uint64_t *p = task__trace_slot(s), old = *p;
     s->trace_seq = (s->trace_seq + 1) & 0xFFFFu;
     *p = ((uint64_t)s->node << 48) | (((s->now / TASK_SEC) & 0xFFFFu) << 32) |
@@ -1697,18 +1898,18 @@ TASK_API uint64_t task_tracespawn(task_sched *s) {
     return old;
 }
 
-TASK_API uint64_t task_traceset(task_sched *s, uint64_t trace) {
+TASK__DEF uint64_t task_traceset(task_sched *s, uint64_t trace) {
     uint64_t *p = task__trace_slot(s), old = *p;
     *p = trace;
     return old;
 }
 
-TASK_API uint64_t task_tracepropagate(const task_sched *s) {
+TASK__DEF uint64_t task_tracepropagate(const task_sched *s) {
     uint64_t cur = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
     return (cur & ~(uint64_t)0xFFFF) | (uint64_t)s->node;
 }
 
-TASK_API uint64_t task_trace_of(const task_sched *s, task_id id) {
+TASK__DEF uint64_t task_trace_of(const task_sched *s, task_id id) {
     const task__task *t = task__get(s, id);
     return t ? t->trace : 0;
 }
@@ -1734,7 +1935,7 @@ static int task__unhex(const char *p, int digits, uint64_t *v) {
     return 0;
 }
 
-TASK_API int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_LEN + 1]) {
+TASK__DEF int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_LEN + 1]) {
     uint64_t root = trace & ~(uint64_t)0xFFFF;
     out[0] = '\0';
     if (root == 0) return TASK_EINVAL;
@@ -1746,7 +1947,7 @@ TASK_API int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_L
     return TASK_OK;
 }
 
-TASK_API int task_traceparent_parse(const char *h, uint64_t *trace, unsigned *flags) {
+TASK__DEF int task_traceparent_parse(const char *h, uint64_t *trace, unsigned *flags) {
     size_t n;
     uint64_t ver, hi, lo, parent, fl;
     if (!h || !trace) return TASK_EINVAL;
@@ -1761,35 +1962,44 @@ TASK_API int task_traceparent_parse(const char *h, uint64_t *trace, unsigned *fl
         task__unhex(h + 36, 16, &parent) != 0 || task__unhex(h + 53, 2, &fl) != 0)
         return TASK_EINVAL;
     if ((hi == 0 && lo == 0) || parent == 0) return TASK_EINVAL;
-    *trace = ((hi ^ lo) & ~(uint64_t)0xFFFF) | (parent & 0xFFFF);
+    {
+        const uint64_t hop = 0xFFFF;
+        uint64_t root = (hi ^ lo) & ~hop;
+        if (!root) root = (hi | lo) & ~hop;
+        if (!root) root = (hi & hop) << 32 | (lo & hop) << 16; /* not 0: hi or lo is not */
+        *trace = root | (parent & hop);
+    }
     if (flags) *flags = (unsigned)fl;
     return TASK_OK;
 }
 
 /* ---- hooks and introspection ------------------------------------------ */
 
-TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h) {
+TASK__DEF task_hooks task_set_hooks(task_sched *s, task_hooks h) {
     task_hooks old = s->hooks;
     s->hooks = h;
     return old;
 }
 
-TASK_API int task_ready_count(const task_sched *s) { return s->count[TASK_READY]; }
+TASK__DEF int task_ready_count(const task_sched *s) { return s->count[TASK_READY]; }
 
-TASK_API int task_count(const task_sched *s, int state) {
+TASK__DEF int task_count(const task_sched *s, int state) {
     if (state == -1) return s->count[TASK_RUN] + s->count[TASK_WAIT] + s->count[TASK_READY] + s->count[TASK_SLEEP];
     return state >= 0 && state < TASK_NSTATES ? s->count[state] : 0;
 }
 
-TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *, task_id, int, void *), void *ud) {
+/* Slot by slot, re-reading the slot count: fn may spawn (new pages; no
+   task moves) or free slots, and a freed slot is simply skipped. */
+TASK__DEF int task_foreach(task_sched *s, int (*fn)(task_sched *, task_id, int, void *), void *ud) {
     uint32_t i;
-    for (i = 1; i < s->tused; i++) {
-        task__task *t = TASK__T(s, i);
-        int r;
-        if (t->state == TASK__FREE_STATE) continue;
-        if ((r = fn(s, task__tid(s, i), t->state, ud)) != 0) return r;
+    int r = 0;
+    s->depth++;
+    for (i = 1; i < s->tused && r == 0; i++) {
+        const task__task *t = TASK__T(s, i);
+        if (t->state != TASK__FREE_STATE) r = fn(s, task__tid(s, i), t->state, ud);
     }
-    return 0;
+    s->depth--;
+    return r;
 }
 
 #endif /* TASK_IMPLEMENTATION */

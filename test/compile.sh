@@ -1,31 +1,190 @@
 #!/bin/sh
-# compile.sh OUTDIR LUA_CFLAGS: both headers must build warning-free as C99,
-# C11 and C++ with gcc and clang, declarations alone and with the
-# implementation. Prints one TAP line per combination.
+# compile.sh OUTDIR LUA_CFLAGS: the headers and the examples must build
+# warning-free (-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror) with
+# gcc and clang at -O0, -O2, -O3 and -O3 -flto, where the optimisers' flow
+# analysis finds what -O0 does not:
+#   task.h        declarations alone (task_post_* only with TASK_THREADS);
+#                 the implementation in a small program (linked and run at
+#                 -O3 -flto) as C99, C11, C++11 and C++17; each documented
+#                 option (TASK_API=static, TASK_THREADS, TASK_PAGE_SHIFT,
+#                 TASK_ASSERT, TASK_REALLOC/TASK_FREE, TASK_WAKE_LIMIT) alone
+#                 as C99 at -O2 and -O3, and all of them at once as C99 and
+#                 C++17 at every level (and C11 at -O3)
+#   task_lua.h    the implementation as C99, C11, C++11 and C++17
+#   examples/*.c  -std=c99 at -O2, -O3 (gcc), -O3 -flto, linked (host.c
+#                 and echo_server.c are task_lua.h's build at those levels)
+# One TAP line per combination; the jobs run in parallel (one per CPU).
 out=$1; luainc=$2
-mkdir -p "$out"
-W="-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -I. $luainc"
+W="-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -I."
+LUALIB=$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+rm -rf "$out/jobs" "$out/res"
+mkdir -p "$out/src" "$out/jobs" "$out/res" "$out/bin"
 n=0
-check() { # name lang compiler std source
+
+# job NAME CMD...: compiles (and runs, when the command says so) later.
+job() {
     n=$((n + 1))
-    src="$out/$1.$2"
-    printf '%b\n' "$5" >"$src"
-    if $3 $4 $W -c "$src" -o "$out/$1.o" 2>"$out/$1.err"; then echo "ok - $1"
-    else echo "not ok - $1"; head -n 20 "$out/$1.err"; fi
+    id=$(printf '%04d' $n)
+    name=$1; shift
+    {
+        echo "if ( $* ) >$out/res/$id.err 2>&1; then echo 'ok - $name' >$out/res/$id.tap"
+        echo "else { echo 'not ok - $name'; head -n 20 $out/res/$id.err; } >$out/res/$id.tap; fi"
+    } >"$out/jobs/$id.sh"
 }
-core_impl='#define TASK_IMPLEMENTATION\n#include "task.h"\nint main(void){return 0;}'
-core_decl='#include "task.h"\nint main(void){ task_sched *s = task_create(0, 0); return s != 0; }'
-lua_impl='#define TASK_IMPLEMENTATION\n#define TASK_LUA_IMPLEMENTATION\n#include "task_lua.h"\nint main(void){return 0;}'
+
+# ---- sources --------------------------------------------------------------
+cat >"$out/src/decl.c" <<'EOF'
+#include "task.h"
+int main(void) { task_sched *s = task_create(0, 0); return s != 0; }
+EOF
+
+# The program each implementation build links and runs: enough of the API
+# (timers, sleeps, ids, tokens, scopes, trace headers) for the inliner.
+cat >"$out/src/prog.h" <<'EOF'
+#define TASK_IMPLEMENTATION
+#include "task.h"
+struct st { int pc, n; task_id sc; };
+static int child(task_ctx *c) { return c->why == TASK_R_START ? TASK_YIELD : TASK_DONE; }
+static int step(task_ctx *c) {
+    struct st *p = (struct st *)c->ud;
+    TASK_BEGIN(c, p->pc);
+    TASK_SLEEP(c, TASK_MSEC);
+    TASK_YIELD_NOW(c);
+    if (task_scope_open(c->sched, &p->sc) == TASK_OK) {
+        (void)task_spawn(c->sched, child, NULL, NULL, NULL);
+        TASK_SCOPE_CLOSE(c, p->sc);
+    }
+    p->n++;
+    TASK_END(c);
+}
+static void cb(task_sched *s, task_id t, void *ud) { (void)s; (void)t; ++*(int *)ud; }
+int main(void) {
+    task_sched *s = task_create(0, 0);
+    struct st a = {0, 0, 0};
+    task_id id, ext, tok;
+    int fired = 0;
+    uint64_t now = 0, tr = 0;
+    char tp[TASK_TRACEPARENT_LEN + 1];
+    if (!s) return 1;
+    if (task_token_new(s, 0, &tok) != TASK_OK || task_ext_alloc(s, &ext) != TASK_OK) return 2;
+    if (task_spawn(s, step, &a, NULL, &id) != TASK_OK || task_after(s, 5, cb, &fired, NULL) != TASK_OK) return 3;
+#ifdef TASK_THREADS
+    if (task_post_enable(s, 4, NULL, NULL) != TASK_OK || task_post_resume(s, ext, NULL) != TASK_OK) return 4;
+#else
+    if (task_ext_resume(s, ext, NULL) != TASK_OK) return 4;
+#endif
+    while (task_count(s, -1) > 0 && now < TASK_SEC) { task_tick(s, now); now += TASK_MSEC / 4; }
+    task_tick(s, now);
+    (void)task_token_cancel(s, tok);
+    (void)task_token_release(s, tok);
+    (void)task_tracespawn(s);
+    if (task_traceparent_format(task_tracepropagate(s) | 0x10000u, tp) != TASK_OK ||
+        task_traceparent_parse(tp, &tr, NULL) != TASK_OK) return 5;
+    if (task_destroy(s) != TASK_OK) return 6;
+    return a.n == 1 && fired == 1 ? 0 : 7;
+}
+EOF
+
+cat >"$out/src/realloc.h" <<'EOF'
+#include <stdlib.h>
+static size_t my_calls;
+static void *my_realloc(void *p, size_t n) { my_calls++; return realloc(p, n); }
+static void my_free(void *p) { free(p); }
+#define TASK_REALLOC(p, n) my_realloc((p), (n))
+#define TASK_FREE(p) my_free(p)
+EOF
+
+cfg() { # NAME LINES...: a source with these lines before the program
+    f="$out/src/$1.c"; shift
+    : >"$f"
+    for line in "$@"; do printf '%s\n' "$line" >>"$f"; done
+    printf '#include "prog.h"\n' >>"$f"
+}
+cfg default
+cfg static '#define TASK_API static'
+cfg threads '#define TASK_THREADS'
+cfg pageshift '#define TASK_PAGE_SHIFT 3'
+cfg assert '#include <stdio.h>' '#include <stdlib.h>' \
+    '#define TASK_ASSERT(c) do { if (!(c)) { fputs("assert\n", stderr); abort(); } } while (0)'
+cfg realloc '#include "realloc.h"'
+cfg wakelimit '#define TASK_WAKE_LIMIT 2'
+cfg all '#define TASK_API static' '#define TASK_THREADS' '#define TASK_PAGE_SHIFT 3' \
+    '#include <stdio.h>' '#include <stdlib.h>' \
+    '#define TASK_ASSERT(c) do { if (!(c)) { fputs("assert\n", stderr); abort(); } } while (0)' \
+    '#include "realloc.h"' '#define TASK_WAKE_LIMIT 2'
+
+# without TASK_THREADS, task_post_* is not declared (a call must not build)
+cat >"$out/src/nopost.c" <<'EOF'
+#include "task.h"
+int main(void) { return task_post_resume(0, 0, 0); }
+EOF
+
+cat >"$out/src/lua.c" <<'EOF'
+#define TASK_IMPLEMENTATION
+#define TASK_LUA_IMPLEMENTATION
+#include "task_lua.h"
+int main(void) { return 0; }
+EOF
+
+# ---- the jobs ---------------------------------------------------------------
+I="-I$out/src"
 for cc in gcc clang; do
     cxx=g++; [ $cc = clang ] && cxx=clang++
-    for std in c99 c11; do
-        check "task.h-$cc-$std" c $cc -std=$std "$core_impl"
-        check "task.h-decl-$cc-$std" c $cc -std=$std "$core_decl"
-        [ -f task_lua.h ] && check "task_lua.h-$cc-$std" c $cc -std=$std "$lua_impl"
+    if ! command -v $cc >/dev/null 2>&1; then echo "ok - $cc # SKIP not installed"; continue; fi
+    for std in c99 c11 c++11 c++17; do
+        case $std in c++*) c="$cxx -x c++";; *) c=$cc;; esac
+        job "task.h declarations $cc -std=$std" $c -std=$std $W -c "$out/src/decl.c" -o "$out/bin/decl-$cc-$std.o"
     done
-    for std in c++11 c++17; do
-        check "task.h-$cxx-$std" cc $cxx -std=$std "$core_impl"
-        [ -f task_lua.h ] && check "task_lua.h-$cxx-$std" cc $cxx -std=$std "$lua_impl"
+    job "task_post_resume undeclared without TASK_THREADS, $cc" "! $cc -std=c99 $W -c $out/src/nopost.c -o $out/bin/nopost-$cc.o"
+    for opt in O0 O2 O3 O3-flto; do
+        o=$(echo "-$opt" | sed 's/-flto/ -flto/')
+        for cf in default static threads pageshift assert realloc wakelimit all; do
+            # each option alone where the optimisers look (C99, -O2 and -O3);
+            # -O0, -flto, C11 and C++: the default and all options at once
+            case $cf/$opt in
+            default/*) stds="c99 c11 c++11 c++17";;
+            all/O3) stds="c99 c11 c++17";;
+            all/*) stds="c99 c++17";;
+            */O2|*/O3) stds=c99;;
+            *) continue;;
+            esac
+            pt=; case $cf in threads|all) pt=-pthread;; esac
+            for std in $stds; do
+                case $std in c++*) c="$cxx -x c++";; *) c=$cc;; esac
+                b="$out/bin/$cf-$cc-$std-$opt"
+                case $opt in # -flto: linked, and the program runs
+                *flto) job "task.h $cf $cc -std=$std $o" "$c -std=$std $o $W $I $pt $out/src/$cf.c -o $b && $b";;
+                *) job "task.h $cf $cc -std=$std $o" "$c -std=$std $o $W $I -c $out/src/$cf.c -o $b.o";;
+                esac
+            done
+        done
+        # task_lua.h at -O2 and up: through examples/host.c and echo_server.c
+        if [ -f task_lua.h ] && [ $opt = O0 ]; then
+            for std in c99 c11 c++11 c++17; do
+                case $std in c++*) c="$cxx -x c++";; *) c=$cc;; esac
+                job "task_lua.h $cc -std=$std $o" "$c -std=$std $o $W $luainc $out/src/lua.c -o $out/bin/lua-$cc-$std-$opt $LUALIB -lm"
+            done
+        fi
+        # clang's warnings come from its front end, whatever the level: a
+        # plain -O3 build of the examples adds nothing to -O2 and -O3 -flto
+        case $cc/$opt in */O0|clang/O3) continue;; esac
+        have_uv=0
+        $cc -E -include uv.h -x c /dev/null >/dev/null 2>&1 && have_uv=1
+        for ex in examples/*.c; do
+            e=$(basename "$ex" .c)
+            libs=
+            case $e in
+            host|echo_server) libs="$luainc $LUALIB -lm";;
+            libuv_host)
+                if [ $have_uv = 0 ]; then echo "ok - $e $cc $o # SKIP libuv headers missing"; continue; fi
+                libs="$(pkg-config --cflags --libs libuv 2>/dev/null || echo -luv)";;
+            esac
+            job "examples/$e.c $cc -std=c99 $o" "$cc -std=c99 $o $W $ex -o $out/bin/ex-$e-$cc-$opt $libs"
+        done
     done
 done
+
+P=$(nproc 2>/dev/null || echo 2)
+ls "$out"/jobs/*.sh | xargs -P "$P" -n 1 sh
+cat "$out"/res/*.tap
 exit 0

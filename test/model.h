@@ -12,6 +12,11 @@
  * token, result, the counts by state, the ready count, the next deadline,
  * the timeout, and checks that stale ids are rejected.
  *
+ * The fairness bound: the model counts the tasks queued when the first
+ * step of a tick runs (the batch) and, once they are done, the resumes of
+ * tasks woken during the tick, which may not exceed the wake limit; tasks
+ * may be left queued only when the budget or that limit stopped the tick.
+ *
  * Where the contract does not fix an order (the tasks woken together by
  * one token cancel, or the joiners of one task), the model puts them in a
  * "group" and accepts them in any order; everything else is exact FIFO.
@@ -66,6 +71,7 @@ struct model {
     int yq[M_MAXT], nyq;              /* yielded: ready at the next tick */
     int fired[M_MAXTM], nfired;       /* timers collected by this tick */
     int group, budget, runs, in_tick, destroying;
+    int wake_limit, nbatch, wruns;    /* nbatch: -1 until the tick's first step */
     int cur, arranged, wakenow;       /* the running task, and its step */
     int abort_now;                    /* stepped again at once, aborted */
     mstale st_task, st_ext, st_tok, st_timer;
@@ -74,6 +80,7 @@ struct model {
     int failed;
     uint32_t (*rnd)(model *m);
     long n_steps, n_fired, n_cancel_wake, n_abort_steps, n_exits[4]; /* statistics */
+    long n_limit_stops;                                             /* ticks the wake limit ended */
 };
 
 #define M_FAIL(m, ...) do { if (!(m)->failed) { printf("# model op %ld (%s): ", (m)->op, (m)->opname); \
@@ -131,6 +138,7 @@ static void m_rq_remove(model *m, int i) {
     int k;
     for (k = 0; k < m->nrq; k++)
         if (m->rq[k] == i) {
+            if (m->in_tick && k < m->nbatch) m->nbatch--;
             memmove(&m->rq[k], &m->rq[k + 1], sizeof m->rq[0] * (size_t)(m->nrq - k - 1));
             memmove(&m->rqg[k], &m->rqg[k + 1], sizeof m->rqg[0] * (size_t)(m->nrq - k - 1));
             m->nrq--;
@@ -488,11 +496,15 @@ static int model_step(task_ctx *c) {
     } else {
         /* it must be in the head group of the ready queue */
         int found = -1;
+        if (m->nbatch < 0) m->nbatch = m->nrq;
         for (k = 0; k < m->nrq && m->rqg[k] == m->rqg[0]; k++) if (m->rq[k] == i) { found = k; break; }
         if (found < 0) {
             M_FAIL(m, "stepped task slot %d, expected slot %d (queue of %d)", i, m->nrq ? m->rq[0] : -1, m->nrq);
             return TASK_DONE;
         }
+        if (found < m->nbatch) m->nbatch--;
+        else if (++m->wruns > m->wake_limit) M_FAIL(m, "%d resumes of woken tasks, the limit is %d", m->wruns, m->wake_limit);
+        if (m->budget && m->runs >= m->budget) M_FAIL(m, "more than %d resumes in a tick", m->budget);
         memmove(&m->rq[found], &m->rq[found + 1], sizeof m->rq[0] * (size_t)(m->nrq - found - 1));
         memmove(&m->rqg[found], &m->rqg[found + 1], sizeof m->rqg[0] * (size_t)(m->nrq - found - 1));
         m->nrq--;
@@ -683,15 +695,19 @@ static void m_tick(model *m, uint64_t now) {
             m->fired[m->nfired++] = bm;
         } else break;
     }
-    m->runs = 0;
+    m->runs = m->wruns = 0;
+    m->nbatch = -1;
     m->in_tick = 1;
     n = task_tick(m->s, now);
     m->in_tick = 0;
     if (m->failed) return;
     M_EXPECT(m, m->nfired, 0);
     M_EXPECT(m, n, m->runs);
-    if (!m->budget) M_EXPECT(m, m->nrq, 0);
-    else if (m->nrq) M_EXPECT(m, n, m->budget);
+    /* whatever is left was stopped by the budget or by the wake limit */
+    if (m->nrq && !(m->budget && n == m->budget)) m->n_limit_stops++;
+    if (m->nrq && !(m->budget && n == m->budget) && !(m->nbatch == 0 && m->wruns == m->wake_limit))
+        M_FAIL(m, "%d tasks left READY after %d resumes (budget %d, %d woken, limit %d)", m->nrq, n, m->budget,
+               m->wruns, m->wake_limit);
 }
 
 /* ---- checks -------------------------------------------------------------- */
@@ -797,6 +813,7 @@ static void model_init(model *m, uint64_t seed) {
     m->rng = seed * 0x9E3779B97F4A7C15ull + 1;
     m->rnd = model_xorshift;
     m->cur = m->abort_now = -1;
+    m->wake_limit = TASK_WAKE_LIMIT;
     m->s = task_create(test_alloc_fn, &m->A);
     if (!m->s) { m->failed = 1; printf("# task_create failed\n"); }
     the_model = m;
@@ -872,9 +889,15 @@ static void model_op(model *m) {
     else if (r < 84) { m->opname = "after"; op_after(m, 0); }
     else if (r < 87) { m->opname = "timer_cancel"; op_timer_cancel(m); }
     else if (r < 89) {
-        m->opname = "budget";
-        m->budget = chance(m, 50) ? 0 : (int)(1 + rnd(m, 3));
-        task_set_budget(m->s, (unsigned)m->budget);
+        if (chance(m, 50)) {
+            m->opname = "budget";
+            m->budget = chance(m, 50) ? 0 : (int)(1 + rnd(m, 3));
+            task_set_budget(m->s, (unsigned)m->budget);
+        } else {
+            m->opname = "wake_limit";
+            m->wake_limit = chance(m, 40) ? TASK_WAKE_LIMIT : (int)rnd(m, 4);
+            task_set_wake_limit(m->s, (unsigned)m->wake_limit);
+        }
     }
     else if (r < 91) {
         m->opname = "trace";

@@ -2285,6 +2285,867 @@ TEST_CASE(cancel_owner_of_nested_scopes) {
     finish();
 }
 
+/* ---- the fairness bound -------------------------------------------------- */
+
+/* Two tasks that wake each other for ever (ping-pong); each stops after
+   `max` steps, so a scheduler without the bound still returns. */
+struct pp { const char *name; task_id *other; int n, max; };
+
+static int pp_step(task_ctx *c) {
+    struct pp *p = (struct pp *)c->ud;
+    if (c->why == TASK_R_ABORT) return TASK_DONE;
+    logp("%s ", p->name);
+    if (task_status(c->sched, *p->other) == TASK_WAIT) CHECK_INT(task_wakeup(c->sched, *p->other, NULL), TASK_OK);
+    if (++p->n >= p->max) return TASK_DONE;
+    CHECK_INT(task_wait(c->sched), TASK_OK);
+    return TASK_SUSPEND;
+}
+
+static void pp_spawn(struct pp *a, struct pp *b, int max) {
+    a->name = "a"; a->other = &T[1]; a->n = 0; a->max = max;
+    b->name = "b"; b->other = &T[0]; b->n = 0; b->max = max;
+    CHECK_INT(task_spawn(S, pp_step, a, NULL, &T[0]), TASK_OK);
+    CHECK_INT(task_spawn(S, pp_step, b, NULL, &T[1]), TASK_OK);
+}
+
+TEST_CASE(wake_limit_ping_pong) {
+    struct pp a, b;
+    int k, before;
+    begin();
+    /* the default: the 2 tasks READY when the tick began, then 1024 more */
+    CHECK_INT(TASK_WAKE_LIMIT, 1024);
+    pp_spawn(&a, &b, 100000);
+    CHECK_INT(task_tick(S, 0), 2 + 1024);
+    CHECK_INT(a.n + b.n, 2 + 1024);
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_ready_count(S), 1);
+    CHECK_INT(task_status(S, T[0]), TASK_READY); /* b's last step woke it */
+    CHECK_INT(task_tick(S, 0), 1 + 1024);
+    CHECK_INT(task_drop(S, T[0]), TASK_OK);
+    CHECK_INT(task_drop(S, T[1]), TASK_OK);
+    log_take();
+    /* a small limit: exact resumes per tick, and a due timer fires between */
+    task_set_wake_limit(S, 3);
+    pp_spawn(&a, &b, 100000);
+    CHECK_INT(task_after(S, 10, timer_cb, V(1), NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 5);
+    CHECK_STR(log_take(), "a b a b a");
+    CHECK_U64(task_timeout(S, 0), 0);
+    CHECK_INT(task_tick(S, 9), 4);
+    CHECK_STR(log_take(), "b a b a");
+    CHECK_INT(task_tick(S, 10), 4);
+    CHECK_STR(log_take(), "t1 b a b a");
+    for (k = 0; k < 10; k++) CHECK_INT(task_tick(S, 11), 4);
+    CHECK_INT(a.n + b.n, 5 + 4 + 4 + 40);
+    /* 0: a task woken during a tick always waits for the next one */
+    task_set_wake_limit(S, 0);
+    log_take();
+    CHECK_INT(task_tick(S, 11), 1);
+    CHECK_STR(log_take(), "b");
+    CHECK_INT(task_tick(S, 11), 1);
+    CHECK_STR(log_take(), "a");
+    CHECK_U64(task_timeout(S, 11), 0);
+    /* with the budget: whichever stops first */
+    task_set_wake_limit(S, 3);
+    task_set_budget(S, 2);
+    CHECK_INT(task_tick(S, 11), 2);
+    CHECK_STR(log_take(), "b a");
+    task_set_budget(S, 10);
+    CHECK_INT(task_tick(S, 11), 4);
+    CHECK_STR(log_take(), "b a b a");
+    task_set_budget(S, 4);
+    CHECK_INT(task_tick(S, 11), 4);
+    CHECK_STR(log_take(), "b a b a");
+    task_set_budget(S, 1);
+    task_set_wake_limit(S, 100);
+    CHECK_INT(task_tick(S, 11), 1);
+    CHECK_STR(log_take(), "b");
+    task_set_budget(S, 0);
+    task_set_wake_limit(S, UINT_MAX); /* no bound: runs until both stop */
+    before = a.n + b.n;
+    CHECK_INT(before, 53 + 2 + 2 + 4 + 4 + 1);
+    CHECK_INT(task_tick(S, 11), 2 * 100000 - before);
+    CHECK_INT(a.n, 100000);
+    CHECK_INT(b.n, 100000);
+    CHECK_INT(task_count(S, -1), 0);
+    log_take();
+    finish();
+}
+
+static int wake_w_hook(task_ctx *c, bot *b) {
+    (void)b;
+    if (c->why == TASK_R_START) CHECK_INT(task_wakeup(c->sched, T[3], V(1)), TASK_OK);
+    return -1;
+}
+
+static void wake_w_cb(task_sched *s, task_id timer, void *ud) {
+    (void)timer; (void)ud;
+    CHECK_INT(task_wakeup(s, T[3], V(2)), TASK_OK);
+    logp("cb ");
+}
+
+TEST_CASE(wake_limit_batch_order) {
+    /* the budget cuts the batch: its rest runs first at the next tick,
+       before what it woke and before what yielded */
+    bot x = {"x", {{A_YIELD}}}, y = {"y", {{A_YIELD}}}, z = {"z"}, w = {"w", {{A_WAIT}, {A_WAIT}}};
+    begin();
+    T[3] = spawn(&w);
+    CHECK_INT(task_tick(S, 0), 1);
+    x.hook = wake_w_hook;
+    T[0] = spawn(&x);
+    T[1] = spawn(&y);
+    T[2] = spawn(&z);
+    task_set_budget(S, 2);
+    task_set_wake_limit(S, 0);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_status(S, T[3]), TASK_READY);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_tick(S, 0), 0);
+    CHECK_STR(log_take(), "wS xS yS zS wW=1 xY yY");
+    /* a task woken by a timer callback is in the batch: it runs in this
+       tick even with the limit at 0 */
+    task_set_budget(S, 0);
+    CHECK_INT(task_after(S, 5, wake_w_cb, NULL, NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 5), 1);
+    CHECK_STR(log_take(), "cb wW=2");
+    finish();
+}
+
+/* ---- callbacks: no tick or destroy inside, and what they may do --------- */
+
+static int refuse_walk(task_sched *s, task_id t, int state, void *ud) {
+    (void)t; (void)state;
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    CHECK_STR(task_errmsg(s), "task_destroy: called from inside a task or callback");
+    CHECK_INT(task_tick(s, 50), TASK_EBUSY);
+    CHECK_STR(task_errmsg(s), "task_tick: called from inside a task or callback");
+    ++*(int *)ud;
+    return 0;
+}
+
+static int walk_count(task_sched *s, task_id t, int state, void *ud) {
+    (void)s; (void)t; (void)state;
+    ++*(int *)ud;
+    return 0;
+}
+
+/* nested: a walk inside a walk; the outer one is still refused after it */
+static int nested_walk(task_sched *s, task_id t, int state, void *ud) {
+    int n = 0;
+    (void)t; (void)state;
+    CHECK_INT(task_foreach(s, refuse_walk, &n), 0);
+    CHECK(n > 0);
+    CHECK_INT(task_tick(s, 50), TASK_EBUSY);
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    ++*(int *)ud;
+    return 0;
+}
+
+static void refuse_create(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    CHECK_INT(task_status(s, t), TASK_READY);
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(s), "task_destroy");
+    CHECK_INT(task_tick(s, 50), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(s), "task_tick");
+    logp("c ");
+}
+
+static void refuse_term(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    CHECK_INT(task_status(s, t), TASK_EXIT);
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(s), "task_destroy");
+    CHECK_INT(task_tick(s, 50), TASK_EBUSY);
+    CHECK_CONTAINS(task_errmsg(s), "task_tick");
+    logp("e ");
+}
+
+static int walk_in_task_hook(task_ctx *c, bot *b) {
+    int n = 0;
+    (void)b;
+    CHECK_INT(task_foreach(c->sched, refuse_walk, &n), 0);
+    CHECK_INT(n, 2);
+    /* still inside the task after the walk */
+    CHECK_INT(task_tick(c->sched, 50), TASK_EBUSY);
+    return -1;
+}
+
+TEST_CASE(no_tick_or_destroy_in_callbacks) {
+    bot a = {"a"}, b = {"b", {{A_WAIT}}};
+    task_hooks h = {refuse_create, refuse_term, NULL};
+    int n = 0;
+    begin();
+    T[1] = spawn(&b);
+    CHECK_INT(task_foreach(S, refuse_walk, &n), 0);
+    CHECK_INT(n, 1);
+    n = 0;
+    CHECK_INT(task_foreach(S, nested_walk, &n), 0);
+    CHECK_INT(n, 1);
+    CHECK_U64(task_now(S), 0);
+    /* back on the host: both work again */
+    CHECK_INT(task_tick(S, 1), 1);
+    CHECK_U64(task_now(S), 1);
+    task_set_hooks(S, h);
+    a.hook = walk_in_task_hook;
+    T[0] = spawn(&a); /* the create hook, from the host */
+    CHECK_INT(task_tick(S, 2), 1);
+    CHECK_STR(log_take(), "bS c aS e");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    finish();
+}
+
+/* task_foreach while its callback spawns (new pages), drops, releases,
+   aborts and cancels tasks */
+static int walk_seen[3000];
+static task_id walk_ids[3000];
+static int walk_n;
+
+static int walk_index(task_id t) {
+    int k;
+    for (k = 0; k < walk_n; k++) if (walk_ids[k] == t) return k;
+    return -1;
+}
+
+static int mutating_walk(task_sched *s, task_id t, int state, void *ud) {
+    int k = walk_index(t), j;
+    (void)ud;
+    CHECK_INT(task_status(s, t), state);
+    if (k < 0) { walk_seen[2999]++; return 0; } /* spawned by this walk */
+    walk_seen[k]++;
+    if (k == 0) /* spawn 2000: two new pages */
+        for (j = 0; j < 2000; j++) CHECK_INT(task_spawn(s, quick, NULL, NULL, NULL), TASK_OK);
+    if (k == 10) CHECK_INT(task_drop(s, walk_ids[11]), TASK_OK);       /* not visited */
+    if (k == 12) CHECK_INT(task_drop(s, walk_ids[12]), TASK_OK);       /* itself */
+    if (k == 13) CHECK_INT(task_release(s, walk_ids[5]), TASK_OK);     /* already visited */
+    if (k == 14) CHECK_INT(task_abort(s, walk_ids[15]), 1);
+    if (k == 16) CHECK_INT(task_cancel(s, walk_ids[17]), 1);
+    if (k == 18) CHECK_INT(task_drop(s, walk_ids[1000]), TASK_OK);     /* far ahead */
+    return 0;
+}
+
+TEST_CASE(foreach_callback_changes_tasks) {
+    static bot w[1100];
+    int k, extra, seen_once = 1;
+    begin();
+    walk_n = 1100;
+    memset(walk_seen, 0, sizeof walk_seen);
+    for (k = 0; k < walk_n; k++) {
+        memset(&w[k], 0, sizeof w[k]);
+        w[k].name = "w";
+        w[k].s[0].op = A_WAIT;
+        walk_ids[k] = spawn(&w[k]);
+    }
+    CHECK_INT(task_tick(S, 0), walk_n);
+    CHECK_INT(task_foreach(S, mutating_walk, NULL), 0);
+    for (k = 0; k < walk_n; k++)
+        if (k != 11 && k != 1000 && walk_seen[k] != 1) { seen_once = 0; TEST__FAIL("task %d seen %d times", k, walk_seen[k]); }
+    CHECK(seen_once);
+    CHECK_INT(walk_seen[11], 0);
+    CHECK_INT(walk_seen[1000], 0);
+    extra = walk_seen[2999];
+    CHECK_INT(extra, 2000); /* may or may not be visited; here all took new slots */
+    CHECK_INT(task_status(S, walk_ids[12]), TASK_ENOENT);
+    CHECK_INT(task_status(S, walk_ids[15]), TASK_READY);
+    CHECK_INT(task_status(S, walk_ids[17]), TASK_READY);
+    CHECK_INT(task_count(S, -1), walk_n - 3 + 2000);
+    log_take();
+    CHECK_INT(task_tick(S, 0), 2 + 2000);
+    CHECK_STR(log_take(), "wA wC");
+    CHECK_INT(task_result(S, walk_ids[15], NULL), TASK_X_ABORT);
+    k = 0;
+    CHECK_INT(task_foreach(S, walk_count, &k), 0);
+    CHECK_INT(k, walk_n - 3 + 2000); /* all still held: none was detached */
+    finish();
+}
+
+/* A create hook that ends the new task at once, or releases it. */
+static int hook_mode;
+static void create_drops(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    if (hook_mode == 1) CHECK_INT(task_drop(s, t), TASK_OK);
+    if (hook_mode == 2) CHECK_INT(task_release(s, t), TASK_OK);
+    if (hook_mode == 3) CHECK_INT(task_abort(s, t), 1);
+    logp("h%d ", hook_mode);
+}
+
+/* A term hook that releases or drops the ended task, or spawns. */
+static bot term_spawned = {"n"};
+static void term_mutates(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    logp("e%d ", hook_mode);
+    if (hook_mode == 1) CHECK_INT(task_drop(s, t), TASK_OK);
+    if (hook_mode == 2) CHECK_INT(task_release(s, t), TASK_OK);
+    if (hook_mode == 3) { hook_mode = 0; CHECK_INT(task_spawn(s, bot_step, &term_spawned, NULL, &T[7]), TASK_OK); }
+    if (hook_mode == 1 || hook_mode == 2) CHECK_INT(task_status(s, t), TASK_ENOENT);
+}
+
+static int spawn_m1_in_scope(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    hook_mode = 1;
+    CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[5]), TASK_OK);
+    hook_mode = 0;
+    CHECK_INT(task_status(c->sched, T[5]), TASK_ENOENT);
+    CHECK_INT(task_scope_count(c->sched, SC[0]), 0);
+    return -1;
+}
+
+TEST_CASE(hooks_change_their_task) {
+    bot a = {"a"}, b = {"b"}, c = {"c"}, o = {"o", {{A_CLOSE, 0}}}, d = {"d"}, e = {"e"}, f = {"f"};
+    task_hooks h = {create_drops, NULL, NULL}, g = {NULL, term_mutates, NULL};
+    begin();
+    task_set_hooks(S, h);
+    hook_mode = 1;
+    T[0] = spawn(&a);
+    CHECK_INT(task_status(S, T[0]), TASK_ENOENT);
+    CHECK_INT(task_count(S, -1), 0);
+    CHECK_INT(task_ready_count(S), 0);
+    hook_mode = 2;
+    T[1] = spawn(&b);
+    CHECK_INT(task_status(S, T[1]), TASK_READY);
+    hook_mode = 3;
+    T[2] = spawn(&c);
+    hook_mode = 0;
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    o.hook = spawn_m1_in_scope;
+    T[3] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "h1 h2 h3 h0 bS cA oS h1 oW");
+    CHECK_INT(task_status(S, T[1]), TASK_ENOENT); /* released: freed at its end */
+    CHECK_INT(task_result(S, T[2], NULL), TASK_X_ABORT);
+    CHECK_INT(task_count(S, -1), 0);
+    /* term hooks */
+    task_set_hooks(S, g);
+    T[4] = spawn(&d);
+    T[5] = spawn(&e);
+    T[6] = spawn(&f);
+    task_set_budget(S, 1);
+    hook_mode = 1;
+    CHECK_INT(task_tick(S, 0), 1);
+    hook_mode = 2;
+    CHECK_INT(task_tick(S, 0), 1);
+    task_set_budget(S, 0);
+    hook_mode = 3;
+    CHECK_INT(task_tick(S, 0), 2); /* the task the hook spawned runs in this tick */
+    CHECK_STR(log_take(), "dS e1 eS e2 fS e3 nS e0");
+    CHECK_INT(task_status(S, T[4]), TASK_ENOENT);
+    CHECK_INT(task_status(S, T[5]), TASK_ENOENT);
+    CHECK_INT(task_status(S, T[6]), TASK_EXIT);
+    CHECK_INT(task_status(S, T[7]), TASK_EXIT);
+    finish();
+}
+
+/* Timer callbacks that cancel themselves, cancel timers collected in the
+   same tick or armed ones, and spawn. */
+static void tm_mutates(task_sched *s, task_id timer, void *ud) {
+    int k = IV(ud);
+    logp("t%d ", k);
+    CHECK_INT(task_timer_cancel(s, timer), TASK_ENOENT);
+    CHECK_CONTAINS(task_errmsg(s), "task_timer_cancel");
+    if (k == 1) {
+        CHECK_INT(task_timer_cancel(s, TM[2]), TASK_OK);  /* collected, not run yet */
+        CHECK_INT(task_timer_cancel(s, TM[3]), TASK_OK);  /* collected too */
+        CHECK_INT(task_timer_cancel(s, TM[5]), TASK_OK);  /* armed, later */
+        CHECK_INT(task_timer_cancel(s, TM[2]), TASK_ENOENT);
+        /* the slots of the cancelled timers are not reused while listed */
+        CHECK_INT(task_after(s, 0, tm_mutates, V(6), &TM[6]), TASK_OK);
+        CHECK(TM[6] != TM[2] && TM[6] != TM[3]);
+        CHECK_INT(task_spawn(s, bot_step, &m1, NULL, &T[0]), TASK_OK);
+    }
+}
+
+TEST_CASE(timer_callbacks_change_timers) {
+    int i;
+    begin();
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    CHECK_INT(task_after(S, 1, tm_mutates, V(1), &TM[1]), TASK_OK);
+    CHECK_INT(task_after(S, 1, tm_mutates, V(2), &TM[2]), TASK_OK);
+    CHECK_INT(task_after(S, 2, tm_mutates, V(3), &TM[3]), TASK_OK);
+    CHECK_INT(task_after(S, 2, tm_mutates, V(4), &TM[4]), TASK_OK);
+    CHECK_INT(task_after(S, 9, tm_mutates, V(5), &TM[5]), TASK_OK);
+    CHECK_INT(task_tick(S, 5), 1); /* the spawned task runs in this tick */
+    CHECK_STR(log_take(), "t1 t4 mS");
+    CHECK_U64(task_next_deadline(S), 5);
+    CHECK_INT(task_tick(S, 20), 0);
+    CHECK_STR(log_take(), "t6");
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    /* the pool is sound after that */
+    for (i = 0; i < 20; i++) CHECK_INT(task_after(S, 1, timer_cb, V(i % 2), NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 21), 0);
+    CHECK_INT(strlen(log_take()), 20 * 3 - 1);
+    finish();
+}
+
+#ifdef TASK_THREADS
+static void wake_ticks(void *ud) {
+    task_sched *s = (task_sched *)ud;
+    CHECK_INT(task_tick(s, 99), TASK_EBUSY);
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    logp("wake ");
+}
+
+static int post_hook(task_ctx *c, bot *b) {
+    (void)b;
+    CHECK_INT(task_post_resume(c->sched, E[0], V(3)), TASK_OK);
+    return -1;
+}
+
+TEST_CASE(wake_callback_inside_a_task) {
+    bot a = {"a"}, w = {"w", {{A_EXT, 0}}};
+    begin();
+    CHECK_INT(task_post_enable(S, 4, wake_ticks, S), TASK_OK);
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    T[1] = spawn(&w);
+    a.hook = post_hook;
+    T[0] = spawn(&a);
+    CHECK_INT(task_tick(S, 1), 2);
+    CHECK_INT(task_tick(S, 2), 1);
+    CHECK_STR(log_take(), "wS aS wake wW=3");
+    finish();
+}
+#endif
+
+/* ---- abort reaches every descendant ------------------------------------- */
+
+static int tree_owner_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(c->sched, &SC[b->x]), TASK_OK);
+    CHECK_INT(task_spawn(c->sched, bot_step, b->x == 0 ? &m1 : &m2, NULL, &T[b->x + 1]), TASK_OK);
+    return -1;
+}
+
+TEST_CASE(abort_reaches_descendants) {
+    bot o = {"o", {{A_WAIT}}}, j = {"j", {{A_JOIN, 0}}}, k = {"k", {{A_JOIN, 2}}};
+    int pass;
+    for (pass = 0; pass < 3; pass++) {
+        begin();
+        memset(&m1, 0, sizeof m1);
+        m1.name = "m";
+        m1.s[0].op = A_CLOSE;
+        m1.s[0].arg = 1;
+        m1.hook = tree_owner_hook;
+        m1.x = 1;
+        memset(&m2, 0, sizeof m2);
+        m2.name = "g";
+        m2.s[0].op = A_WAIT;
+        o.n = o.steps = 0;
+        j.n = j.steps = 0;
+        k.n = k.steps = 0;
+        o.hook = tree_owner_hook;
+        o.x = 0;
+        T[0] = spawn(&o);
+        CHECK_INT(task_tick(S, 0), 3);
+        CHECK_STR(log_take(), "oS mS gS");
+        T[3] = spawn(&j);
+        T[4] = spawn(&k);
+        CHECK_INT(task_tick(S, 0), 2);
+        log_take();
+        CHECK(task_scope_owner(S, SC[0]) == T[0]);
+        CHECK(task_scope_owner(S, SC[1]) == T[1]);
+        CHECK(task_scope_of(S, T[1]) == SC[0]);
+        CHECK(task_scope_of(S, T[2]) == SC[1]);
+        if (pass == 0) {
+            CHECK_INT(task_abort(S, T[0]), 1);
+            CHECK_INT(task_tick(S, 0), 5);
+            CHECK_STR(log_take(), "oA mA jW gA kW");
+            CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+        } else if (pass == 1) { /* dropped: no step of its own, its members are still aborted */
+            CHECK_INT(task_drop(S, T[0]), TASK_OK);
+            CHECK(task_scope_owner(S, SC[0]) == 0);
+            CHECK_INT(task_scope_count(S, SC[0]), 1);
+            CHECK_INT(task_status(S, T[1]), TASK_READY);
+            CHECK_INT(task_tick(S, 0), 4);
+            CHECK_STR(log_take(), "mA jW gA kW");
+        } else { /* the scope aborted: the owner lives on, the member's own scope follows it */
+            CHECK_INT(task_scope_abort(S, SC[0]), TASK_OK);
+            CHECK_INT(task_tick(S, 0), 3);
+            CHECK_STR(log_take(), "mA gA kW");
+            CHECK_INT(task_status(S, T[0]), TASK_WAIT);
+            CHECK_INT(task_scope_count(S, SC[0]), 0);
+            CHECK(task_scope_owner(S, SC[0]) == T[0]);
+            CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
+            CHECK_INT(task_tick(S, 0), 2);
+            CHECK_STR(log_take(), "oW jW");
+            CHECK_INT(task_result(S, T[0], NULL), TASK_X_DONE);
+        }
+        CHECK_INT(task_result(S, T[1], NULL), TASK_X_ABORT);
+        CHECK_INT(task_result(S, T[2], NULL), TASK_X_ABORT);
+        CHECK_INT(task_result(S, T[3], NULL), TASK_X_DONE);
+        CHECK_INT(task_result(S, T[4], NULL), TASK_X_DONE);
+        CHECK_INT(task_count(S, -1), 0);
+        CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
+        CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
+        CHECK(task_scope_owner(S, SC[0]) == 0);
+        finish();
+    }
+}
+
+static int fail_tree_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+    CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
+    return TASK_FAIL;
+}
+
+TEST_CASE(abort_only_on_abort) {
+    /* an owner that ends by failing leaves its scope ownerless: the
+       members go on (that is not an abort) */
+    bot o = {"o"};
+    begin();
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_WAIT;
+    o.hook = fail_tree_hook;
+    T[0] = spawn(&o);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_INT(task_result(S, T[0], NULL), TASK_X_FAIL);
+    CHECK(task_scope_owner(S, SC[0]) == 0);
+    CHECK_INT(task_scope_count(S, SC[0]), 1);
+    CHECK_INT(task_status(S, T[1]), TASK_WAIT);
+    CHECK_STR(log_take(), "oS mS");
+    /* errors of task_scope_owner */
+    CHECK(task_scope_owner(S, 0) == 0);
+    CHECK(task_scope_owner(S, T[1]) == 0);
+    finish();
+}
+
+/* The deep chain: each level opens a scope, spawns the next level into
+   it and waits. */
+#ifdef test_alloc_fn /* the allocation sweep runs every case once per allocation */
+#define DEEP 3000
+#else
+#define DEEP 100000
+#endif
+static int deep_aborts, deep_ends;
+
+static int deep_step(task_ctx *c) {
+    uintptr_t level = (uintptr_t)c->ud;
+    task_opts o;
+    if (c->why == TASK_R_ABORT) { deep_aborts++; return TASK_DONE; }
+    if (c->why != TASK_R_START) return TASK_DONE;
+    if (level + 1 < DEEP) {
+        task_id sc;
+        if (task_scope_open(c->sched, &sc) != TASK_OK) return TASK_FAIL;
+        memset(&o, 0, sizeof o);
+        o.flags = TASK_DETACHED;
+        if (task_spawn(c->sched, deep_step, (void *)(level + 1), &o, NULL) != TASK_OK) return TASK_FAIL;
+    }
+    CHECK_INT(task_wait(c->sched), TASK_OK);
+    return TASK_SUSPEND;
+}
+
+static void deep_term(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    if (task_result(s, t, NULL) == TASK_X_ABORT) deep_ends++;
+}
+
+TEST_CASE(abort_deep_chain) {
+    task_hooks h = {NULL, deep_term, NULL};
+    int k;
+    begin();
+    task_set_hooks(S, h);
+    deep_aborts = deep_ends = 0;
+    CHECK_INT(task_spawn(S, deep_step, (void *)0, NULL, &T[0]), TASK_OK);
+    for (k = 0; k < 1000 && task_count(S, TASK_READY) > 0; k++) task_tick(S, 0);
+    CHECK_INT(task_count(S, TASK_WAIT), DEEP);
+    CHECK_INT(task_abort(S, T[0]), 1);
+    for (k = 0; k < 1000 && task_count(S, -1) > 0; k++) task_tick(S, 0);
+    CHECK_INT(task_count(S, -1), 0);
+    CHECK_INT(deep_aborts, DEEP);
+    CHECK_INT(deep_ends, DEEP);
+    CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+    CHECK_INT(task_count(S, TASK_EXIT), 1); /* the root; the rest were detached */
+    /* and a deep chain left alive: task_destroy takes it down */
+    CHECK_INT(task_spawn(S, deep_step, (void *)0, NULL, &T[1]), TASK_OK);
+    for (k = 0; k < 1000 && task_count(S, TASK_READY) > 0; k++) task_tick(S, 0);
+    CHECK_INT(task_count(S, TASK_WAIT), DEEP);
+    deep_aborts = 0;
+    finish();
+    CHECK_INT(deep_aborts, DEEP);
+}
+
+static int many_step(task_ctx *c) {
+    int *n = (int *)c->ud;
+    if (c->why == TASK_R_ABORT) { n[1]++; return TASK_DONE; }
+    n[0]++;
+    if (task_wait(c->sched) != TASK_OK) return TASK_FAIL;
+    return TASK_SUSPEND;
+}
+
+static int scope_abort_self_hook(task_ctx *c, bot *b) {
+    (void)b;
+    if (c->why == TASK_R_WAKE) {
+        CHECK_INT(task_scope_abort(c->sched, SC[1]), TASK_OK);
+        CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
+    }
+    return -1;
+}
+
+TEST_CASE(scope_abort_many_members) {
+    static int cnt[2], other[2];
+    static task_id ids[5000];
+    task_opts in, out;
+    bot p = {"p"}, q = {"q"}, s1 = {"s", {{A_WAIT}}};
+    int k;
+    begin();
+    memset(cnt, 0, sizeof cnt);
+    memset(other, 0, sizeof other);
+    /* an ownerless scope (its owner ended) that the host fills */
+    p.hook = open_and_leave_hook;
+    memset(&m1, 0, sizeof m1);
+    m1.name = "m";
+    m1.s[0].op = A_WAIT;
+    T[0] = spawn(&p);
+    CHECK_INT(task_tick(S, 0), 2);
+    memset(&in, 0, sizeof in);
+    in.scope = SC[0];
+    memset(&out, 0, sizeof out);
+    for (k = 0; k < 5000; k++) {
+        CHECK_INT(task_spawn(S, many_step, cnt, &in, &ids[k]), TASK_OK);
+        CHECK_INT(task_spawn(S, many_step, other, &out, NULL), TASK_OK);
+    }
+    CHECK_INT(task_tick(S, 0), 10000);
+    CHECK_INT(task_scope_count(S, SC[0]), 5001);
+    /* one member left the scope, one is dropped, one is aborted already:
+       exactly the others are aborted, each once */
+    CHECK_INT(task_scope_leave(S, T[1]), TASK_OK);
+    CHECK_INT(task_drop(S, ids[0]), TASK_OK);
+    CHECK_INT(task_abort(S, ids[1]), 1);
+    CHECK_INT(task_scope_count(S, SC[0]), 4999);
+    CHECK_INT(task_ready_count(S), 1);
+    CHECK_INT(task_scope_abort(S, SC[0]), TASK_OK);
+    CHECK_INT(task_ready_count(S), 4999);
+    CHECK_INT(task_status(S, T[1]), TASK_WAIT);
+    CHECK_INT(task_scope_abort(S, SC[0]), TASK_OK); /* again: nothing more */
+    CHECK_INT(task_ready_count(S), 4999);
+    task_set_wake_limit(S, 0); /* they are all in the batch */
+    CHECK_INT(task_tick(S, 0), 4999);
+    CHECK_INT(cnt[0], 5000);
+    CHECK_INT(cnt[1], 4999);
+    CHECK_INT(other[1], 0);
+    CHECK_INT(task_count(S, TASK_WAIT), 5001);
+    CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT); /* ownerless: freed with the last */
+    /* from inside a member: it aborts itself too */
+    task_set_wake_limit(S, TASK_WAKE_LIMIT);
+    memset(&m1, 0, sizeof m1);
+    m1.name = "x";
+    m1.s[0].op = A_SLEEP;
+    m1.s[0].arg = 100;
+    q.hook = open_and_leave_hook;
+    T[2] = spawn(&q);
+    CHECK_INT(task_tick(S, 0), 2);
+    SC[1] = SC[0];
+    in.scope = SC[1];
+    s1.hook = scope_abort_self_hook;
+    T[3] = spawn_opts(&s1, &in);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_wakeup(S, T[3], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "pS mS qS xS sS sW sA xA");
+    CHECK_U64(task_next_deadline(S), TASK_FOREVER);
+    CHECK_INT(task_result(S, T[3], NULL), TASK_X_ABORT);
+    CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
+    finish();
+}
+
+/* ---- external ids: who waits --------------------------------------------- */
+
+TEST_CASE(ext_waiter) {
+    bot a = {"a", {{A_EXT, 0}}}, b = {"b", {{A_EXT, 1}}};
+    task_id fake;
+    begin();
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    CHECK_INT(task_ext_alloc(S, &E[1]), TASK_OK);
+    CHECK(task_ext_waiter(S, E[0]) == 0);
+    T[0] = spawn(&a);
+    T[1] = spawn(&b);
+    CHECK(task_ext_waiter(S, E[0]) == 0); /* spawned, not waiting yet */
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK(task_ext_waiter(S, E[0]) == T[0]);
+    CHECK(task_ext_waiter(S, E[1]) == T[1]);
+    CHECK_INT(task_ext_resume(S, E[0], V(5)), TASK_OK);
+    CHECK(task_ext_waiter(S, E[0]) == 0);  /* resumed: the id is gone */
+    CHECK_INT(task_cancel(S, T[1]), 1);    /* the waiter gives up */
+    CHECK(task_ext_waiter(S, E[1]) == 0);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "aS bS aW=5 bC");
+    /* resolved before anyone waits */
+    CHECK_INT(task_ext_alloc(S, &E[2]), TASK_OK);
+    CHECK_INT(task_ext_resume(S, E[2], V(1)), TASK_OK);
+    CHECK(task_ext_waiter(S, E[2]) == 0);
+    /* unknown, stale, foreign */
+    CHECK(task_ext_waiter(S, 0) == 0);
+    CHECK(task_ext_waiter(S, T[0]) == 0);
+    fake = E[2] + ((uint64_t)1 << 32);
+    CHECK(task_ext_waiter(S, fake) == 0);
+    /* the waiter aborted */
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    a.n = 0;
+    T[2] = spawn(&a);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK(task_ext_waiter(S, E[0]) == T[2]);
+    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK(task_ext_waiter(S, E[0]) == 0);
+    CHECK_INT(task_tick(S, 0), 1);
+    log_take();
+    finish();
+}
+
+/* ---- the timer heap: removal where the last entry must move up ---------- */
+
+static const uint64_t HEAP_DL[10] = {1, 50, 10, 100, 100, 60, 61, 62, 63, 11};
+
+struct hs { int pc; uint64_t dl; int timer; };
+static int heap_step(task_ctx *c) {
+    struct hs *h = (struct hs *)c->ud;
+    if (c->why == TASK_R_ABORT) return TASK_DONE;
+    if (c->why == TASK_R_START) {
+        if (h->timer) {
+            CHECK_INT(task_after(c->sched, h->dl, timer_cb, V(h->dl), &TM[h->timer - 1]), TASK_OK);
+            return TASK_DONE;
+        }
+        CHECK_INT(task_sleep(c->sched, h->dl), TASK_OK);
+        return TASK_SUSPEND;
+    }
+    logp("s%d%c ", (int)h->dl, c->why == TASK_R_TIMER ? 'T' : c->why == TASK_R_CANCEL ? 'C' : '?');
+    return TASK_DONE;
+}
+
+TEST_CASE(heap_remove_moves_last_up) {
+    static struct hs hs[10];
+    int k;
+    /* plain timers, set in this order: a 4-ary heap [1 50 10 100 100 60 61
+       62 63 11]; removing 60 (under 50) must move 11 up past 50 */
+    begin();
+    for (k = 0; k < 10; k++) CHECK_INT(task_after(S, HEAP_DL[k], timer_cb, V(HEAP_DL[k]), &T[k]), TASK_OK);
+    CHECK_INT(task_timer_cancel(S, T[5]), TASK_OK);
+    CHECK_INT(task_tick(S, 11), 0);
+    CHECK_STR(log_take(), "t1 t10 t11");
+    CHECK_U64(task_next_deadline(S), 50);
+    CHECK_INT(task_tick(S, 1000), 0);
+    CHECK_STR(log_take(), "t50 t61 t62 t63 t100 t100");
+    finish();
+    /* the same heap of sleeping tasks and timers; 60 is a sleeping task,
+       removed by its cancellation */
+    begin();
+    for (k = 0; k < 10; k++) {
+        hs[k].pc = 0;
+        hs[k].dl = HEAP_DL[k];
+        hs[k].timer = (k == 0 || k == 2 || k == 4 || k == 6) ? k + 1 : 0;
+        CHECK_INT(task_spawn(S, heap_step, &hs[k], NULL, &T[k]), TASK_OK);
+    }
+    CHECK_INT(task_tick(S, 0), 10);
+    CHECK_INT(task_cancel(S, T[5]), 1);
+    CHECK_INT(task_tick(S, 11), 2);
+    CHECK_STR(log_take(), "t1 t10 s60C s11T");
+    CHECK_U64(task_next_deadline(S), 50);
+    CHECK_INT(task_tick(S, 1000), 4);
+    CHECK_STR(log_take(), "t61 t100 s50T s62T s63T s100T");
+    finish();
+}
+
+/* ---- failed calls: an id out-parameter is always written ---------------- */
+
+static int scope_out_hook(task_ctx *c, bot *b) {
+    task_id x = 77;
+    (void)b;
+    CHECK_INT(task_abort(c->sched, c->self), 1);
+    CHECK_INT(task_scope_open(c->sched, &x), TASK_OK); /* allowed while aborting */
+    CHECK(x != 0);
+    return -1;
+}
+
+TEST_CASE(failed_calls_zero_their_out_id) {
+    task_id id;
+    bot a = {"a"};
+    begin();
+    id = 77;
+    CHECK_INT(task_spawn(S, NULL, NULL, NULL, &id), TASK_EINVAL);
+    CHECK(id == 0);
+    id = 77;
+    CHECK_INT(task_after(S, 1, NULL, NULL, &id), TASK_EINVAL);
+    CHECK(id == 0);
+    id = 77;
+    CHECK_INT(task_token_new(S, T[0] | 1, &id), TASK_ENOENT);
+    CHECK(id == 0);
+    id = 77;
+    CHECK_INT(task_scope_open(S, &id), TASK_EPERM);
+    CHECK(id == 0);
+    id = 77;
+    fail_next();
+    CHECK_INT(task_ext_alloc(S, &id), TASK_ENOMEM);
+    CHECK(id == 0);
+    A.fail_at = 0;
+    a.hook = scope_out_hook;
+    T[0] = spawn(&a);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "aS aA");
+    CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+    finish();
+}
+
+/* A cancel scope: cancelling it (or its owner) cancels the owner, not the
+   plain scope the owner's spawns join; it closes at once, never parking. */
+static int cs_child(task_ctx *c) {
+    if (c->why == TASK_R_START) { CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK); return TASK_SUSPEND; }
+    logp("%s ", c->why == TASK_R_CANCEL ? "childC" : "childT");
+    return TASK_DONE;
+}
+
+static int cs_owner(task_ctx *c) {
+    task_id child = 0;
+    switch (c->why) {
+    case TASK_R_START:
+        CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+        CHECK_INT(task_cancel_scope_open(c->sched, &SC[1]), TASK_OK);
+        CHECK(task_scope_current(c->sched) == SC[0]); /* spawns join the plain scope */
+        CHECK(task_token_of(c->sched, c->self) == task_scope_token(c->sched, SC[1]));
+        CHECK_INT(task_spawn(c->sched, cs_child, NULL, NULL, &child), TASK_OK);
+        T[1] = child;
+        CHECK(task_scope_of(c->sched, child) == SC[0]);
+        CHECK(task_token_of(c->sched, child) == task_scope_token(c->sched, SC[0]));
+        CHECK_INT(task_scope_count(c->sched, SC[1]), 0);
+        CHECK_INT(task_scope_close(c->sched, SC[1]), TASK_ESTATE);
+        CHECK_INT(task_cancel_scope_close(c->sched, SC[0]), TASK_ESTATE);
+        CHECK_INT(task_scope_close(c->sched, SC[0]), TASK_ESTATE); /* the cancel scope is inside */
+        { task_opts o; memset(&o, 0, sizeof o); o.scope = SC[1];
+          CHECK_INT(task_spawn(c->sched, cs_child, NULL, &o, NULL), TASK_EINVAL); }
+        CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK);
+        return TASK_SUSPEND;
+    case TASK_R_CANCEL: /* the cancel scope was cancelled: the child was not */
+        logp("ownerC ");
+        CHECK_INT(task_cancelled(c->sched, T[1]), 0);
+        CHECK_INT(task_sleep(c->sched, 1), TASK_ECANCELED);
+        CHECK_INT(task_cancel_scope_close(c->sched, SC[1]), TASK_OK);
+        CHECK_INT(task_scope_count(c->sched, SC[1]), TASK_ENOENT);
+        CHECK(task_token_of(c->sched, c->self) == task_scope_token(c->sched, SC[0]));
+        CHECK_INT(task_cancelled(c->sched, c->self), 0); /* its token is back */
+        CHECK_INT(task_scope_cancel(c->sched, SC[0]), TASK_OK);
+        CHECK_INT(task_scope_close(c->sched, SC[0]), TASK_OK);
+        return TASK_SUSPEND;
+    default:
+        logp("ownerW ");
+        return TASK_DONE;
+    }
+}
+
+TEST_CASE(cancel_scope) {
+    begin();
+    CHECK_INT(task_spawn(S, cs_owner, NULL, NULL, &T[0]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2); /* the owner parks, the child sleeps */
+    CHECK_INT(task_cancel_scope_close(S, SC[1]), TASK_EPERM); /* the host is not the owner */
+    CHECK_INT(task_scope_cancel(S, SC[1]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "ownerC childC ownerW");
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    /* an owner that ends with a cancel scope open: it is freed with it */
+    finish();
+}
+
 int main(void) {
     RUN(create_destroy);
     RUN(strerror_and_state_names);
@@ -2331,5 +3192,22 @@ int main(void) {
     RUN(oom_host_functions);
     RUN(oom_in_task);
     RUN(oom_sweep);
+    RUN(wake_limit_ping_pong);
+    RUN(wake_limit_batch_order);
+    RUN(no_tick_or_destroy_in_callbacks);
+    RUN(foreach_callback_changes_tasks);
+    RUN(hooks_change_their_task);
+    RUN(timer_callbacks_change_timers);
+#ifdef TASK_THREADS
+    RUN(wake_callback_inside_a_task);
+#endif
+    RUN(abort_reaches_descendants);
+    RUN(abort_only_on_abort);
+    RUN(abort_deep_chain);
+    RUN(scope_abort_many_members);
+    RUN(ext_waiter);
+    RUN(heap_remove_moves_last_up);
+    RUN(failed_calls_zero_their_out_id);
+    RUN(cancel_scope);
     return test_done();
 }

@@ -32,8 +32,9 @@ int main(int argc, char **argv) {
         model_finish(&m);
         test__cases++;
         if (m.failed || test__failed_in_case) { test__fails++; printf("not ok - model seed %llu\n", sd); }
-        else printf("ok - model seed %llu (%ld ops: %ld steps, %ld timers, %ld cancel wakes, %ld abort steps, exits %ld/%ld/%ld)\n",
-                    sd, m.op, m.n_steps, m.n_fired, m.n_cancel_wake, m.n_abort_steps, m.n_exits[1], m.n_exits[2], m.n_exits[3]);
+        else printf("ok - model seed %llu (%ld ops: %ld steps, %ld timers, %ld cancel wakes, %ld abort steps, exits %ld/%ld/%ld, "
+                    "%ld wake-limit stops)\n", sd, m.op, m.n_steps, m.n_fired, m.n_cancel_wake, m.n_abort_steps,
+                    m.n_exits[1], m.n_exits[2], m.n_exits[3], m.n_limit_stops);
         fflush(stdout);
     }
     return test_done();

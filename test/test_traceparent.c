@@ -15,7 +15,8 @@
 #define W3C_EX1 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 #define W3C_EX2 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-/* The documented fold: ((T.hi ^ T.lo) & ~0xFFFF) | (P & 0xFFFF) */
+/* The documented fold: ((T.hi ^ T.lo) & ~0xFFFF) | (P & 0xFFFF) when that
+   root part is not zero (see zero_fold_never_gives_zero_root otherwise) */
 TEST_CASE(parses_the_w3c_examples) {
     uint64_t id = 0;
     unsigned flags = 99;
@@ -29,7 +30,76 @@ TEST_CASE(parses_the_w3c_examples) {
     CHECK_INT(flags, 0);
     /* a trace-id with a zero high half is fine, only all zeros is not */
     CHECK_INT(task_traceparent_parse("00-00000000000000000000000000000001-0000000000000001-01", &id, NULL), TASK_OK);
-    CHECK_U64(id, 1);
+    CHECK_U64(id, 0x10001ull);
+}
+
+/* Valid headers whose first fold is zero in bits 63..16 (the halves agree
+   there) get a root part that is not zero, the same every time, and that
+   task_traceparent_format accepts. */
+TEST_CASE(zero_fold_never_gives_zero_root) {
+    static const struct { const char *h; uint64_t id; } cases[] = {
+        /* high half == low half: their common root part */
+        {"00-0af7651916cd43dd0af7651916cd43dd-b7ad6b7169203331-01", 0x0af7651916cd3331ull},
+        /* they differ in bits 15..0 only */
+        {"00-0af7651916cd43dd0af7651916cd0000-b7ad6b7169203331-01", 0x0af7651916cd3331ull},
+        {"00-ffffffffffffffffffffffffffff0001-0000000000000002-01", 0xffffffffffff0002ull},
+        /* both halves only in bits 15..0: they move up */
+        {"00-000000000000abcd0000000000001234-0000000000000001-01", 0x0000abcd12340001ull},
+        {"00-000000000000abcd000000000000abcd-000000000000ffff-01", 0x0000abcdabcdffffull},
+        {"00-00000000000000010000000000000000-0000000000000001-01", 0x0000000100000001ull},
+        {"00-0000000000000000000000000000ffff-0000000000000001-01", 0x00000000ffff0001ull},
+        {"cc-00000000000000000000000000000001-0000000000000001-01-more", 0x10001ull},
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t id = 0, again = 0, back = 0;
+        char out[TASK_TRACEPARENT_LEN + 1];
+        if (task_traceparent_parse(cases[i].h, &id, NULL) != TASK_OK) { TEST__FAIL("refused \"%s\"", cases[i].h); continue; }
+        if (id != cases[i].id) TEST__FAIL("\"%s\" -> %llx, expected %llx", cases[i].h, (unsigned long long)id,
+                                          (unsigned long long)cases[i].id);
+        CHECK_INT(task_traceparent_parse(cases[i].h, &again, NULL), TASK_OK);
+        CHECK_U64(again, id);
+        CHECK(id >> 16 != 0);
+        CHECK_INT(task_traceparent_format(id, out), TASK_OK);
+        CHECK_INT(task_traceparent_parse(out, &back, NULL), TASK_OK);
+        CHECK_U64(back, id);
+    }
+}
+
+/* Random valid headers, biased to the halves agreeing above bit 15: every
+   one parses to an id that format accepts, and round-trips. */
+TEST_CASE(every_valid_header_formats) {
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    int i, bad = 0;
+    for (i = 0; i < 20000 && !bad; i++) {
+        static const char hexd[] = "0123456789abcdef";
+        char h[TASK_TRACEPARENT_LEN + 1], out[TASK_TRACEPARENT_LEN + 1];
+        uint64_t hi, lo, p, id = 0, back = 0;
+        int k;
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        hi = x;
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        switch (i % 4) {
+        case 0: lo = hi; break;
+        case 1: lo = (hi & ~0xFFFFull) | (x & 0xFFFF); break;
+        case 2: hi &= 0xFFFF; lo = x & 0xFFFF; break;
+        default: lo = x; break;
+        }
+        if (hi == 0 && lo == 0) lo = 1;
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        p = x ? x : 1;
+        memcpy(h, "00-", 3);
+        for (k = 0; k < 16; k++) h[3 + k] = hexd[(hi >> (60 - 4 * k)) & 0xF];
+        for (k = 0; k < 16; k++) h[19 + k] = hexd[(lo >> (60 - 4 * k)) & 0xF];
+        h[35] = '-';
+        for (k = 0; k < 16; k++) h[36 + k] = hexd[(p >> (60 - 4 * k)) & 0xF];
+        memcpy(h + 52, "-01", 4);
+        if (task_traceparent_parse(h, &id, NULL) != TASK_OK || task_traceparent_format(id, out) != TASK_OK ||
+            task_traceparent_parse(out, &back, NULL) != TASK_OK || back != id || (id & 0xFFFF) != (p & 0xFFFF)) {
+            TEST__FAIL("%s -> %llx -> %s -> %llx", h, (unsigned long long)id, out, (unsigned long long)back);
+            bad = 1;
+        }
+    }
 }
 
 TEST_CASE(later_versions) {
@@ -183,6 +253,8 @@ TEST_CASE(running_task_trace) {
 
 int main(void) {
     RUN(parses_the_w3c_examples);
+    RUN(zero_fold_never_gives_zero_root);
+    RUN(every_valid_header_formats);
     RUN(later_versions);
     RUN(optional_whitespace_is_ignored);
     RUN(rejects_invalid_headers);
