@@ -111,13 +111,14 @@ TASK_LUA_API int luaopen_task(lua_State *L);
 }
 #endif
 #endif /* TASK_LUA_H */
-
 #if defined(TASK_LUA_IMPLEMENTATION) && !defined(TASK_LUA__IMPLEMENTED)
 #define TASK_LUA__IMPLEMENTED
 #include <string.h>
 #include <stdio.h>
 #ifdef TASK_LUA_MODULE
 #include <time.h>
+#include <signal.h>
+#include <limits.h>
 #endif
 
 #if LUA_VERSION_NUM != 504
@@ -129,18 +130,35 @@ TASK_LUA_API int luaopen_task(lua_State *L);
 #define TL_CLOSETHREAD(co, from) ((void)(from), lua_resetthread(co))
 #endif
 
-#define TL_TASK "task.Task"
-#define TL_SCOPE "task.Scope"
-#define TL_CHAN "task.Channel"
-#define TL_TOKEN "task.CancelToken"
-#define TL_TIMER "task.Timer"
+/* Registry names of the classes; messages use the part after "task.". */
+enum { TL_C_NONE = 0, TL_C_TASK, TL_C_CHAN, TL_C_TIMER, TL_C_TOKEN, TL_C_SCOPE, TL_NCLASS };
+static const char *const tl_class_key[TL_NCLASS] = {
+    "", "task.Task", "task.Channel", "task.Timer", "task.CancelToken", "task.Scope"};
+#define TL_CLASS_NAME(c) (tl_class_key[c] + 5)
 #define TL_STATE "task.State"
 
 typedef struct tl_state tl_state;
 typedef struct tl_task tl_task;
 typedef struct tl_regq tl_regq;
 
-enum { TL_K_TASK = 1, TL_K_CHAN, TL_K_TIMER };
+/* How the binding woke a task parked on one of its queues (tl_task.wake);
+   the continuation turns it into results in the task's own context, so
+   waking never allocates. */
+enum { TL_W_NONE = 0, TL_W_VALUE, TL_W_CLOSED, TL_W_SENT, TL_W_FIRED, TL_W_ENDED };
+
+/* An error a plain coroutine.yield() raises when the task runs again. */
+enum { TL_RAISE_NONE = 0, TL_RAISE_CANCEL, TL_RAISE_YIELDED, TL_RAISE_DURATION, TL_RAISE_EXTID };
+
+/* What a parked Lua task waits for (tl_task.waitkind), for reports. */
+enum { TL_WK_NONE = 0, TL_WK_YIELD, TL_WK_SLEEP, TL_WK_WAIT, TL_WK_EXT, TL_WK_JOIN, TL_WK_RECV,
+       TL_WK_SEND, TL_WK_TIMER, TL_WK_SELECT, TL_WK_SCOPE, TL_WK_RACE };
+
+/* Why a task's thread is no longer the scheduler's (tl_task.lost). */
+enum { TL_LOST_NONE = 0, TL_LOST_RESUMED, TL_LOST_CLOSED };
+
+/* Stack room reserved on a task's thread when it parks: what a waker
+   pushes onto it (a value, or the guard) never has to grow the stack. */
+#define TL_RESERVE 4
 
 /* One waiting task registered on one awaitable (a select has several). */
 typedef struct tl_reg {
@@ -148,7 +166,7 @@ typedef struct tl_reg {
     tl_regq *q;        /* the queue it is in, NULL when not queued */
     tl_task *task;
     void *obj;         /* the awaitable */
-    int kind;          /* TL_K_* */
+    int kind;          /* TL_C_TASK, TL_C_CHAN or TL_C_TIMER */
     int index;         /* its position in a select list; 0: a direct wait */
     int vidx;          /* a blocked sender: stack index of its value */
 } tl_reg;
@@ -158,13 +176,28 @@ struct tl_task {
     tl_state *st;
     lua_State *co;
     task_id id;
+    task_id extwait;   /* the external id a plain coroutine.yield(id) waits for */
     uint64_t born;
-    int npend;         /* values pushed on co for its next resume */
+    int nstart;        /* arguments of the body, until it starts */
+    int npend;         /* values given for the next resume */
     int nres;          /* results left on co when it returned */
-    int won;           /* select: the index that completed */
+    int kbase;         /* stack top of the frame a continuation resumes */
+    int won;           /* the select index whose wait completed */
     int joiners;       /* Lua tasks waiting for it (join, select) */
-    unsigned char ended, joined, claimed, detached, suspending, plain, code;
+    int nscopes;       /* Lua scopes it owns that are open */
     int why;           /* the TASK_R_* of the resume a continuation runs in */
+    double raisenum;   /* the value a TL_RAISE_DURATION error names */
+    unsigned char ended, joined, claimed, detached, suspending, code;
+    unsigned char plain;    /* parked by a plain coroutine.yield() */
+    unsigned char waitkind; /* TL_WK_* */
+    unsigned char wake;     /* TL_W_* */
+    unsigned char raise;    /* TL_RAISE_* */
+    unsigned char raisetype;/* the Lua type a TL_RAISE_YIELDED error names */
+    unsigned char lost;     /* TL_LOST_* */
+    unsigned char failed;   /* the body ended with an error (on top of co) */
+    unsigned char aborting; /* aborted itself where it could not stop at once */
+    unsigned char closing;  /* being aborted: its to-be-closed variables run */
+    unsigned char gcdone;   /* its __gc ran (possibly by hand) */
     tl_task *joining;  /* the task it waits for in Task:join */
     tl_reg direct;     /* a wait on one channel or timer */
     tl_reg *sel;
@@ -175,33 +208,67 @@ struct tl_task {
 typedef struct tl_chan { lua_Integer cap, count, head; int closed; tl_regq recvq, sendq; } tl_chan;
 typedef struct tl_timer { tl_state *st; task_id id; int fired, cancelled; tl_regq waitq; } tl_timer;
 typedef struct tl_token { tl_state *st; task_id id; int owned; } tl_token;
-typedef struct tl_scope { task_id id; int failed; } tl_scope;
+typedef struct tl_scope {
+    task_id id;
+    task_id timer;      /* its deadline, then its grace period */
+    uint64_t grace;     /* from the deadline to the abort; TASK_FOREVER: none */
+    tl_task *owner;
+    unsigned char kind, open, failed, expired;
+} tl_scope;
 
 struct tl_state {
     task_sched *s;
     lua_Alloc lalloc;  /* standalone: the core allocates through Lua's allocator, */
-    void *lalloc_ud;   /* counted in core_bytes (task.taskstat's second result) */
+    void *lalloc_ud;   /* counted in core_bytes */
     size_t core_bytes;
     lua_State *L;      /* the main thread */
     tl_task *cur;      /* the Lua task running now */
     int owns, closed, looping;
-    task_hooks prev;
     int r_anchors;     /* [slot index] = Task while the task lives, false after */
     uint32_t ahi;      /* anchors has a key at every slot index up to ahi + 1 */
     int r_timers;      /* [light Timer] = Timer, while armed */
     int r_ext;         /* [external id] = packed values resumed before the wait */
     int r_scopes;      /* [slot index] = Scope, while open */
+    uint32_t shi;      /* r_scopes has a key at every slot index up to shi + 1 */
+    int r_parked;      /* [light tl_task] = select registrations, while parked */
+    int r_tb;          /* [light tl_task] = traceback of the error leaving its body */
     int r_handler, r_hcreate, r_hterm;
-    int r_taskmt;      /* Task's metatable: spawning skips the registry lookup by name */
-    int budget, budget_mode;  /* task_lua_set_budget */
+    int r_taskmt;      /* Task's metatable: spawning skips the lookup by name */
+    int r_body;        /* the closure every task's thread starts in */
+    const void *mt[TL_NCLASS]; /* metatables, for type checks that run no code */
+    int budget, budget_mode, spent;
 };
 
 static const char tl__statekey = 's';  /* addresses only: registry keys */
 static const char tl__modkey = 'm';
+static const char tl__originkey = 'o'; /* the Task whose error was last handed to a joiner */
+
+static int tl_step(task_ctx *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static tl_state *tl_st(lua_State *L) { return (tl_state *)lua_touserdata(L, lua_upvalueindex(1)); }
+/* Every entry point after the module's state is gone (a finalizer that
+   runs late in lua_close) raises, naming the function it can find. */
+static int tl_closed_error(lua_State *L) {
+    lua_Debug ar;
+    const char *fn = "task";
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) fn = ar.name;
+    return luaL_error(L, "%s: the task module is closed", fn);
+}
+
+static tl_state *tl_st(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    if (st->closed) tl_closed_error(L);
+    return st;
+}
+
+static tl_state *tl_state_of(lua_State *L) {
+    tl_state *st;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
+    st = (tl_state *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return st && st->s && !st->closed ? st : NULL;
+}
 
 static int tl_raise_cancelled(lua_State *L) {
     lua_pushliteral(L, "task cancelled");
@@ -215,62 +282,104 @@ static int tl_raise_literal(lua_State *L, const char *msg) {
 
 static void tl_getref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
 
-/* The running task, which L must be able to suspend. */
+/* The class of the value at idx, by its metatable; runs no metamethod. */
+static int tl_classof(lua_State *L, int idx, const tl_state *st) {
+    const void *mt;
+    int c;
+    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return TL_C_NONE;
+    mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    for (c = 1; c < TL_NCLASS; c++)
+        if (st->mt[c] == mt) return c;
+    return TL_C_NONE;
+}
+
+static void *tl_check(lua_State *L, const tl_state *st, int idx, int cls) {
+    if (tl_classof(L, idx, st) != cls) luaL_typeerror(L, idx, TL_CLASS_NAME(cls));
+    return lua_touserdata(L, idx);
+}
+
+/* For metamethods, which may run after the state closed (finalizers). */
+static void *tl_check_raw(lua_State *L, int idx, int cls) {
+    return tl_check(L, (const tl_state *)lua_touserdata(L, lua_upvalueindex(1)), idx, cls);
+}
+
+#define tl_checktask(L, st, i) ((tl_task *)tl_check((L), (st), (i), TL_C_TASK))
+
+/* A cancelled task raises at every suspending call, also one that could
+   complete at once, as Trio's checkpoints do. */
+static void tl_checkcancel(lua_State *L, tl_state *st) {
+    if (st->cur && task_self_cancelled(st->s)) tl_raise_cancelled(L);
+}
+
+/* The running task, which L must be able to suspend; reserves the stack
+   room wakers use. Called before anything is arranged with the core. */
 static tl_task *tl_need(lua_State *L, tl_state *st, const char *fn) {
     tl_task *t = st->cur;
-    if (!t) luaL_error(L, "%s: must be called from inside a task", fn);
-    else if (t->co != L) luaL_error(L, "%s: cannot suspend from a coroutine nested inside a task", fn);
-    else if (!lua_isyieldable(L))
-        luaL_error(L, "%s: cannot suspend here (a metamethod or C function that does not allow yields)", fn);
+    const char *why = NULL;
+    if (t && t->aborting && !t->closing) tl_raise_literal(L, "task aborted");
+    if (!t) why = "must be called from inside a task";
+    else if (t->closing) why = "cannot suspend while the task is being aborted";
+    else if (t->co != L) why = "cannot suspend from a coroutine nested inside a task";
+    else if (!lua_isyieldable(L)) why = "cannot suspend here (a metamethod or C function that does not allow yields)";
+    if (why) luaL_error(L, "%s: %s", fn, why);
+    if (!lua_checkstack(L, TL_RESERVE)) luaL_error(L, "%s: stack overflow", fn);
     return t;
 }
 
-static void tl_checkcancel(lua_State *L, tl_state *st, tl_task *t) {
-    (void)t; /* the running task: the core knows it without a lookup */
-    if (task_self_cancelled(st->s)) tl_raise_cancelled(L);
-}
-
-static int tl_fail(lua_State *L, int rc, const char *fn) {
+/* A core error as a Lua error: the core's own message, with the Lua
+   function's name in place of the C one. */
+static int tl_fail(lua_State *L, tl_state *st, int rc, const char *fn) {
+    const char *m = task_errmsg(st->s), *p;
     if (rc == TASK_ECANCELED) return tl_raise_cancelled(L);
-    return luaL_error(L, "%s: %s", fn, task_strerror(rc));
+    if (rc == TASK_ENOMEM) return luaL_error(L, "%s: not enough memory", fn);
+    p = strstr(m, ": ");
+    return luaL_error(L, "%s: %s", fn, p ? p + 2 : task_strerror(rc));
 }
 
-/* Raises "<fn>: invalid duration (ms=<value>)" for a negative, NaN or
-   infinite number at idx. */
-static void tl_validms(lua_State *L, int idx, const char *fn) {
-    lua_Number ms = lua_tonumber(L, idx);
-    if (!(ms >= 0) || ms - ms != 0) {
-        luaL_tolstring(L, idx, NULL);
-        lua_pushfstring(L, "%s: invalid duration (ms=%s)", fn, lua_tostring(L, -1));
-        lua_error(L);
-    }
+/* Durations: milliseconds, numbers or numeric strings (Lua's usual
+   coercion), fractions allowed, 0 up to what the clock can hold. */
+#define TL_MS_MAX 9.2e12  /* 2^63 ns, rounded down: about 292 years */
+
+static int tl_badms(lua_State *L, double ms, const char *fn) {
+    lua_Integer i;
+    if (ms != ms) return luaL_error(L, "%s: invalid duration (ms=nan)", fn);
+    if (ms - ms != 0) return luaL_error(L, "%s: invalid duration (ms=%s)", fn, ms > 0 ? "inf" : "-inf");
+    if (ms == (double)(lua_Number)ms && lua_numbertointeger((lua_Number)ms, &i) && (double)i == ms)
+        lua_pushinteger(L, i);
+    else lua_pushnumber(L, (lua_Number)ms);
+    return luaL_error(L, "%s: invalid duration (ms=%s)", fn, luaL_tolstring(L, -1, NULL));
 }
 
-/* Milliseconds (fractions allowed) to the core's nanoseconds. */
+static int tl_msok(double ms) { return ms >= 0 && ms <= TL_MS_MAX; }
+
+static uint64_t tl_ms2ns(double ms) { return (uint64_t)(ms * 1e6); }
+
+/* Milliseconds at idx to the core's nanoseconds, or an error naming fn. */
 static uint64_t tl_checkms(lua_State *L, int idx, const char *fn) {
-    lua_Number ms = luaL_checknumber(L, idx), ns;
-    tl_validms(L, idx, fn);
-    ns = ms * 1e6;
-    return ns >= 1.8e19 ? TASK_FOREVER : (uint64_t)ns;
+    lua_Number ms = luaL_checknumber(L, idx);
+    if (!tl_msok(ms)) tl_badms(L, ms, fn);
+    return tl_ms2ns(ms);
 }
 
-static int tl_suspend(lua_State *L, tl_task *t, int code, lua_KFunction k) {
+static double tl_ms(uint64_t ns) { return (double)ns / 1e6; }
+
+/* Parks the running task (already arranged with the core): the
+   continuation k gets the task as its context. */
+static int tl_park(lua_State *L, tl_task *t, int code, int kind, lua_KFunction k) {
+    t->waitkind = (unsigned char)kind;
     t->suspending = 1;
     t->code = (unsigned char)code;
-    return lua_yieldk(L, 0, (lua_KContext)lua_gettop(L), k);
+    t->kbase = lua_gettop(L);
+    t->wake = TL_W_NONE;
+    return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
-
-/* In a continuation: the reason the step resumed the running task (kept
-   in the task, not pushed: one less stack push and pop per resume). */
-static int tl_why(lua_State *L) { return tl_st(L)->cur->why; }
 
 static void tl_pushtask(lua_State *L, tl_state *st, tl_task *t) {
     tl_getref(L, st->r_anchors);
     lua_rawgeti(L, -1, (lua_Integer)(uint32_t)t->id);
     lua_remove(L, -2);
 }
-
-static double tl_ms(uint64_t ns) { return (double)ns / 1e6; }
 
 /* ---- wait registrations ----------------------------------------------- */
 
@@ -289,39 +398,21 @@ static void tl_q_del(tl_reg *r) {
     if (r->next) r->next->prev = r->prev; else q->tail = r->prev;
     r->q = NULL;
     r->next = r->prev = NULL;
-    if (r->kind == TL_K_TASK) ((tl_task *)r->obj)->joiners--;
+    if (r->kind == TL_C_TASK) ((tl_task *)r->obj)->joiners--;
 }
 
-static void tl_reg_init(tl_reg *r, tl_task *t, void *obj, int kind, int index) {
-    r->next = r->prev = NULL;
-    r->q = NULL;
+static void tl_reg_add(tl_reg *r, tl_task *t, void *obj, int kind, int index, tl_regq *q) {
     r->task = t;
     r->obj = obj;
     r->kind = kind;
     r->index = index;
     r->vidx = 0;
-}
-
-static void tl_reg_add(tl_reg *r, tl_regq *q) {
     tl_q_push(q, r);
-    if (r->kind == TL_K_TASK) ((tl_task *)r->obj)->joiners++;
+    if (kind == TL_C_TASK) ((tl_task *)obj)->joiners++;
 }
 
-/* The running task parks on one awaitable's queue (vidx: a sender's value). */
-static int tl_park_on(lua_State *L, tl_state *st, const char *fn, void *obj, int kind, tl_regq *q,
-                      int vidx, lua_KFunction k) {
-    tl_task *t = tl_need(L, st, fn);
-    int rc;
-    tl_checkcancel(L, st, t);
-    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, rc, fn);
-    tl_reg_init(&t->direct, t, obj, kind, 0);
-    t->direct.vidx = vidx;
-    tl_reg_add(&t->direct, q);
-    return tl_suspend(L, t, TASK_SUSPEND, k);
-}
-
-/* Drops every registration of t (its waits are over or abandoned). */
-static void tl_unregister(tl_task *t) {
+/* Takes t off every queue it waits in; plain C, so it is safe anywhere. */
+static void tl_unqueue(tl_task *t) {
     int i;
     tl_q_del(&t->direct);
     for (i = 0; i < t->nsel; i++) tl_q_del(&t->sel[i]);
@@ -330,26 +421,51 @@ static void tl_unregister(tl_task *t) {
     if (t->joining) { t->joining->joiners--; t->joining = NULL; }
 }
 
+/* Drops the anchor of t's select registrations (no allocation). */
+static void tl_unanchor_sel(lua_State *L, tl_state *st, tl_task *t) {
+    tl_getref(L, st->r_parked);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, t);
+    lua_pop(L, 1);
+}
+
 /* r's wait is satisfied: values (if any) are already on its thread. */
-static void tl_complete(tl_state *st, tl_reg *r) {
+static void tl_complete(tl_state *st, tl_reg *r, int wake) {
     tl_task *t = r->task;
     t->won = r->index;
-    tl_unregister(t);
+    t->wake = (unsigned char)wake;
+    tl_unqueue(t);
     task_unpark(st->s, t->id, NULL);
 }
 
-static void tl_complete_all(tl_state *st, tl_regq *q) {
-    while (q->head) tl_complete(st, q->head);
+/* Its thread was closed outside the scheduler while it waited: nothing
+   may be handed to it; the scheduler ends it with an error. */
+static void tl_thread_lost(tl_state *st, tl_task *t) {
+    tl_unqueue(t);
+    if (!t->lost) t->lost = TL_LOST_CLOSED;
+    task_abort(st->s, t->id);
 }
 
-/* The first registration of q whose task still waits: one cancelled or
-   aborted while parked is READY already and must not be handed a value. */
+/* The first registration of q whose task still waits. One cancelled or
+   aborted while parked is READY already and must not be handed a value;
+   one whose thread was closed from outside is ended. */
 static tl_reg *tl_q_first(tl_state *st, tl_regq *q) {
-    while (q->head && task_status(st->s, q->head->task->id) != TASK_WAIT) tl_q_del(q->head);
-    return q->head;
+    while (q->head) {
+        tl_task *t = q->head->task;
+        if (lua_status(t->co) != LUA_YIELD) tl_thread_lost(st, t);
+        else if (task_status(st->s, t->id) != TASK_WAIT) tl_q_del(q->head);
+        else return q->head;
+    }
+    return NULL;
 }
 
-/* Pushes values onto a parked task's thread for its next resume. */
+static void tl_complete_all(tl_state *st, tl_regq *q, int wake) {
+    tl_reg *r;
+    while ((r = tl_q_first(st, q)) != NULL) tl_complete(st, r, wake);
+}
+
+/* Pushes values onto a parked task's thread for its next resume; the
+   room was reserved when it parked. */
 static void tl_give(lua_State *L, tl_task *t, int n) {
     lua_xmove(L, t->co, n);
     t->npend += n;
@@ -389,16 +505,16 @@ static void tl_info(lua_State *L, int idx, const char *field) {
 
 /* The default handler: (err, task, traceback) -> one line, then the traceback. */
 static int tl_default_handler(lua_State *L) {
-    const char *msg = tl_errstr(L, 1), *name = "?";
+    const char *msg = tl_errstr(L, 1), *name = "task";
     lua_Integer id = 0;
-    tl_task *t = (tl_task *)luaL_testudata(L, 2, TL_TASK);
-    if (t) {
-        id = (lua_Integer)t->id;
+    tl_state *st = tl_state_of(L);
+    if (st && tl_classof(L, 2, st) == TL_C_TASK) {
+        id = (lua_Integer)((tl_task *)lua_touserdata(L, 2))->id;
         tl_info(L, 2, "name");
-        name = lua_isstring(L, -1) ? lua_tostring(L, -1) : "task";
+        if (lua_isstring(L, -1)) name = lua_tostring(L, -1);
     }
-    fprintf(stderr, "task %lld (%s): %s\n%s\n", (long long)id, name, msg,
-            lua_isstring(L, 3) ? lua_tostring(L, 3) : "");
+    fprintf(stderr, "task %lld (%s): %s\n", (long long)id, name, msg);
+    if (lua_isstring(L, 3)) fprintf(stderr, "%s\n", lua_tostring(L, 3));
     fflush(stderr);
     return 0;
 }
@@ -415,9 +531,245 @@ static void tl_report(lua_State *L, tl_state *st) {
     }
 }
 
+/* Runs f(st, Task, arg) protected on the main thread: the executor's Lua
+   work outside the task's own thread (it may be dead or closing). */
+static int tl_call_p(tl_state *st, lua_CFunction f, tl_task *t, lua_Integer arg) {
+    lua_State *L = st->L;
+    if (!lua_checkstack(L, 4)) return 0;
+    lua_pushcfunction(L, f);
+    lua_pushlightuserdata(L, st);
+    tl_pushtask(L, st, t);
+    lua_pushinteger(L, arg);
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) { lua_pop(L, 1); return 0; } /* out of memory */
+    return 1;
+}
+
+/* ---- hooks on task threads -------------------------------------------- */
+
+static tl_state *tl_hook_state(lua_State *L) {
+    tl_state *st;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
+    st = (tl_state *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return st && !st->closed ? st : NULL;
+}
+
+/* How often the budget hook fires on threads other than the running
+   task's own (coroutines it resumes, and code outside tasks). */
+static int tl_budget_step(const tl_state *st) { return st->budget / 8 + 1; }
+
+/* The instruction budget (task_lua_set_budget). On the running task's
+   own thread the count is the whole budget, set at every resume; any
+   other thread (a coroutine the task resumes, whoever created it) adds
+   its count to what the resume has spent, so no code run on behalf of a
+   task escapes the budget. */
+static void tl_budget_hook(lua_State *L, lua_Debug *ar) {
+    tl_state *st = tl_hook_state(L);
+    tl_task *t;
+    int n;
+    if (!st || st->budget <= 0 || (t = st->cur) == NULL) return;
+    if (t->co == L) {
+        if (st->budget_mode == TASK_LUA_PREEMPT && !t->closing) {
+            if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L)) {
+                lua_yield(L, 0); /* a plain yield: READY at the next tick */
+                return;
+            }
+            lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1); /* at the next instruction that can */
+            return;
+        }
+        lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1); /* level-triggered */
+        tl_raise_literal(L, "task exceeded its budget");
+        return;
+    }
+    n = lua_gethookcount(L);
+    st->spent += n;
+    if (st->spent >= st->budget) {
+        if (n != 1) lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1);
+        tl_raise_literal(L, "task exceeded its budget");
+        return;
+    }
+    if (n != tl_budget_step(st)) lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, tl_budget_step(st));
+}
+
+/* Armed on the thread of a task parked by a plain coroutine.yield(): if
+   anything runs on it, someone other than the scheduler resumed it. It
+   keeps raising until the error leaves the task's body. */
+static int tl_in_body(lua_State *L);
+
+static void tl_guard_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    if (!tl_in_body(L)) { /* its thread is being closed: let its __close run */
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    tl_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
+}
+
+static int tl_is_ours(lua_Hook h);
+
+/* Raises, at the first event after the scheduler resumes a plain
+   coroutine.yield(), the error that yield earned (cancellation, a value
+   that is not a duration or an external id). */
+static void tl_raise_hook(lua_State *L, lua_Debug *ar) {
+    tl_state *st = tl_hook_state(L);
+    tl_task *t = st ? st->cur : NULL;
+    int code;
+    (void)ar;
+    if (!t || t->co != L) { lua_sethook(L, NULL, 0, 0); return; }
+    code = t->raise;
+    t->raise = TL_RAISE_NONE;
+    if (st->budget > 0) lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, st->budget);
+    else lua_sethook(L, NULL, 0, 0);
+    switch (code) {
+    case TL_RAISE_CANCEL: tl_raise_cancelled(L); break;
+    case TL_RAISE_DURATION: tl_badms(L, t->raisenum, "coroutine.yield"); break;
+    case TL_RAISE_EXTID:
+        luaL_error(L, "coroutine.yield: unknown, already used or stale external id");
+        break;
+    case TL_RAISE_YIELDED:
+        luaL_error(L, "coroutine.yield: a task yields nothing (task.yield), a duration in ms "
+                      "(task.sleep) or an external id (task.wait), not a %s",
+                   lua_typename(L, t->raisetype));
+        break;
+    default: break;
+    }
+}
+
+#ifdef TASK_LUA_MODULE
+static void tl_interrupt_hook(lua_State *L, lua_Debug *ar);
+#define TL_INTERRUPT_HOOK(h) ((h) == tl_interrupt_hook)
+#else
+#define TL_INTERRUPT_HOOK(h) 0
+#endif
+
+static int tl_is_ours(lua_Hook h) {
+    return h == tl_budget_hook || h == tl_guard_hook || h == tl_raise_hook || TL_INTERRUPT_HOOK(h);
+}
+
+/* Before the scheduler runs a task's to-be-closed variables outside a
+   resume (abort, a thread that died): the budget, or none of ours. */
+static void tl_arm_close(tl_state *st, lua_State *co) {
+    if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
+    else if (lua_gethook(co) && tl_is_ours(lua_gethook(co))) lua_sethook(co, NULL, 0, 0);
+}
+
+/* Before a resume: the hook this resume needs, and none of ours left
+   over from the last park (a hook the script set itself stays). */
+static void tl_arm(tl_state *st, tl_task *t, int why) {
+    lua_State *co = t->co;
+    if (t->plain) {
+        t->plain = 0;
+        if (!t->raise && (why == TASK_R_CANCEL || task_self_cancelled(st->s))) t->raise = TL_RAISE_CANCEL;
+    }
+    if (t->raise) lua_sethook(co, tl_raise_hook, LUA_MASKCOUNT | LUA_MASKRET, 1);
+    else if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
+    else if (lua_gethook(co) && tl_is_ours(lua_gethook(co))) lua_sethook(co, NULL, 0, 0);
+}
+
 /* ---- the executor: how the core runs a Lua task ------------------------ */
 
-static int tl_step(task_ctx *c);
+/* The message handler of a task's body: keeps the traceback of where an
+   error was raised (r_tb[task]) for the executor, and leaves the error
+   itself as it is, for the to-be-closed variables that see it. */
+static int tl_msgh(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    tl_task *t = st->cur;
+    size_t n;
+    const char *tb;
+    if (st->closed || !t || t->co != L) return 1; /* not the scheduler's resume */
+    lua_settop(L, 1);
+    luaL_traceback(L, L, NULL, 1);
+    /* the last frame is the body's own C trampoline: no use to anyone */
+    tb = lua_tolstring(L, 2, &n);
+    if (n >= 11 && strcmp(tb + n - 11, "\n\t[C]: in ?") == 0) {
+        lua_pushlstring(L, tb, n - 11);
+        lua_replace(L, 2);
+    }
+    tl_getref(L, st->r_tb);
+    lua_insert(L, 2);
+    lua_rawsetp(L, 2, t);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* Pushes the traceback the body's message handler kept for t (or nil),
+   and forgets it. */
+static void tl_take_tb(lua_State *L, tl_state *st, tl_task *t) {
+    tl_getref(L, st->r_tb);
+    lua_rawgetp(L, -1, t);
+    lua_pushnil(L);
+    lua_rawsetp(L, -3, t);
+    lua_remove(L, -2);
+}
+
+static int tl_foreign(lua_State *L, tl_task *t);
+
+/* The body ended: its results, or its error (then t->failed). */
+static int tl_body_k(lua_State *L, int status, lua_KContext ctx) {
+    tl_task *t = (tl_task *)ctx;
+    if (t->st->cur != t) { /* unwinding a resume that was not the scheduler's */
+        if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+        return tl_foreign(L, t);
+    }
+    if (status != LUA_OK && status != LUA_YIELD) {
+        t->failed = 1;
+        return 1;
+    }
+    return lua_gettop(L) - 2;
+}
+
+/* Every task's thread starts here: (fn, args...) runs under a yieldable
+   protected call, so an error unwinds inside the task, where the
+   to-be-closed variables it closes may still suspend. Below it, the Task
+   itself is a to-be-closed variable: a coroutine.close of the thread from
+   outside runs its __close, and the scheduler learns of it at once. */
+static int tl_body(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    tl_task *t = st->cur;
+    int n = lua_gettop(L) - 1;
+    tl_pushtask(L, st, t);
+    lua_pushvalue(L, lua_upvalueindex(2)); /* tl_msgh */
+    lua_rotate(L, 1, 2);
+    lua_toclose(L, 1);
+    return tl_body_k(L, lua_pcallk(L, n, LUA_MULTRET, 2, (lua_KContext)t, tl_body_k), (lua_KContext)t);
+}
+
+/* Is a task's body (tl_body) at the bottom of L's calls? Not when its
+   thread is being closed: closing unwinds the calls first. */
+static int tl_in_body(lua_State *L) {
+    lua_Debug ar;
+    int level = 0, r;
+    while (lua_getstack(L, level + 1, &ar)) level++;
+    if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "f", &ar)) return 0;
+    r = lua_tocfunction(L, -1) == tl_body;
+    lua_pop(L, 1);
+    return r;
+}
+
+/* On top of a task's thread whenever it is not running or parked (before
+   it starts, after it returned): a coroutine.resume from outside calls it
+   instead of the task's function or results. */
+static int tl_guard(lua_State *L) {
+    return tl_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
+}
+
+/* A continuation ran in a resume that was not the scheduler's: the task
+   lost its thread. It waits for nothing any more, the scheduler ends it
+   with an error at its next turn, and the resume fails with the same. */
+static int tl_foreign(lua_State *L, tl_task *t) {
+    tl_state *st = t->st;
+    if (st->closed) return luaL_error(L, "task: the task module is closed");
+    tl_unqueue(t);
+    tl_unanchor_sel(L, st, t);
+    if (!t->lost) t->lost = TL_LOST_RESUMED;
+    if (!t->ended) task_abort(st->s, t->id);
+    return tl_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
+}
+
+/* The prologue of every continuation: ctx is the task. */
+#define TL_RESUMED(L, ctx, t) \
+    tl_task *t = (tl_task *)(ctx); \
+    if (t->st->cur != t) return tl_foreign((L), t)
 
 static tl_task *tl_luatask(tl_state *st, task_id id) {
     tl_task *t;
@@ -426,162 +778,302 @@ static tl_task *tl_luatask(tl_state *st, task_id id) {
     return t && t->st == st ? t : NULL;
 }
 
-/* It ended: selects waiting for it complete. */
-static void tl_finished(tl_state *st, tl_task *t, int how) {
-    t->ended = (unsigned char)how;
-    tl_complete_all(st, &t->waitq);
-}
+/* ---- the end of a task ------------------------------------------------ */
 
-/* Protected: routes the error of a task nobody waits for. Stack: Task. */
+static void tl_run_hook(tl_state *st, tl_task *t, int term);
+
+/* Protected: routes the error of a task nobody waits for. Stack: st, Task. */
 static int tl_route_p(lua_State *L) {
     tl_state *st = (tl_state *)lua_touserdata(L, 1);
     tl_task *t = (tl_task *)lua_touserdata(L, 2);
     task_id sid;
+    lua_settop(L, 2);
     tl_info(L, 2, "err");
     /* cancellation that ends a cancelled task is not an error */
-    if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "task cancelled") == 0 &&
+    if (lua_type(L, 3) == LUA_TSTRING && strcmp(lua_tostring(L, 3), "task cancelled") == 0 &&
         task_cancelled(st->s, t->id) == 1)
         return 0;
     if (t->claimed || t->joiners > 0) return 0;
-    if (!t->detached && (sid = task_scope_of(st->s, t->id)) != 0) {
+    if (!t->detached && (sid = task_scope_of(st->s, t->id)) != 0 && task_scope_owner(st->s, sid) != 0) {
         tl_getref(L, st->r_scopes);
         lua_rawgeti(L, -1, (lua_Integer)(uint32_t)sid);
-        {
-            tl_scope *sc = (tl_scope *)luaL_testudata(L, -1, TL_SCOPE);
-            if (sc && sc->id == sid) { /* the scope re-raises it */
-                if (!sc->failed) {
-                    sc->failed = 1;
-                    lua_pushvalue(L, 3);
-                    lua_setiuservalue(L, -2, 2);
-                }
-                task_scope_cancel(st->s, sid);
-                return 0;
+        if (tl_classof(L, -1, st) == TL_C_SCOPE && ((tl_scope *)lua_touserdata(L, -1))->id == sid) {
+            tl_scope *sc = (tl_scope *)lua_touserdata(L, -1);
+            if (!sc->failed) { /* the scope re-raises the first one */
+                lua_pushvalue(L, 3);
+                lua_setiuservalue(L, -2, 2);
+                lua_pushvalue(L, 2);
+                lua_setiuservalue(L, -2, 3);
+                sc->failed = 1;
             }
+            task_scope_cancel(st->s, sid);
+            return 0;
         }
-        lua_pop(L, 2);
+        lua_settop(L, 3);
     }
-    lua_pushvalue(L, 3);
     lua_pushvalue(L, 2);
     tl_info(L, 2, "tb");
     tl_report(L, st);
     return 0;
 }
 
-/* Protected: keeps the error and its traceback, then closes the thread so
-   its to-be-closed variables run. Stack: st, Task. */
-static int tl_errored_p(lua_State *L) {
+/* Protected: reports an error that a to-be-closed variable raised while
+   its task was aborted. Stack: st, Task; the error on top of co. */
+static int tl_close_failed_p(lua_State *L) {
     tl_state *st = (tl_state *)lua_touserdata(L, 1);
     tl_task *t = (tl_task *)lua_touserdata(L, 2);
-    lua_State *co = t->co;
-    int status;
-    lua_createtable(L, 0, 3);
-    lua_getiuservalue(L, 2, 2);
-    lua_setfield(L, -2, "name");
-    luaL_traceback(L, co, lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL, 0);
-    lua_setfield(L, -2, "tb");
-    lua_xmove(co, L, 1);
-    lua_setfield(L, -2, "err");
-    status = TL_CLOSETHREAD(co, L);
-    if (status != LUA_OK) { /* a __close failed: its error replaces the first */
-        lua_xmove(co, L, 1);
-        lua_setfield(L, -2, "err");
-    }
-    lua_setiuservalue(L, 2, 2);
-    (void)st;
+    lua_settop(L, 2);
+    lua_xmove(t->co, L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushnil(L);
+    tl_report(L, st);
     return 0;
 }
 
-static void tl_call_p(tl_state *st, lua_CFunction f, tl_task *t) {
-    lua_State *L = st->L;
-    lua_pushcfunction(L, f);
-    lua_pushlightuserdata(L, st);
-    tl_pushtask(L, st, t);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1); /* out of memory: nothing more to do */
-}
+static void tl_scope_end(lua_State *L, tl_state *st, tl_scope *sc);
 
-/* The instruction budget's count hook (task_lua_set_budget). */
-static void tl_budget_hook(lua_State *L, lua_Debug *ar) {
-    tl_state *st;
-    (void)ar;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
-    st = (tl_state *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!st || st->closed || !st->cur || st->budget <= 0) return;
-    if (st->budget_mode == TASK_LUA_PREEMPT && st->cur->co == L) {
-        if (lua_isyieldable(L)) lua_yield(L, 0); /* a plain yield: READY at the next tick */
-        return; /* not here: try again at the next count */
+/* Protected: the scopes a task still owns when it ends (it was aborted,
+   or lost its thread) end with it; an error one of them kept for an owner
+   that will never re-raise it goes to the error handler. Stack: st, Task. */
+static int tl_orphans_p(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+    tl_task *t = (tl_task *)lua_touserdata(L, 2);
+    lua_settop(L, 2);
+    tl_getref(L, st->r_scopes);
+    lua_pushnil(L);
+    while (t->nscopes > 0 && lua_next(L, 3)) {
+        if (tl_classof(L, -1, st) == TL_C_SCOPE && ((tl_scope *)lua_touserdata(L, -1))->owner == t) {
+            tl_scope *sc = (tl_scope *)lua_touserdata(L, -1);
+            int failed = sc->failed, sci = lua_gettop(L);
+            tl_scope_end(L, st, sc); /* keeps the key: the traversal goes on */
+            if (failed) {
+                lua_getiuservalue(L, sci, 2);
+                if (lua_getiuservalue(L, sci, 3) == LUA_TUSERDATA && tl_classof(L, -1, st) == TL_C_TASK)
+                    tl_info(L, -1, "tb");
+                else lua_pushnil(L);
+                tl_report(L, st);
+            }
+        }
+        lua_pop(L, 1);
     }
-    lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1); /* level-triggered */
-    lua_pushliteral(L, "task exceeded its budget");
-    lua_error(L);
+    return 0;
 }
 
-/* Raises "task cancelled" at the first instruction after a plain
-   coroutine.yield() of a cancelled task, as task.yield() would. */
-static void tl_cancel_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    tl_raise_cancelled(L);
+/* It ended: anything it still waited on is dropped, selects waiting for
+   it complete, errors nobody will take are routed, the term hook runs and
+   the core no longer keeps its Task alive. */
+static void tl_end(tl_state *st, tl_task *t, int how) {
+    lua_State *L = st->L;
+    t->ended = (unsigned char)how;
+    tl_unqueue(t);
+    if (lua_checkstack(L, 3)) tl_unanchor_sel(L, st, t);
+    if (how == TASK_X_FAIL && t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
+    tl_complete_all(st, &t->waitq, TL_W_ENDED);
+    if (how == TASK_X_FAIL) tl_call_p(st, tl_route_p, t, 0);
+    if (t->nscopes > 0) tl_call_p(st, tl_orphans_p, t, 0);
+    tl_run_hook(st, t, 1);
+    if (lua_checkstack(L, 3)) {
+        tl_getref(L, st->r_anchors); /* false, not nil: the key stays, so nothing allocates */
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, (lua_Integer)(uint32_t)t->id);
+        lua_pop(L, 1);
+    }
 }
 
-static void tl_abort_thread(tl_state *st, tl_task *t) {
-    tl_task *saved = st->cur;
-    tl_unregister(t);
+/* Protected: keeps the error and its traceback in the Task, then closes
+   the thread so any to-be-closed variables still open run. Stack: st,
+   Task, lost. The error is on top of the thread unless lost. */
+static int tl_failed_p(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+    tl_task *t = (tl_task *)lua_touserdata(L, 2), *saved;
+    lua_State *co = t->co;
+    int status, lost = (int)lua_tointeger(L, 3);
+    lua_settop(L, 2);
+    lua_createtable(L, 0, 3);
+    lua_getiuservalue(L, 2, 2);
+    lua_setfield(L, 3, "name");
+    if (lost) {
+        lua_pushstring(L, lost == TL_LOST_CLOSED
+                              ? "task thread closed outside the scheduler (coroutine.close)"
+                              : "coroutine.resume: cannot resume a task's thread outside the scheduler");
+        lua_setfield(L, 3, "err");
+    } else {
+        tl_take_tb(L, st, t); /* what the body's message handler kept */
+        if (lua_status(co) != LUA_OK) { /* died with its frames: they tell more */
+            lua_pop(L, 1);
+            luaL_traceback(L, co, NULL, 0);
+        }
+        lua_setfield(L, 3, "tb");
+        lua_xmove(co, L, 1);
+        /* the error of a task it joined, raised again: where it began */
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__originkey) == LUA_TUSERDATA) {
+            int o = lua_gettop(L);
+            tl_info(L, o, "err");
+            if (lua_rawequal(L, -1, o - 1)) {
+                tl_info(L, o, "otb");
+                if (lua_isnil(L, -1)) { lua_pop(L, 1); tl_info(L, o, "tb"); }
+                lua_setfield(L, 3, "otb");
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        lua_setfield(L, 3, "err");
+    }
+    tl_arm_close(st, co);
+    saved = st->cur;
+    t->closing = 1;
     st->cur = t;
-    if (TL_CLOSETHREAD(t->co, st->L) != LUA_OK) lua_settop(t->co, 0);
+    status = TL_CLOSETHREAD(co, L);
     st->cur = saved;
+    t->closing = 0;
+    if (status != LUA_OK && !lost) { /* a __close failed: its error replaces the first */
+        lua_xmove(co, L, 1);
+        lua_setfield(L, 3, "err");
+    }
+    lua_setiuservalue(L, 2, 2);
+    return 0;
+}
+
+/* It failed, or its thread was taken from the scheduler (lost). */
+static int tl_fail_task(tl_state *st, tl_task *t) {
+    if (!tl_call_p(st, tl_failed_p, t, t->lost)) {
+        tl_arm_close(st, t->co);
+        (void)TL_CLOSETHREAD(t->co, st->L);
+    }
     t->npend = 0;
-    tl_finished(st, t, TASK_X_ABORT);
+    tl_end(st, t, TASK_X_FAIL);
+    return TASK_FAIL;
+}
+
+static void tl_abort(tl_state *st, tl_task *t) {
+    tl_task *saved = st->cur;
+    int status;
+    if (t->ended) return;
+    if (t->lost) { tl_fail_task(st, t); return; }
+    tl_unqueue(t);
+    tl_arm_close(st, t->co);
+    t->closing = 1;
+    st->cur = t;
+    status = TL_CLOSETHREAD(t->co, st->L);
+    st->cur = saved;
+    t->closing = 0;
+    t->npend = 0;
+    if (status != LUA_OK) tl_call_p(st, tl_close_failed_p, t, 0);
+    lua_settop(t->co, 0);
+    tl_end(st, t, TASK_X_ABORT);
+}
+
+/* Protected: moves the values resumed into t->extwait before the wait
+   (kept in r_ext) onto its thread. Stack: st, Task. */
+static int tl_ext_pull_p(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+    tl_task *t = (tl_task *)lua_touserdata(L, 2);
+    lua_Integer id = (lua_Integer)t->extwait;
+    int n, i;
+    lua_settop(L, 2);
+    tl_getref(L, st->r_ext);
+    if (lua_rawgeti(L, -1, id) != LUA_TTABLE) return 0;
+    lua_getfield(L, 4, "n");
+    n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (!lua_checkstack(t->co, n)) return luaL_error(L, "stack overflow");
+    lua_pushnil(L);
+    lua_rawseti(L, 3, id);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 4, i);
+        lua_xmove(L, t->co, 1);
+    }
+    t->npend = n;
+    return 0;
+}
+
+/* A plain coroutine.yield(...) in a task's body: nothing (task.yield), a
+   duration in ms (task.sleep) or an external id (task.wait); anything
+   else raises when the task runs again. Also a preemption by the budget. */
+static int tl_plain_yield(tl_state *st, tl_task *t, int nres) {
+    lua_State *co = t->co;
+    int code = TASK_YIELD, rc;
+    t->waitkind = TL_WK_YIELD;
+    if (nres == 1 && lua_type(co, -1) == LUA_TNUMBER) {
+        lua_Integer id;
+        if (lua_isinteger(co, -1) && ((uint64_t)(id = lua_tointeger(co, -1)) >> 56) != 0) {
+            rc = task_ext_wait(st->s, (task_id)id);
+            if (rc == TASK_OK) { t->extwait = (task_id)id; code = TASK_SUSPEND; t->waitkind = TL_WK_EXT; }
+            else if (rc == TASK_ECANCELED) t->raise = TL_RAISE_CANCEL;
+            else t->raise = TL_RAISE_EXTID;
+        } else {
+            double ms = lua_tonumber(co, -1);
+            if (!tl_msok(ms)) { t->raise = TL_RAISE_DURATION; t->raisenum = ms; }
+            else if (tl_ms2ns(ms) > 0) {
+                rc = task_sleep(st->s, tl_ms2ns(ms));
+                if (rc == TASK_OK) { code = TASK_SUSPEND; t->waitkind = TL_WK_SLEEP; }
+                else if (rc == TASK_ECANCELED) t->raise = TL_RAISE_CANCEL;
+            }
+        }
+    } else if (nres > 0) {
+        t->raise = TL_RAISE_YIELDED;
+        t->raisetype = (unsigned char)lua_type(co, -nres);
+    }
+    lua_pop(co, nres); /* yielded values have nobody else to go to */
+    t->plain = 1;
+    if (!lua_gethook(co) || tl_is_ours(lua_gethook(co)))
+        lua_sethook(co, tl_guard_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    return code;
 }
 
 static int tl_step(task_ctx *c) {
     tl_task *t = (tl_task *)c->ud, *saved;
     tl_state *st = t->st;
     lua_State *co = t->co;
-    int nargs, nres = 0, rc, plain = t->plain && c->why != TASK_R_START, hooked = 0;
+    int nargs, nres = 0, rc;
+    if (st->closed) return TASK_DONE;
     if (c->why == TASK_R_ABORT) {
-        tl_abort_thread(st, t);
+        tl_abort(st, t);
         return TASK_DONE;
     }
-    if (c->why == TASK_R_START) nargs = lua_gettop(co) - 1;
-    else if (plain) nargs = 0;
-    else nargs = t->npend;
+    if (c->why == TASK_R_START) { /* [body, fn, args..., guard] */
+        if (lua_status(co) != LUA_OK || lua_gettop(co) != t->nstart + 3) {
+            t->lost = lua_status(co) != LUA_OK ? TL_LOST_RESUMED : TL_LOST_CLOSED;
+            return tl_fail_task(st, t);
+        }
+        lua_settop(co, -2);
+        nargs = t->nstart + 1;
+    } else {
+        if (lua_status(co) != LUA_YIELD || t->lost) {
+            if (!t->lost) t->lost = lua_status(co) == LUA_OK ? TL_LOST_CLOSED : TL_LOST_RESUMED;
+            return tl_fail_task(st, t);
+        }
+        if (t->plain && t->extwait) { /* coroutine.yield(id): the values resumed before it waited */
+            if (t->npend == 0 && c->why == TASK_R_WAKE) tl_call_p(st, tl_ext_pull_p, t, 0);
+            t->extwait = 0;
+        }
+        nargs = t->npend;
+    }
     t->why = c->why;
     t->npend = 0;
-    t->plain = t->suspending = 0;
+    t->suspending = 0;
+    tl_arm(st, t, c->why);
     saved = st->cur;
     st->cur = t;
-    if (st->budget > 0) {
-        lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
-        hooked = 1;
-    }
-    if (plain && task_self_cancelled(st->s)) { /* a plain yield raises, as task.yield would */
-        lua_sethook(co, tl_cancel_hook, LUA_MASKCOUNT, 1);
-        hooked = 1;
-    }
+    st->spent = 0;
     rc = lua_resume(co, st->L, nargs, &nres);
     st->cur = saved;
-    if (hooked && (lua_gethook(co) == tl_budget_hook || lua_gethook(co) == tl_cancel_hook))
-        lua_sethook(co, NULL, 0, 0); /* ours only: the script may hook its own thread */
     if (rc == LUA_YIELD) {
-        lua_pop(co, nres); /* yielded values have nobody to go to */
         if (t->suspending) return t->code;
-        t->plain = 1; /* a plain coroutine.yield(): same as task.yield() */
-        return TASK_YIELD;
+        if (t->aborting) return TASK_SUSPEND; /* the core aborts it now */
+        return tl_plain_yield(st, t, nres);
     }
-    if (rc == LUA_OK) {
+    if (t->aborting) return TASK_DONE; /* stopped by its own abort: the core ends it */
+    if (rc == LUA_OK && !t->failed) {
         t->nres = nres;
-        tl_finished(st, t, TASK_X_DONE);
+        if (nres > 0 && lua_checkstack(co, 1)) lua_pushcfunction(co, tl_guard);
+        tl_end(st, t, TASK_X_DONE);
         return TASK_DONE;
     }
-    tl_call_p(st, tl_errored_p, t);
-    if (t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
-    tl_finished(st, t, TASK_X_FAIL);
-    tl_call_p(st, tl_route_p, t);
-    return TASK_FAIL;
+    return tl_fail_task(st, t);
 }
 
-/* ---- hooks: the core's, chained to whatever the host had ------------- */
+/* ---- hooks set from Lua: create and terminate ------------------------- */
 
 static int tl_hook_p(lua_State *L) { /* st, Task, which */
     tl_state *st = (tl_state *)lua_touserdata(L, 1);
@@ -598,30 +1090,8 @@ static int tl_hook_p(lua_State *L) { /* st, Task, which */
 }
 
 static void tl_run_hook(tl_state *st, tl_task *t, int term) {
-    lua_State *L = st->L;
     if ((term ? st->r_hterm : st->r_hcreate) == LUA_NOREF) return;
-    lua_pushcfunction(L, tl_hook_p);
-    lua_pushlightuserdata(L, st);
-    tl_pushtask(L, st, t);
-    lua_pushinteger(L, term);
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK) lua_pop(L, 1);
-}
-
-static void tl_core_create(task_sched *s, task_id id, void *ud) {
-    tl_state *st = (tl_state *)ud;
-    if (st->prev.create) st->prev.create(s, id, st->prev.ud);
-}
-
-static void tl_core_term(task_sched *s, task_id id, void *ud) {
-    tl_state *st = (tl_state *)ud;
-    tl_task *t;
-    if (st->prev.term) st->prev.term(s, id, st->prev.ud);
-    if ((t = tl_luatask(st, id)) == NULL) return;
-    tl_run_hook(st, t, 1);
-    tl_getref(st->L, st->r_anchors); /* no longer kept alive for the core; */
-    lua_pushboolean(st->L, 0);       /* false, not nil: the key stays, so */
-    lua_rawseti(st->L, -2, (lua_Integer)(uint32_t)id); /* nothing allocates */
-    lua_pop(st->L, 1);
+    tl_call_p(st, tl_hook_p, t, term);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -651,11 +1121,14 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
         lua_pushvalue(L, nameidx);
         lua_setiuservalue(L, -2, 2);
     }
-    if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "%s: too many arguments", fn);
+    if (!lua_checkstack(co, nargs + 2 + TL_RESERVE)) luaL_error(L, "%s: too many arguments", fn);
+    tl_getref(co, st->r_body);
     for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
     lua_xmove(L, co, nargs + 1);
+    lua_pushcfunction(co, tl_guard);
     t->st = st;
     t->co = co;
+    t->nstart = nargs;
     t->born = task_now(st->s);
     /* The core must never hold a task whose Task nobody holds, and anchoring
        after task_spawn must not fail: the key a new slot gets (ahi + 1) is
@@ -668,23 +1141,24 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     lua_pop(L, 1);
     rc = task_spawn(st->s, tl_step, t, o, &t->id);
     if (rc != TASK_OK) {
+        t->ended = TASK_X_ABORT;
         lua_pop(L, 1);
-        tl_fail(L, rc, fn);
+        tl_fail(L, st, rc, fn);
     }
     slot = (uint32_t)t->id;
     if (slot <= st->ahi + 1) {
         lua_pushvalue(L, -2);
         lua_rawseti(L, -2, slot);
         if (slot > st->ahi) st->ahi = slot;
-    } else { /* C tasks took the slots between: this key may need room */
+    } else { /* other tasks took the slots between: this key may need room */
         lua_pushcfunction(L, tl_anchor_p);
         lua_pushvalue(L, -2);
         lua_pushinteger(L, slot);
         lua_pushvalue(L, -5);
         if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
             task_drop(st->s, t->id);
-            task_release(st->s, t->id);
             t->id = 0; /* its __gc has nothing to release */
+            t->ended = TASK_X_ABORT;
             lua_error(L);
         }
     }
@@ -693,11 +1167,12 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     return t;
 }
 
-static task_id tl_opt_token(lua_State *L, int idx, const char *fn) {
-    tl_token *tk = (tl_token *)luaL_testudata(L, idx, TL_TOKEN);
-    if (!tk) luaL_error(L, "%s: option 'token' must be a CancelToken", fn);
-    else if (task_token_cancelled(tk->st->s, tk->id) < 0) luaL_error(L, "%s: the token is no longer valid", fn);
-    return tk ? tk->id : 0;
+static task_id tl_opt_token(lua_State *L, tl_state *st, int idx, const char *fn) {
+    tl_token *tk;
+    if (tl_classof(L, idx, st) != TL_C_TOKEN) luaL_error(L, "%s: option 'token' must be a CancelToken", fn);
+    tk = (tl_token *)lua_touserdata(L, idx);
+    if (task_token_cancelled(st->s, tk->id) < 0) luaL_error(L, "%s: the token is no longer valid", fn);
+    return tk->id;
 }
 
 /* spawn(fn, ...) or spawn(opts, fn, ...) */
@@ -714,16 +1189,19 @@ static int tl_spawn(lua_State *L) {
             if (k && strcmp(k, "name") == 0) {
                 if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
                     luaL_error(L, "task.spawn: option 'name' must be a string");
+                if (!lua_isnil(L, -1)) {
+                    lua_pushvalue(L, -1);
+                    lua_insert(L, top + 1); /* below the iteration's key */
+                    nameidx = top + 1;
+                }
             } else if (k && strcmp(k, "token") == 0) {
-                o.token = tl_opt_token(L, lua_gettop(L), "task.spawn");
+                o.token = tl_opt_token(L, st, lua_gettop(L), "task.spawn");
             } else {
                 luaL_tolstring(L, -2, NULL);
                 luaL_error(L, "task.spawn: unknown option '%s'", lua_tostring(L, -1));
             }
             lua_pop(L, 1);
         }
-        if (lua_getfield(L, 1, "name") != LUA_TNIL) nameidx = lua_gettop(L);
-        else lua_pop(L, 1);
         tl_spawn_at(L, st, 2, top - 2, &o, nameidx, "task.spawn");
         return 1;
     }
@@ -742,77 +1220,101 @@ static int tl_fork(lua_State *L) {
 
 /* ---- tasks ---------------------------------------------------------------- */
 
-static tl_task *tl_checktask(lua_State *L, int idx) { return (tl_task *)luaL_checkudata(L, idx, TL_TASK); }
+/* An ended task's outcome, without raising: pushes its results (only the
+   first with first_only: nil for none) and returns how many, or pushes its
+   error and returns -1. The task counts as joined from then on. */
+static int tl_outcome(lua_State *L, tl_state *st, tl_task *x, int idx, int first_only) {
+    int n = x->nres;
+    if (x->ended == TASK_X_DONE && n > 0 && (lua_status(x->co) != LUA_OK || lua_gettop(x->co) < n)) {
+        x->joined = 1;
+        lua_pushliteral(L, "Task:join: the task's results were lost (its thread was used outside the scheduler)");
+        return -1;
+    }
+    luaL_checkstack(L, first_only ? 1 : n + 1, "Task:join");
+    x->joined = 1;
+    task_release(st->s, x->id);
+    if (x->ended == TASK_X_FAIL) {
+        lua_pushvalue(L, idx); /* an error re-raised from it keeps its traceback (otb) */
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__originkey);
+        tl_info(L, idx, "err");
+        return -1;
+    }
+    if (x->ended != TASK_X_DONE) { lua_pushliteral(L, "task aborted"); return -1; }
+    if (first_only && n == 0) lua_pushnil(L);
+    else {
+        if (first_only) n = 1;
+        lua_settop(x->co, n); /* drops the guard above them (and the rest, for first_only) */
+        lua_xmove(x->co, L, n);
+    }
+    x->nres = 0;
+    return n;
+}
 
 /* Delivers an ended task's outcome to a joiner: results, or its error. */
 static int tl_take(lua_State *L, tl_state *st, tl_task *x, int idx) {
+    int n;
     if (x->joined) return tl_raise_literal(L, "task already joined");
-    x->joined = 1;
-    if (st->s && !st->closed) task_release(st->s, x->id);
-    switch (x->ended) {
-    case TASK_X_DONE:
-        luaL_checkstack(L, x->nres, "Task:join");
-        lua_xmove(x->co, L, x->nres);
-        return x->nres;
-    case TASK_X_FAIL:
-        tl_info(L, idx, "err");
-        return lua_error(L);
-    default:
-        return tl_raise_literal(L, "task aborted");
-    }
+    if ((n = tl_outcome(L, st, x, idx, 0)) < 0) return lua_error(L);
+    return n;
 }
 
 static int tl_k_join(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1), *t = st->cur;
-    int why = tl_why(L);
-    (void)status; (void)ctx;
+    TL_RESUMED(L, ctx, t);
+    tl_task *x = (tl_task *)lua_touserdata(L, 1);
+    (void)status;
     if (t->joining) { x->joiners--; t->joining = NULL; }
-    if (why == TASK_R_CANCEL) return tl_raise_cancelled(L);
-    return tl_take(L, st, x, 1);
+    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    return tl_take(L, t->st, x, 1);
 }
 
 static int tl_join(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1), *t;
+    tl_task *x = tl_checktask(L, st, 1), *t;
     int rc;
     lua_settop(L, 1);
+    tl_checkcancel(L, st);
     if (x->joined) return tl_raise_literal(L, "task already joined");
     if (x->ended) return tl_take(L, st, x, 1);
     t = tl_need(L, st, "Task:join");
     if (t == x) return luaL_error(L, "Task:join: a task cannot join itself");
-    tl_checkcancel(L, st, t);
-    if ((rc = task_join(st->s, x->id)) != TASK_OK) return tl_fail(L, rc, "Task:join");
+    if ((rc = task_join(st->s, x->id)) != TASK_OK) return tl_fail(L, st, rc, "Task:join");
     x->joiners++;
     t->joining = x;
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_join);
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_JOIN, tl_k_join);
 }
 
 static int tl_task_cancel(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1);
-    lua_pushboolean(L, !x->ended && task_cancel(st->s, x->id) == 1);
+    tl_task *x = tl_checktask(L, st, 1);
+    /* false once finished or already cancelled (its own or its scope's token) */
+    int r = !x->ended && task_cancelled(st->s, x->id) == 0 && task_cancel(st->s, x->id) == 1;
+    lua_pushboolean(L, r);
     return 1;
 }
 
 static int tl_task_abort(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1);
-    int r = !x->ended && task_abort(st->s, x->id) == 1;
+    tl_task *x = tl_checktask(L, st, 1);
+    int r = !x->ended && !x->aborting && task_abort(st->s, x->id) == 1;
+    if (r && x == st->cur) { /* itself: it stops here, or raises where it cannot */
+        if (x->co == L && lua_isyieldable(L) && !x->closing)
+            return tl_park(L, x, TASK_SUSPEND, TL_WK_NONE, NULL);
+        x->aborting = 1;
+        return tl_raise_literal(L, "task aborted");
+    }
     lua_pushboolean(L, r);
-    if (r && x == st->cur && x->co == L && lua_isyieldable(L)) /* itself: stop here */
-        return tl_suspend(L, x, TASK_SUSPEND, NULL);
     return 1;
 }
 
 static int tl_task_done(lua_State *L) {
-    lua_pushboolean(L, tl_checktask(L, 1)->ended != 0);
+    tl_state *st = tl_st(L);
+    lua_pushboolean(L, tl_checktask(L, st, 1)->ended != 0);
     return 1;
 }
 
 static int tl_task_detach(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1);
+    tl_task *x = tl_checktask(L, st, 1);
     x->detached = 1;
     if (!x->ended) task_scope_leave(st->s, x->id);
     lua_pushboolean(L, 1);
@@ -821,21 +1323,23 @@ static int tl_task_detach(lua_State *L) {
 
 static int tl_task_elapsed(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1);
+    tl_task *x = tl_checktask(L, st, 1);
     lua_pushnumber(L, tl_ms(task_now(st->s) - x->born));
     return 1;
 }
 
 static int tl_task_traceback(lua_State *L) {
-    tl_task *x = tl_checktask(L, 1);
+    tl_state *st = tl_st(L);
+    tl_task *x = tl_checktask(L, st, 1);
     if (x->ended == TASK_X_FAIL) tl_info(L, 1, "tb");
-    else if (!x->ended) luaL_traceback(L, x->co, NULL, 0);
+    else if (!x->ended && lua_status(x->co) == LUA_YIELD) luaL_traceback(L, x->co, NULL, 0);
+    else if (!x->ended && x->co == L) luaL_traceback(L, L, NULL, 1);
     else lua_pushnil(L);
     return 1;
 }
 
 static int tl_task_index(lua_State *L) {
-    tl_task *x = tl_checktask(L, 1);
+    tl_task *x = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
     const char *k = lua_tostring(L, 2);
     if (k && strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)x->id);
     else if (k && strcmp(k, "name") == 0) tl_info(L, 1, "name");
@@ -848,24 +1352,44 @@ static int tl_task_index(lua_State *L) {
 }
 
 static const char *tl_status_name(tl_state *st, tl_task *x) {
-    int s = st->s && !st->closed ? task_status(st->s, x->id) : TASK_ENOENT;
+    int s = st->s && !st->closed && x->id ? task_status(st->s, x->id) : TASK_ENOENT;
     return s < 0 ? NULL : task_state_name(s);
 }
 
 static int tl_task_tostring(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1);
-    const char *s = tl_status_name(st, x);
+    tl_task *x = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
+    const char *s = tl_status_name(x->st, x);
     tl_info(L, 1, "name");
     lua_pushfstring(L, "Task %I (%s): %s", (lua_Integer)x->id,
                     lua_isstring(L, -1) ? lua_tostring(L, -1) : "task", s ? s : "released");
     return 1;
 }
 
+/* The Task is a to-be-closed variable at the bottom of its own thread
+   (tl_body): this runs when that thread is closed. Only a close from
+   outside the scheduler (coroutine.close) does anything: then the calls
+   were unwound first, so nothing is below this one. Called by hand, or
+   at the task's own end, it does nothing. */
+static int tl_task_close(lua_State *L) {
+    tl_task *t = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
+    tl_state *st = t->st;
+    lua_Debug ar;
+    if (!st || st->closed || t->closing || t->ended || L != t->co || lua_getstack(L, 1, &ar)) return 0;
+    if (!t->lost) t->lost = TL_LOST_CLOSED;
+    tl_unqueue(t);
+    tl_unanchor_sel(L, st, t);
+    task_abort(st->s, t->id); /* the scheduler ends it with the error at its next turn */
+    return 0;
+}
+
+/* Safe to call by hand on a live Task: releasing only tells the core to
+   free the task once it ends. */
 static int tl_task_gc(lua_State *L) {
-    tl_task *x = (tl_task *)lua_touserdata(L, 1);
+    tl_task *x = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
     tl_state *st = x->st;
-    if (st && x->id && st->s && !st->closed && !x->joined) task_release(st->s, x->id);
+    if (x->gcdone || !st) return 0;
+    x->gcdone = 1;
+    if (x->id && st->s && !st->closed && !x->joined) task_release(st->s, x->id);
     return 0;
 }
 
@@ -895,80 +1419,75 @@ static int tl_current(lua_State *L) {
 
 static int tl_status(lua_State *L) {
     tl_state *st = tl_st(L);
-    const char *s = tl_status_name(st, tl_checktask(L, 1));
+    const char *s = tl_status_name(st, tl_checktask(L, st, 1));
     if (s) lua_pushstring(L, s); else lua_pushnil(L);
     return 1;
 }
 
-/* Its context is st itself: the hottest continuation skips the upvalue. */
+/* sleep and yield: nothing to hand back; a cancel raises (also one that
+   came while the task was READY after a yield) */
 static int tl_k_sleep(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = (tl_state *)ctx;
+    TL_RESUMED(L, ctx, t);
     (void)status;
-    /* also when cancelled while READY (a yield): nothing was handed to it */
-    if (st->cur->why == TASK_R_CANCEL || task_self_cancelled(st->s)) return tl_raise_cancelled(L);
+    if (t->why == TASK_R_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
     return 0;
-}
-
-static int tl_suspend_st(lua_State *L, tl_state *st, tl_task *t, int code) {
-    t->suspending = 1;
-    t->code = (unsigned char)code;
-    return lua_yieldk(L, 0, (lua_KContext)st, tl_k_sleep);
 }
 
 static int tl_yield(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *t = tl_need(L, st, "task.yield");
-    tl_checkcancel(L, st, t);
-    return tl_suspend_st(L, st, t, TASK_YIELD);
+    tl_task *t;
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.yield");
+    return tl_park(L, t, TASK_YIELD, TL_WK_YIELD, tl_k_sleep);
 }
 
 static int tl_sleep(lua_State *L) {
     tl_state *st = tl_st(L);
     uint64_t ns = tl_checkms(L, 1, "task.sleep");
-    tl_task *t = tl_need(L, st, "task.sleep");
+    tl_task *t;
     int rc;
-    tl_checkcancel(L, st, t);
-    if (ns == 0) return tl_suspend_st(L, st, t, TASK_YIELD);
-    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, rc, "task.sleep");
-    return tl_suspend_st(L, st, t, TASK_SUSPEND);
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.sleep");
+    if (ns == 0) return tl_park(L, t, TASK_YIELD, TL_WK_YIELD, tl_k_sleep);
+    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, st, rc, "task.sleep");
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_SLEEP, tl_k_sleep);
 }
 
 static int tl_checkpoint(lua_State *L) {
-    tl_state *st = tl_st(L);
-    if (st->cur) tl_checkcancel(L, st, st->cur);
+    tl_checkcancel(L, tl_st(L));
     return 0;
 }
 
-/* Pushes the values resumed into external id `id` (kept in r_ext). */
+/* Pushes the values resumed into external id `id` before the wait (kept
+   in r_ext); returns how many. */
 static int tl_ext_values(lua_State *L, tl_state *st, lua_Integer id) {
-    int n;
+    int n, i, tbl;
     tl_getref(L, st->r_ext);
     if (lua_rawgeti(L, -1, id) != LUA_TTABLE) { lua_pop(L, 2); return 0; }
-    lua_pushnil(L);
-    lua_rawseti(L, -3, id);
     lua_getfield(L, -1, "n");
     n = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    luaL_checkstack(L, n, "task.wait");
-    {
-        int i, tbl = lua_gettop(L);
-        for (i = 1; i <= n; i++) lua_rawgeti(L, tbl, i);
-        lua_remove(L, tbl);
-        lua_remove(L, tbl - 1);
-    }
+    luaL_checkstack(L, n + 1, "task.wait");
+    lua_pushnil(L);
+    lua_rawseti(L, -3, id);
+    tbl = lua_gettop(L);
+    for (i = 1; i <= n; i++) lua_rawgeti(L, tbl, i);
+    lua_remove(L, tbl);
+    lua_remove(L, tbl - 1);
     return n;
 }
 
+/* wait() and wait(id): the values given (by wakeup or a resume of the id
+   while it waited) are on top; a resume that came first left them in r_ext */
 static int tl_k_wait(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    int why = tl_why(L);
+    TL_RESUMED(L, ctx, t);
+    int n = lua_gettop(L) - t->kbase;
+    task_id id = t->extwait;
     (void)status;
-    if (why == TASK_R_CANCEL) return tl_raise_cancelled(L);
-    if (ctx == 1 && lua_type(L, 1) == LUA_TNUMBER) { /* wait(id); ctx 0: a plain wait woken with a number */
-        lua_settop(L, 1);
-        return tl_ext_values(L, st, lua_tointeger(L, 1));
-    }
-    return lua_gettop(L) - (int)ctx;
+    t->extwait = 0;
+    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    if (n == 0 && id) return tl_ext_values(L, t->st, (lua_Integer)id); /* resumed before it waited */
+    return n;
 }
 
 /* wait() parks until wakeup(); wait(id) until resume(id, ...). */
@@ -979,31 +1498,35 @@ static int tl_wait(lua_State *L) {
     if (!lua_isnoneornil(L, 1)) {
         lua_Integer id = luaL_checkinteger(L, 1);
         lua_settop(L, 1);
+        tl_checkcancel(L, st);
         t = tl_need(L, st, "task.wait");
-        tl_checkcancel(L, st, t);
         if ((rc = task_ext_wait(st->s, (task_id)id)) != TASK_OK) {
             if (rc == TASK_ENOENT) return luaL_error(L, "task.wait: unknown, already used or stale external id");
-            return tl_fail(L, rc, "task.wait");
+            return tl_fail(L, st, rc, "task.wait");
         }
-        return tl_suspend(L, t, TASK_SUSPEND, tl_k_wait);
+        t->extwait = (task_id)id;
+        return tl_park(L, t, TASK_SUSPEND, TL_WK_EXT, tl_k_wait);
     }
     lua_settop(L, 0);
+    tl_checkcancel(L, st);
     t = tl_need(L, st, "task.wait");
-    tl_checkcancel(L, st, t);
-    if ((rc = task_wait(st->s)) != TASK_OK) return tl_fail(L, rc, "task.wait");
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_wait);
+    if ((rc = task_wait(st->s)) != TASK_OK) return tl_fail(L, st, rc, "task.wait");
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_WAIT, tl_k_wait);
 }
 
 static int tl_wakeup(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, 1);
-    int s = task_status(st->s, x->id);
+    tl_task *x = tl_checktask(L, st, 1);
+    int s = x->id ? task_status(st->s, x->id) : TASK_ENOENT;
     lua_settop(L, 2);
     if (s != TASK_WAIT)
         return luaL_error(L, "task.wakeup: task is %s, not WAIT", s < 0 ? "released" : task_state_name(s));
-    if (!lua_checkstack(x->co, 1)) return luaL_error(L, "task.wakeup: stack overflow");
+    if (lua_status(x->co) != LUA_YIELD) { /* closed from outside: it ends now */
+        tl_thread_lost(st, x);
+        return 0;
+    }
     lua_pushvalue(L, 2);
-    lua_xmove(L, x->co, 1);
+    lua_xmove(L, x->co, 1); /* room reserved when it parked */
     if (task_wakeup(st->s, x->id, NULL) != TASK_OK) {
         lua_pop(x->co, 1);
         return luaL_error(L, "task.wakeup: task is waiting for something else, not task.wait()");
@@ -1014,27 +1537,79 @@ static int tl_wakeup(lua_State *L) {
 
 static int tl_alloc(lua_State *L) {
     tl_state *st = tl_st(L);
-    task_id id;
+    task_id id = 0;
     int rc = task_ext_alloc(st->s, &id);
-    if (rc != TASK_OK) return tl_fail(L, rc, "task.alloc");
+    if (rc != TASK_OK) return tl_fail(L, st, rc, "task.alloc");
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
 
-static int tl_resume(lua_State *L) {
-    lua_Integer id = luaL_checkinteger(L, 1);
-    int n = lua_gettop(L) - 1, rc = task_lua_resume(L, (task_id)id, n);
-    if (rc == TASK_OK) { lua_pushboolean(L, 1); return 1; }
-    lua_pushboolean(L, 0);
-    lua_pushstring(L, rc == TASK_ESTATE ? "task.resume: id already resumed"
-                                        : "task.resume: unknown, already used or stale external id");
-    return 2;
+/* Protected part of a resume nobody waits for yet: st, ext, values... ->
+   r_ext[ext] = {values, n = n} */
+static int tl_resume_p(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+    lua_Integer ext = lua_tointeger(L, 2);
+    int i, n = lua_gettop(L) - 2;
+    lua_createtable(L, n, 1);
+    for (i = 1; i <= n; i++) {
+        lua_pushvalue(L, i + 2);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    tl_getref(L, st->r_ext);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, ext);
+    return 0;
 }
 
-static int tl_ext_release(lua_State *L) {
+/* task_lua_resume's work; msg (if not NULL) gets why it failed. */
+static int tl_resume_ext(lua_State *L, tl_state *st, task_id ext, int nvalues, const char **msg) {
+    int s = task_ext_status(st->s, ext);
+    task_id w;
+    const char *why = NULL;
+    int rc = TASK_OK;
+    if (s < 0) { rc = TASK_ENOENT; why = "unknown, already used or stale external id"; }
+    else if (s > 0) { rc = TASK_ESTATE; why = "id already resumed"; }
+    else if ((w = task_ext_waiter(st->s, ext)) != 0) {
+        tl_task *wt = task_step_of(st->s, w) == tl_step ? (tl_task *)task_userdata(st->s, w) : NULL;
+        if (wt && wt->st != st) { rc = TASK_EINVAL; why = "the task waiting for this id belongs to another lua_State"; }
+        else if (wt && (lua_status(wt->co) != LUA_YIELD || !lua_checkstack(wt->co, nvalues))) {
+            rc = TASK_ENOMEM; why = "cannot hand the values to the waiting task";
+        } else {
+            if (wt) { lua_xmove(L, wt->co, nvalues); wt->npend += nvalues; nvalues = 0; }
+            lua_pop(L, nvalues); /* a C task waits: it gets no Lua values */
+            return task_ext_resume(st->s, ext, NULL);
+        }
+    } else { /* nobody waits yet: the values wait in r_ext */
+        if (!lua_checkstack(L, 3)) { rc = TASK_ENOMEM; why = "not enough memory"; }
+        else {
+            lua_pushcfunction(L, tl_resume_p);
+            lua_pushlightuserdata(L, st);
+            lua_pushinteger(L, (lua_Integer)ext);
+            lua_rotate(L, -(nvalues + 3), 3);
+            if (lua_pcall(L, nvalues + 2, 0, 0) != LUA_OK) {
+                lua_pop(L, 1);
+                if (msg) *msg = "not enough memory";
+                return TASK_ENOMEM;
+            }
+            return task_ext_resume(st->s, ext, NULL);
+        }
+    }
+    lua_pop(L, nvalues);
+    if (msg) *msg = why;
+    return rc;
+}
+
+static int tl_resume(lua_State *L) {
     tl_state *st = tl_st(L);
-    task_ext_release(st->s, (task_id)luaL_checkinteger(L, 1));
-    return 0;
+    lua_Integer id = luaL_checkinteger(L, 1);
+    const char *why = NULL;
+    int rc = tl_resume_ext(L, st, (task_id)id, lua_gettop(L) - 1, &why);
+    if (rc == TASK_OK) { lua_pushboolean(L, 1); return 1; }
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "task.resume: %s", why ? why : task_strerror(rc));
+    return 2;
 }
 
 static int tl_now(lua_State *L) {
@@ -1042,33 +1617,120 @@ static int tl_now(lua_State *L) {
     return 1;
 }
 
-/* Ready-queue length; standalone, also the bytes the core holds (they come
-   from Lua's allocator but collectgarbage("count") does not see them). */
+/* The ready-queue length, one integer, as silly's taskstat. */
 static int tl_taskstat(lua_State *L) {
+    lua_pushinteger(L, task_ready_count(tl_st(L)->s));
+    return 1;
+}
+
+/* stats() -> {tasks, ready, running, waiting, sleeping, core_bytes}: the
+   scheduler's counts (every task it runs, C ones too); core_bytes, in
+   the standalone module, is what the core holds (it comes from Lua's
+   allocator, but collectgarbage("count") does not see it). */
+static int tl_stats(lua_State *L) {
     tl_state *st = tl_st(L);
-    lua_pushinteger(L, task_ready_count(st->s));
-    if (!st->lalloc) return 1;
-    lua_pushinteger(L, (lua_Integer)st->core_bytes);
-    return 2;
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, task_count(st->s, -1));
+    lua_setfield(L, -2, "tasks");
+    lua_pushinteger(L, task_count(st->s, TASK_READY));
+    lua_setfield(L, -2, "ready");
+    lua_pushinteger(L, task_count(st->s, TASK_RUN));
+    lua_setfield(L, -2, "running");
+    lua_pushinteger(L, task_count(st->s, TASK_WAIT));
+    lua_setfield(L, -2, "waiting");
+    lua_pushinteger(L, task_count(st->s, TASK_SLEEP));
+    lua_setfield(L, -2, "sleeping");
+    if (st->lalloc) {
+        lua_pushinteger(L, (lua_Integer)st->core_bytes);
+        lua_setfield(L, -2, "core_bytes");
+    }
+    return 1;
+}
+
+/* ---- reports: what a task waits for --------------------------------------- */
+
+/* Pushes the traceback of a task's parked thread, without the body's own
+   C trampoline at the bottom. */
+static void tl_pushtb(lua_State *L, lua_State *co, int level) {
+    size_t n;
+    const char *tb;
+    luaL_traceback(L, co, NULL, level);
+    tb = lua_tolstring(L, -1, &n);
+    if (n >= 11 && strcmp(tb + n - 11, "\n\t[C]: in ?") == 0) {
+        lua_pushlstring(L, tb, n - 11);
+        lua_remove(L, -2);
+    }
+}
+
+/* Pushes "task <id> (<name>)" for the Task at idx. */
+static void tl_pushlabel(lua_State *L, int idx) {
+    tl_task *x = (tl_task *)lua_touserdata(L, idx);
+    tl_info(L, idx, "name");
+    lua_pushfstring(L, "task %I (%s)", (lua_Integer)x->id, lua_isstring(L, -1) ? lua_tostring(L, -1) : "task");
+    lua_remove(L, -2);
+}
+
+/* Pushes what a parked Lua task waits for, in words. */
+static void tl_pushwait(lua_State *L, tl_state *st, tl_task *t) {
+    switch (t->waitkind) {
+    case TL_WK_YIELD: lua_pushliteral(L, "its next turn (yield)"); break;
+    case TL_WK_SLEEP: lua_pushliteral(L, "the end of a sleep"); break;
+    case TL_WK_WAIT: lua_pushliteral(L, "task.wakeup (task.wait)"); break;
+    case TL_WK_EXT: lua_pushfstring(L, "external id %I (task.resume)", (lua_Integer)t->extwait); break;
+    case TL_WK_JOIN:
+        if (t->joining) {
+            tl_pushtask(L, st, t->joining);
+            if (tl_classof(L, -1, st) == TL_C_TASK) {
+                tl_pushlabel(L, lua_gettop(L));
+                lua_pushfstring(L, "the end of %s (join)", lua_tostring(L, -1));
+                lua_replace(L, -3);
+                lua_pop(L, 1);
+                break;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pushliteral(L, "the end of a task (join)");
+        break;
+    case TL_WK_RECV: case TL_WK_SEND: {
+        tl_chan *ch = (tl_chan *)t->direct.obj;
+        if (ch && t->direct.q)
+            lua_pushfstring(L, "%s Channel (%I/%I%s)", t->waitkind == TL_WK_RECV ? "a value from" : "room in",
+                            ch->count, ch->cap, ch->closed ? ", closed" : "");
+        else lua_pushstring(L, t->waitkind == TL_WK_RECV ? "a value from a Channel" : "room in a Channel");
+        break;
+    }
+    case TL_WK_TIMER: lua_pushliteral(L, "a Timer"); break;
+    case TL_WK_SELECT: lua_pushfstring(L, "the first of %d awaitables (select)", t->nsel); break;
+    case TL_WK_SCOPE: lua_pushliteral(L, "the end of the tasks of its scope"); break;
+    case TL_WK_RACE: lua_pushfstring(L, "the first of %d tasks (race)", t->nsel); break;
+    default: lua_pushliteral(L, "nothing known"); break;
+    }
 }
 
 static int tl_tasks(lua_State *L) {
     tl_state *st = tl_st(L);
+    lua_settop(L, 0);
     lua_newtable(L);
     tl_getref(L, st->r_anchors);
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        tl_task *x = (tl_task *)luaL_testudata(L, -1, TL_TASK);
+    while (lua_next(L, 2)) {
+        tl_task *x;
         const char *s;
-        if (!x) { lua_pop(L, 1); continue; } /* luaL_ref's free list */
+        if (tl_classof(L, -1, st) != TL_C_TASK) { lua_pop(L, 1); continue; }
+        x = (tl_task *)lua_touserdata(L, -1);
         s = tl_status_name(st, x);
-        lua_createtable(L, 0, 2);
-        if (x->co == L) luaL_traceback(L, L, NULL, 1);
-        else luaL_traceback(L, x->co, NULL, 0);
+        lua_createtable(L, 0, 3);
+        if (x->co == L) tl_pushtb(L, L, 1);
+        else if (lua_status(x->co) == LUA_YIELD) tl_pushtb(L, x->co, 0);
+        else lua_pushliteral(L, "stack traceback:");
         lua_setfield(L, -2, "traceback");
         lua_pushstring(L, s ? s : "EXIT");
         lua_setfield(L, -2, "status");
-        lua_rawset(L, -5); /* result[Task] = info; the key stays for lua_next */
+        if (s && x->co != L && !x->ended) {
+            tl_pushwait(L, st, x);
+            lua_setfield(L, -2, "waits");
+        }
+        lua_rawset(L, 1); /* result[Task] = info; the key stays for lua_next */
     }
     lua_pop(L, 1);
     return 1;
@@ -1090,8 +1752,9 @@ static int tl_tracespawn(lua_State *L) {
 }
 
 static int tl_traceset(lua_State *L) {
+    tl_state *st = tl_st(L);
     lua_Integer id = luaL_checkinteger(L, 1);
-    lua_pushinteger(L, (lua_Integer)task_traceset(tl_st(L)->s, (uint64_t)id));
+    lua_pushinteger(L, (lua_Integer)task_traceset(st->s, (uint64_t)id));
     return 1;
 }
 
@@ -1104,10 +1767,13 @@ static int tl_tracepropagate(lua_State *L) {
    leaves this node (tracepropagate()); traceparent(header) -> trace id,
    or nil, err. The mapping is task.h's task_traceparent_format/parse. */
 static int tl_traceparent(lua_State *L) {
+    tl_state *st = tl_st(L);
     char buf[TASK_TRACEPARENT_LEN + 1];
     uint64_t id;
+    size_t len;
+    const char *h;
     if (lua_isnoneornil(L, 1)) {
-        id = task_tracepropagate(tl_st(L)->s);
+        id = task_tracepropagate(st->s);
         if (task_traceparent_format(id, buf) != TASK_OK) {
             lua_pushnil(L);
             lua_pushliteral(L, "task.traceparent: no trace id (bits 63..16 are zero; call task.tracespawn())");
@@ -1116,7 +1782,8 @@ static int tl_traceparent(lua_State *L) {
         lua_pushstring(L, buf);
         return 1;
     }
-    if (task_traceparent_parse(luaL_checkstring(L, 1), &id, NULL) != TASK_OK) {
+    h = luaL_checklstring(L, 1, &len);
+    if (strlen(h) != len || task_traceparent_parse(h, &id, NULL) != TASK_OK) {
         lua_pushnil(L);
         lua_pushliteral(L, "task.traceparent: invalid traceparent header");
         return 2;
@@ -1153,203 +1820,71 @@ static tl_token *tl_pushtoken(lua_State *L, tl_state *st, task_id id, int owned)
     tk->st = st;
     tk->id = id;
     tk->owned = owned;
-    luaL_setmetatable(L, TL_TOKEN);
+    luaL_setmetatable(L, tl_class_key[TL_C_TOKEN]);
     return tk;
 }
 
 static int tl_cancel_token(lua_State *L) {
     tl_state *st = tl_st(L);
-    task_id parent = 0, id;
+    task_id parent = 0, id = 0;
+    tl_token *tk;
     int rc;
-    if (!lua_isnoneornil(L, 1)) parent = ((tl_token *)luaL_checkudata(L, 1, TL_TOKEN))->id;
-    tl_pushtoken(L, st, 0, 0); /* first, so a failure below leaks nothing */
-    if ((rc = task_token_new(st->s, parent, &id)) != TASK_OK) return tl_fail(L, rc, "task.cancel_token");
-    ((tl_token *)lua_touserdata(L, -1))->id = id;
-    ((tl_token *)lua_touserdata(L, -1))->owned = 1;
+    if (!lua_isnoneornil(L, 1)) parent = ((tl_token *)tl_check(L, st, 1, TL_C_TOKEN))->id;
+    tk = tl_pushtoken(L, st, 0, 0); /* first, so a failure below leaks nothing */
+    if ((rc = task_token_new(st->s, parent, &id)) != TASK_OK) return tl_fail(L, st, rc, "task.cancel_token");
+    tk->id = id;
+    tk->owned = 1;
     return 1;
 }
 
 static int tl_token_cancel(lua_State *L) {
-    tl_token *tk = (tl_token *)luaL_checkudata(L, 1, TL_TOKEN);
-    lua_pushboolean(L, task_token_cancel(tk->st->s, tk->id) == TASK_OK);
+    tl_state *st = tl_st(L);
+    tl_token *tk = (tl_token *)tl_check(L, st, 1, TL_C_TOKEN);
+    lua_pushboolean(L, task_token_cancel(st->s, tk->id) == TASK_OK);
     return 1;
 }
 
 static int tl_token_is_cancelled(lua_State *L) {
-    tl_token *tk = (tl_token *)luaL_checkudata(L, 1, TL_TOKEN);
-    lua_pushboolean(L, task_token_cancelled(tk->st->s, tk->id) == 1);
+    tl_state *st = tl_st(L);
+    tl_token *tk = (tl_token *)tl_check(L, st, 1, TL_C_TOKEN);
+    lua_pushboolean(L, task_token_cancelled(st->s, tk->id) == 1);
     return 1;
 }
 
 static int tl_token_check(lua_State *L) {
-    tl_token *tk = (tl_token *)luaL_checkudata(L, 1, TL_TOKEN);
-    if (task_token_cancelled(tk->st->s, tk->id) == 1) return tl_raise_cancelled(L);
+    tl_state *st = tl_st(L);
+    tl_token *tk = (tl_token *)tl_check(L, st, 1, TL_C_TOKEN);
+    if (task_token_cancelled(st->s, tk->id) == 1) return tl_raise_cancelled(L);
     return 0;
 }
 
 static int tl_token_gc(lua_State *L) {
-    tl_token *tk = (tl_token *)lua_touserdata(L, 1);
+    tl_token *tk = (tl_token *)tl_check_raw(L, 1, TL_C_TOKEN);
     if (tk->owned && tk->st->s && !tk->st->closed) task_token_release(tk->st->s, tk->id);
-    return 0;
-}
-
-/* ---- scopes (the Lua side in the embedded chunk) ---------------------- */
-
-static tl_scope *tl_checkscope(lua_State *L, int idx) { return (tl_scope *)luaL_checkudata(L, idx, TL_SCOPE); }
-
-static int tl_scope_open(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *t = tl_need(L, st, "task.scope");
-    tl_scope *sc;
-    task_id id;
-    int rc;
-    lua_settop(L, 1);
-    sc = (tl_scope *)lua_newuserdatauv(L, sizeof *sc, 2);
-    sc->id = 0;
-    sc->failed = 0;
-    luaL_setmetatable(L, TL_SCOPE);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);
-    tl_getref(L, st->r_scopes);
-    if ((rc = task_scope_open(st->s, &id)) != TASK_OK) return tl_fail(L, rc, "task.scope");
-    sc->id = id;
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)(uint32_t)id);
-    lua_pop(L, 1);
-    (void)t;
-    return 1;
-}
-
-static int tl_scope_fail(lua_State *L) { /* scope, err: the first error wins */
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, 1);
-    if (!sc->failed) {
-        sc->failed = 1;
-        lua_settop(L, 2);
-        lua_setiuservalue(L, 1, 2);
-    }
-    task_scope_cancel(st->s, sc->id);
-    return 0;
-}
-
-static int tl_k_scope_close(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, 1);
-    (void)status; (void)ctx;
-    tl_why(L);
-    tl_getref(L, st->r_scopes);
-    lua_pushnil(L);
-    lua_rawseti(L, -2, (lua_Integer)(uint32_t)sc->id);
-    return 0;
-}
-
-static int tl_scope_close(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, 1);
-    tl_task *t = tl_need(L, st, "task.scope");
-    int rc;
-    lua_settop(L, 1);
-    if ((rc = task_scope_close(st->s, sc->id)) != TASK_OK) return tl_fail(L, rc, "task.scope");
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_scope_close);
-}
-
-static int tl_scope_error(lua_State *L) {
-    tl_scope *sc = tl_checkscope(L, 1);
-    lua_pushboolean(L, sc->failed);
-    lua_getiuservalue(L, 1, 2);
-    return 2;
-}
-
-static int tl_scope_abort(lua_State *L) {
-    task_scope_abort(tl_st(L)->s, tl_checkscope(L, 1)->id);
-    return 0;
-}
-
-static int tl_scope_spawn(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, 1);
-    task_opts o;
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (task_scope_count(st->s, sc->id) < 0) return luaL_error(L, "Scope:spawn: the scope is closed");
-    memset(&o, 0, sizeof o);
-    o.scope = sc->id;
-    tl_spawn_at(L, st, 2, lua_gettop(L) - 2, &o, 0, "Scope:spawn");
-    return 1;
-}
-
-static int tl_scope_cancel(lua_State *L) {
-    tl_state *st = tl_st(L);
-    lua_pushboolean(L, task_scope_cancel(st->s, tl_checkscope(L, 1)->id) == TASK_OK);
-    return 1;
-}
-
-static int tl_scope_token(lua_State *L) {
-    tl_state *st = tl_st(L);
-    task_id k = task_scope_token(st->s, tl_checkscope(L, 1)->id);
-    if (!k) return luaL_error(L, "Scope:token: the scope is closed");
-    tl_pushtoken(L, st, k, 0);
-    return 1;
-}
-
-static int tl_scope_index(lua_State *L) {
-    const char *k = lua_tostring(L, 2);
-    tl_checkscope(L, 1);
-    if (k && strcmp(k, "name") == 0) lua_getiuservalue(L, 1, 1);
-    else {
-        lua_pushvalue(L, lua_upvalueindex(2));
-        lua_pushvalue(L, 2);
-        lua_rawget(L, -2);
-    }
-    return 1;
-}
-
-/* ---- private helpers for the embedded chunk --------------------------- */
-
-static int tl_p_intask(lua_State *L) {
-    tl_state *st = tl_st(L);
-    const char *fn = luaL_checkstring(L, 1);
-    tl_task *t = st->cur;
-    const char *why = !t ? "must be called from inside a task"
-                      : t->co != L ? "cannot suspend from a coroutine nested inside a task"
-                      : !lua_isyieldable(L) ? "cannot suspend here (a metamethod or C function that does not allow yields)"
-                      : NULL;
-    if (why) {
-        lua_pushfstring(L, "%s: %s", fn, why);
-        return lua_error(L);
-    }
-    tl_checkcancel(L, st, t);
-    return 0;
-}
-
-static int tl_p_claim(lua_State *L) {
-    tl_checktask(L, 1)->claimed = 1;
-    return 0;
-}
-
-static int tl_p_checkms(lua_State *L) {
-    const char *fn = luaL_checkstring(L, 2);
-    if (lua_type(L, 1) != LUA_TNUMBER) {
-        lua_pushfstring(L, "bad argument #1 to '%s' (number expected, got %s)",
-                        strchr(fn, '.') ? strchr(fn, '.') + 1 : fn, luaL_typename(L, 1));
-        return lua_error(L);
-    }
-    tl_validms(L, 1, fn);
+    tk->owned = 0;
     return 0;
 }
 
 /* ---- channels ------------------------------------------------------------ */
 
-static tl_chan *tl_checkchan(lua_State *L, int idx) { return (tl_chan *)luaL_checkudata(L, idx, TL_CHAN); }
+#define tl_checkchan(L, st, i) ((tl_chan *)tl_check((L), (st), (i), TL_C_CHAN))
 
 static int tl_channel(lua_State *L) {
+    tl_state *st = tl_st(L);
     lua_Integer cap = 64;
     tl_chan *ch;
-    if (lua_type(L, 1) == LUA_TNUMBER) {
-        if (!lua_isinteger(L, 1) || (cap = lua_tointeger(L, 1)) <= 0) return luaL_error(L, "task.channel: capacity must be positive");
+    (void)st;
+    if (lua_type(L, 1) == LUA_TNUMBER) { /* 2.0 is 2, as everywhere in Lua 5.4 */
+        int isint;
+        cap = lua_tointegerx(L, 1, &isint);
+        if (!isint || cap <= 0) return luaL_error(L, "task.channel: capacity must be positive");
     } else if (lua_type(L, 1) == LUA_TTABLE) {
-        int t = lua_getfield(L, 1, "capacity");
-        if (t != LUA_TNIL && (!lua_isinteger(L, -1) || (cap = lua_tointeger(L, -1)) <= 0))
-            return luaL_error(L, "task.channel: capacity must be positive");
+        if (lua_getfield(L, 1, "capacity") != LUA_TNIL) {
+            int isint;
+            cap = lua_tointegerx(L, -1, &isint);
+            if (!isint || lua_type(L, -1) != LUA_TNUMBER || cap <= 0)
+                return luaL_error(L, "task.channel: capacity must be positive");
+        }
         lua_pop(L, 1);
     } else if (!lua_isnoneornil(L, 1)) {
         return luaL_typeerror(L, 1, "nil, number or table");
@@ -1357,13 +1892,15 @@ static int tl_channel(lua_State *L) {
     ch = (tl_chan *)lua_newuserdatauv(L, sizeof *ch, 1);
     memset(ch, 0, sizeof *ch);
     ch->cap = cap;
-    luaL_setmetatable(L, TL_CHAN);
+    luaL_setmetatable(L, tl_class_key[TL_C_CHAN]);
     lua_createtable(L, cap < 64 ? (int)cap : 64, 0);
     lua_setiuservalue(L, -2, 1);
     return 1;
 }
 
-/* The buffer is a ring in the channel's user value: slots 1..cap. */
+/* The buffer is a ring in the channel's user value: slots 1..cap. A store
+   that may allocate (a new key) comes before the count changes, so a
+   memory error leaves the channel as it was. */
 static void tl_chan_put(lua_State *L, int chidx, tl_chan *ch) { /* pops the value */
     lua_getiuservalue(L, chidx, 1);
     lua_insert(L, -2);
@@ -1372,96 +1909,117 @@ static void tl_chan_put(lua_State *L, int chidx, tl_chan *ch) { /* pops the valu
     ch->count++;
 }
 
-static void tl_chan_take(lua_State *L, int chidx, tl_chan *ch) { /* pushes the value */
+/* Pushes the value at the head. A blocked sender's value takes the freed
+   place: the ring is full while senders wait, so that place is the tail
+   and the store overwrites a key that exists. */
+static void tl_chan_take(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
     lua_Integer slot = ch->head + 1;
+    tl_reg *r = ch->count == ch->cap ? tl_q_first(st, &ch->sendq) : NULL;
     lua_getiuservalue(L, chidx, 1);
     lua_rawgeti(L, -1, slot);
-    lua_pushnil(L);
+    if (r) {
+        lua_State *sco = r->task->co;
+        lua_pushvalue(sco, r->vidx); /* room reserved when it parked */
+        lua_xmove(sco, L, 1);
+    } else lua_pushnil(L);
     lua_rawseti(L, -3, slot);
     lua_remove(L, -2);
     ch->head = (ch->head + 1) % ch->cap;
-    ch->count--;
-}
-
-/* A receiver took a slot: the first blocked sender's value moves in. */
-static void tl_chan_refill(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
-    tl_reg *r = tl_q_first(st, &ch->sendq);
-    lua_State *sco;
-    if (!r) return;
-    sco = r->task->co;
-    lua_pushvalue(sco, r->vidx);
-    lua_xmove(sco, L, 1);
-    tl_chan_put(L, chidx, ch);
-    lua_pushboolean(L, 1);
-    tl_give(L, r->task, 1);
-    tl_complete(st, r);
-}
-
-static int tl_k_chan(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    tl_task *t = st->cur;
-    (void)status;
-    tl_unregister(t);
-    if (tl_why(L) == TASK_R_CANCEL) return tl_raise_cancelled(L);
-    return lua_gettop(L) - (int)ctx;
-}
-
-static int tl_chan_send(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, 1);
-    lua_settop(L, 2);
-    if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if (tl_q_first(st, &ch->recvq)) { /* hand it straight to a waiting receiver */
-        tl_reg *r = ch->recvq.head;
-        if (!lua_checkstack(r->task->co, 1)) return luaL_error(L, "Channel:send: stack overflow");
-        lua_pushvalue(L, 2);
-        tl_give(L, r->task, 1);
-        tl_complete(st, r);
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (ch->count < ch->cap) {
-        tl_chan_put(L, 1, ch);
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    return tl_park_on(L, st, "Channel:send", ch, TL_K_CHAN, &ch->sendq, 2, tl_k_chan);
-}
-
-static int tl_chan_try_send(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, 1);
-    lua_settop(L, 2);
-    if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if (tl_q_first(st, &ch->recvq) || ch->count < ch->cap) return tl_chan_send(L); /* will not wait */
-    lua_pushnil(L);
-    lua_pushliteral(L, "full");
-    return 2;
+    if (r) tl_complete(st, r, TL_W_SENT);
+    else ch->count--;
 }
 
 /* Non-blocking receive: pushes the outcome and returns its count, or 0. */
 static int tl_chan_poll(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
     if (ch->count > 0) {
-        tl_chan_take(L, chidx, ch);
-        tl_chan_refill(L, st, chidx, ch);
+        tl_chan_take(L, st, chidx, ch);
         return 1;
     }
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
     return 0;
 }
 
+/* After a wait on a channel (recv, send) or a timer: the outcome. */
+static int tl_k_chan(lua_State *L, int status, lua_KContext ctx) {
+    TL_RESUMED(L, ctx, t);
+    (void)status;
+    tl_unqueue(t);
+    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    switch (t->wake) {
+    case TL_W_VALUE: return lua_gettop(L) - t->kbase;
+    case TL_W_CLOSED: lua_pushnil(L); lua_pushliteral(L, "closed"); return 2;
+    default: lua_pushboolean(L, 1); return 1; /* sent, fired */
+    }
+}
+
+/* The running task parks on one awaitable's queue (vidx: a sender's value). */
+static int tl_park_on(lua_State *L, tl_state *st, const char *fn, void *obj, int kind, tl_regq *q, int vidx, int wk) {
+    tl_task *t = tl_need(L, st, fn);
+    int rc;
+    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, st, rc, fn);
+    tl_reg_add(&t->direct, t, obj, kind, 0, q);
+    t->direct.vidx = vidx;
+    return tl_park(L, t, TASK_SUSPEND, wk, tl_k_chan);
+}
+
+static int tl_chan_send(lua_State *L) {
+    tl_state *st = tl_st(L);
+    tl_chan *ch = tl_checkchan(L, st, 1);
+    tl_reg *r;
+    lua_settop(L, 2);
+    tl_checkcancel(L, st);
+    if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
+    if ((r = tl_q_first(st, &ch->recvq)) != NULL) { /* straight to a waiting receiver */
+        lua_pushvalue(L, 2);
+        tl_give(L, r->task, 1);
+        tl_complete(st, r, TL_W_VALUE);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (ch->count < ch->cap) {
+        lua_pushvalue(L, 2);
+        tl_chan_put(L, 1, ch);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    return tl_park_on(L, st, "Channel:send", ch, TL_C_CHAN, &ch->sendq, 2, TL_WK_SEND);
+}
+
+static int tl_chan_try_send(lua_State *L) {
+    tl_state *st = tl_st(L);
+    tl_chan *ch = tl_checkchan(L, st, 1);
+    tl_reg *r;
+    lua_settop(L, 2);
+    if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
+    if ((r = tl_q_first(st, &ch->recvq)) != NULL) {
+        lua_pushvalue(L, 2);
+        tl_give(L, r->task, 1);
+        tl_complete(st, r, TL_W_VALUE);
+    } else if (ch->count < ch->cap) {
+        lua_pushvalue(L, 2);
+        tl_chan_put(L, 1, ch);
+    } else {
+        lua_pushnil(L);
+        lua_pushliteral(L, "full");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int tl_chan_recv(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, 1);
+    tl_chan *ch = tl_checkchan(L, st, 1);
     int n;
     lua_settop(L, 1);
+    tl_checkcancel(L, st);
     if ((n = tl_chan_poll(L, st, 1, ch)) > 0) return n;
-    return tl_park_on(L, st, "Channel:recv", ch, TL_K_CHAN, &ch->recvq, 0, tl_k_chan);
+    return tl_park_on(L, st, "Channel:recv", ch, TL_C_CHAN, &ch->recvq, 0, TL_WK_RECV);
 }
 
 static int tl_chan_try_recv(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, 1);
+    tl_chan *ch = tl_checkchan(L, st, 1);
     int n;
     lua_settop(L, 1);
     if ((n = tl_chan_poll(L, st, 1, ch)) > 0) return n;
@@ -1470,53 +2028,50 @@ static int tl_chan_try_recv(lua_State *L) {
     return 2;
 }
 
+/* Wakes every waiter with its closed result; allocates nothing, so it
+   completes whatever the memory left. */
 static int tl_chan_close(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, 1);
+    tl_chan *ch = tl_checkchan(L, st, 1);
     if (!ch->closed) {
         ch->closed = 1;
-        while (ch->recvq.head || ch->sendq.head) {
-            tl_reg *r = ch->recvq.head ? ch->recvq.head : ch->sendq.head;
-            if (lua_checkstack(r->task->co, 2)) {
-                lua_pushnil(L);
-                lua_pushliteral(L, "closed");
-                tl_give(L, r->task, 2);
-            }
-            tl_complete(st, r);
-        }
+        tl_complete_all(st, &ch->recvq, TL_W_CLOSED);
+        tl_complete_all(st, &ch->sendq, TL_W_CLOSED);
     }
     lua_pushboolean(L, 1);
     return 1;
 }
 
 static int tl_chan_len(lua_State *L) {
-    lua_pushinteger(L, tl_checkchan(L, 1)->count);
+    tl_state *st = tl_st(L);
+    lua_pushinteger(L, tl_checkchan(L, st, 1)->count);
     return 1;
 }
 
 static int tl_chan_tostring(lua_State *L) {
-    tl_chan *ch = tl_checkchan(L, 1);
+    tl_chan *ch = (tl_chan *)tl_check_raw(L, 1, TL_C_CHAN);
     lua_pushfstring(L, "Channel (%I/%I%s)", ch->count, ch->cap, ch->closed ? ", closed" : "");
     return 1;
 }
 
 /* ---- timers (awaitables) ------------------------------------------------ */
 
-static tl_timer *tl_checktimer(lua_State *L, int idx) { return (tl_timer *)luaL_checkudata(L, idx, TL_TIMER); }
+#define tl_checktimer(L, st, i) ((tl_timer *)tl_check((L), (st), (i), TL_C_TIMER))
 
-static void tl_timer_unanchor(tl_state *st, tl_timer *tm) {
-    tl_getref(st->L, st->r_timers);
-    lua_pushnil(st->L);
-    lua_rawsetp(st->L, -2, tm);
-    lua_pop(st->L, 1);
+static void tl_timer_unanchor(lua_State *L, tl_state *st, tl_timer *tm) {
+    tl_getref(L, st->r_timers);
+    lua_pushnil(L);
+    lua_rawsetp(L, -2, tm);
+    lua_pop(L, 1);
 }
 
 static void tl_timer_fired(task_sched *s, task_id id, void *ud) {
     tl_timer *tm = (tl_timer *)ud;
+    tl_state *st = tm->st;
     (void)s; (void)id;
     tm->fired = 1;
-    tl_complete_all(tm->st, &tm->waitq);
-    tl_timer_unanchor(tm->st, tm);
+    tl_complete_all(st, &tm->waitq, TL_W_FIRED);
+    if (lua_checkstack(st->L, 3)) tl_timer_unanchor(st->L, st, tm);
 }
 
 static int tl_timer_new(lua_State *L) {
@@ -1526,75 +2081,77 @@ static int tl_timer_new(lua_State *L) {
     int rc;
     memset(tm, 0, sizeof *tm);
     tm->st = st;
-    luaL_setmetatable(L, TL_TIMER);
+    luaL_setmetatable(L, tl_class_key[TL_C_TIMER]);
     tl_getref(L, st->r_timers);
     lua_pushvalue(L, -2);
     lua_rawsetp(L, -2, tm); /* anchored while armed: the core holds its address */
     lua_pop(L, 1);
     if ((rc = task_after(st->s, ns, tl_timer_fired, tm, &tm->id)) != TASK_OK) {
-        tl_timer_unanchor(st, tm);
-        return tl_fail(L, rc, "task.timer");
+        tl_timer_unanchor(L, st, tm);
+        return tl_fail(L, st, rc, "task.timer");
     }
-    return 1;
-}
-
-static int tl_k_timer(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    (void)status; (void)ctx;
-    tl_unregister(st->cur);
-    if (tl_why(L) == TASK_R_CANCEL) return tl_raise_cancelled(L);
-    lua_pushboolean(L, 1);
     return 1;
 }
 
 static int tl_timer_wait(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_timer *tm = tl_checktimer(L, 1);
+    tl_timer *tm = tl_checktimer(L, st, 1);
     lua_settop(L, 1);
+    tl_checkcancel(L, st);
     if (tm->fired) { lua_pushboolean(L, 1); return 1; }
-    return tl_park_on(L, st, "Timer:wait", tm, TL_K_TIMER, &tm->waitq, 0, tl_k_timer);
+    return tl_park_on(L, st, "Timer:wait", tm, TL_C_TIMER, &tm->waitq, 0, TL_WK_TIMER);
 }
 
 static int tl_timer_cancel(lua_State *L) {
     tl_state *st = tl_st(L);
-    tl_timer *tm = tl_checktimer(L, 1);
+    tl_timer *tm = tl_checktimer(L, st, 1);
     int ok = !tm->fired && !tm->cancelled;
     if (ok) {
         task_timer_cancel(st->s, tm->id);
         tm->cancelled = 1;
-        tl_timer_unanchor(st, tm);
+        tl_timer_unanchor(L, st, tm);
     }
     lua_pushboolean(L, ok);
     return 1;
 }
 
 static int tl_timer_done(lua_State *L) {
-    lua_pushboolean(L, tl_checktimer(L, 1)->fired);
+    tl_state *st = tl_st(L);
+    lua_pushboolean(L, tl_checktimer(L, st, 1)->fired);
     return 1;
 }
 
 /* ---- select ---------------------------------------------------------------- */
 
+/* Stack: list, registrations (their user values anchor the awaitables). */
 static int tl_k_select(lua_State *L, int status, lua_KContext ctx) {
-    tl_state *st = tl_st(L);
-    tl_task *t = st->cur;
-    int why = tl_why(L), won = t->won, n;
+    TL_RESUMED(L, ctx, t);
+    tl_state *st = t->st;
+    int won = t->won, n = lua_gettop(L) - t->kbase, w;
     (void)status;
-    tl_unregister(t);
-    if (why == TASK_R_CANCEL) return tl_raise_cancelled(L);
-    n = lua_gettop(L) - (int)ctx; /* a channel's value(s) */
-    if (n == 0) {
-        lua_rawgeti(L, 1, won);
-        if (luaL_testudata(L, -1, TL_TASK)) { /* a task: its outcome, as join */
-            int idx = lua_gettop(L);
-            lua_pushinteger(L, won);
-            return 1 + tl_take(L, st, (tl_task *)lua_touserdata(L, idx), idx);
-        }
-        lua_pop(L, 1);
+    tl_unqueue(t);
+    tl_unanchor_sel(L, st, t);
+    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    switch (t->wake) {
+    case TL_W_VALUE: /* a channel's value */
+        lua_pushinteger(L, won);
+        lua_insert(L, -(n + 1));
+        return n + 1;
+    case TL_W_CLOSED:
+        lua_pushinteger(L, won);
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 3;
+    case TL_W_ENDED: /* a task: its outcome, as join */
+        lua_getiuservalue(L, 2, won);
+        w = lua_gettop(L);
+        lua_pushinteger(L, won);
+        return 1 + tl_take(L, st, (tl_task *)lua_touserdata(L, w), w);
+    default: /* a timer */
+        lua_pushinteger(L, won);
+        lua_pushboolean(L, 1);
+        return 2;
     }
-    lua_pushinteger(L, won);
-    lua_insert(L, -(n + 1));
-    return n + 1;
 }
 
 static int tl_select(lua_State *L) {
@@ -1605,60 +2162,707 @@ static int tl_select(lua_State *L) {
     int rc;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    n = luaL_len(L, 1);
+    tl_checkcancel(L, st);
+    n = (lua_Integer)lua_rawlen(L, 1);
     if (n < 1) return luaL_error(L, "task.select: the list is empty");
     if (n > 100000) return luaL_error(L, "task.select: the list is too long");
+    /* Made before the list is read, which is read once: allocating can run
+       the collector (weak entries, finalizers that rewrite the list). */
+    regs = (tl_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, (int)n);
+    memset(regs, 0, sizeof *regs * (size_t)n);
     for (i = 1; i <= n; i++) { /* ready now? the lowest index wins */
+        int cls, r;
         void *u;
         lua_rawgeti(L, 1, i);
-        if ((u = luaL_testudata(L, -1, TL_TASK)) != NULL) {
-            tl_task *x = (tl_task *)u;
-            if (x == st->cur) return luaL_error(L, "task.select: a task cannot wait for itself");
-            if (x->ended || x->joined) {
-                int idx = lua_gettop(L), r;
+        cls = tl_classof(L, -1, st);
+        u = lua_touserdata(L, -1);
+        switch (cls) {
+        case TL_C_TASK:
+            if (u == st->cur) return luaL_error(L, "task.select: a task cannot wait for itself");
+            if (((tl_task *)u)->ended || ((tl_task *)u)->joined) {
+                int idx = lua_gettop(L);
                 lua_pushinteger(L, i);
-                r = tl_take(L, st, x, idx);
-                return r + 1;
+                return 1 + tl_take(L, st, (tl_task *)u, idx);
             }
-        } else if ((u = luaL_testudata(L, -1, TL_CHAN)) != NULL) {
-            int idx = lua_gettop(L), r;
+            break;
+        case TL_C_CHAN:
             lua_pushinteger(L, i);
-            if ((r = tl_chan_poll(L, st, idx, (tl_chan *)u)) > 0) return r + 1;
+            if ((r = tl_chan_poll(L, st, lua_gettop(L) - 1, (tl_chan *)u)) > 0) return r + 1;
             lua_pop(L, 1);
-        } else if ((u = luaL_testudata(L, -1, TL_TIMER)) != NULL) {
-            if (((tl_timer *)u)->fired) { lua_pushinteger(L, i); return 1; }
-        } else {
+            break;
+        case TL_C_TIMER:
+            if (((tl_timer *)u)->fired) { lua_pushinteger(L, i); lua_pushboolean(L, 1); return 2; }
+            break;
+        default:
             return luaL_error(L, "bad argument #1 to 'select' (element %I is not a Task, Channel or Timer)", i);
         }
-        lua_pop(L, 1);
+        regs[i - 1].kind = cls;
+        regs[i - 1].obj = u;
+        lua_setiuservalue(L, 2, (int)i);
     }
     t = tl_need(L, st, "task.select");
-    tl_checkcancel(L, st, t);
-    regs = (tl_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, 0); /* lives on this stack */
-    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, rc, "task.select");
-    for (i = 1; i <= n; i++) {
-        void *u;
-        tl_reg *r = &regs[i - 1];
-        lua_rawgeti(L, 1, i);
-        if ((u = luaL_testudata(L, -1, TL_TASK)) != NULL) {
-            tl_reg_init(r, t, u, TL_K_TASK, (int)i);
-            tl_reg_add(r, &((tl_task *)u)->waitq);
-        } else if ((u = luaL_testudata(L, -1, TL_CHAN)) != NULL) {
-            tl_reg_init(r, t, u, TL_K_CHAN, (int)i);
-            tl_reg_add(r, &((tl_chan *)u)->recvq);
-        } else {
-            u = lua_touserdata(L, -1);
-            tl_reg_init(r, t, u, TL_K_TIMER, (int)i);
-            tl_reg_add(r, &((tl_timer *)u)->waitq);
-        }
-        lua_pop(L, 1);
+    tl_getref(L, st->r_parked); /* anchors the registrations while it waits */
+    lua_pushvalue(L, 2);
+    lua_rawsetp(L, -2, t);
+    lua_pop(L, 1);
+    if ((rc = task_park(st->s)) != TASK_OK) {
+        tl_unanchor_sel(L, st, t);
+        return tl_fail(L, st, rc, "task.select");
+    }
+    for (i = 0; i < n; i++) {
+        tl_reg *r = &regs[i];
+        tl_regq *q = r->kind == TL_C_TASK ? &((tl_task *)r->obj)->waitq
+                   : r->kind == TL_C_CHAN ? &((tl_chan *)r->obj)->recvq : &((tl_timer *)r->obj)->waitq;
+        tl_reg_add(r, t, r->obj, r->kind, (int)i + 1, q);
     }
     t->sel = regs;
     t->nsel = (int)n;
     t->won = 0;
-    return tl_suspend(L, t, TASK_SUSPEND, tl_k_select);
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_SELECT, tl_k_select);
 }
 
+/* ---- scopes and the combinators ------------------------------------------ */
+
+/* A Scope's user values: 1 name, 2 the first error, 3 the Task that raised
+   it. What runs in it (sc->kind) decides what closing it returns. */
+enum { TL_SC_SCOPE = 0, TL_SC_WITH_TIMEOUT, TL_SC_ALL, TL_SC_RACE, TL_SC_TIMEOUT };
+
+#define tl_checkscope(L, st, i) ((tl_scope *)tl_check((L), (st), (i), TL_C_SCOPE))
+
+/* Raises the error left on top when the task parked (to finish an
+   arrangement the core needs it to park for). */
+static int tl_k_raise(lua_State *L, int status, lua_KContext ctx) {
+    TL_RESUMED(L, ctx, t);
+    (void)status;
+    return lua_error(L);
+}
+
+/* Opens a scope owned by the running task t and pushes its Scope (its name
+   at nameidx, or none). The Scope is recorded under its slot in r_scopes:
+   errors of its members find it there, and a deadline timer holds its
+   address, so it lives until the scope ends (tl_scope_end). */
+static tl_scope *tl_scope_new(lua_State *L, tl_state *st, tl_task *t, int nameidx, int kind) {
+    tl_scope *sc;
+    task_id id = 0;
+    uint32_t slot;
+    int rc;
+    if (nameidx) nameidx = lua_absindex(L, nameidx);
+    luaL_checkstack(L, 6, "task.scope");
+    sc = (tl_scope *)lua_newuserdatauv(L, sizeof *sc, 3);
+    memset(sc, 0, sizeof *sc);
+    sc->kind = (unsigned char)kind;
+    luaL_setmetatable(L, tl_class_key[TL_C_SCOPE]);
+    if (nameidx) {
+        lua_pushvalue(L, nameidx);
+        lua_setiuservalue(L, -2, 1);
+    }
+    tl_getref(L, st->r_scopes); /* the key a new slot gets is made now: storing later cannot fail */
+    if (lua_rawgeti(L, -1, (lua_Integer)st->shi + 1) == LUA_TNIL) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -3, (lua_Integer)st->shi + 1);
+    }
+    lua_pop(L, 1);
+    rc = kind == TL_SC_TIMEOUT ? task_cancel_scope_open(st->s, &id) : task_scope_open(st->s, &id);
+    if (rc != TASK_OK) tl_fail(L, st, rc, "task.scope");
+    sc->id = id;
+    sc->owner = t;
+    sc->open = 1;
+    t->nscopes++;
+    slot = (uint32_t)id;
+    lua_pushvalue(L, -2);
+    if (slot <= st->shi + 1) {
+        lua_rawseti(L, -2, slot);
+        if (slot > st->shi) st->shi = slot;
+    } else { /* slots others took: the store may need room */
+        lua_pushcfunction(L, tl_anchor_p);
+        lua_insert(L, -3);
+        lua_pushinteger(L, slot);
+        lua_insert(L, -2);
+        if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+            sc->open = 0;
+            t->nscopes--;
+            sc->owner = NULL;
+            if (kind == TL_SC_TIMEOUT) {
+                task_cancel_scope_close(st->s, id);
+                lua_error(L);
+            }
+            /* an empty scope closes at once, but the core needs the owner
+               to park for it */
+            if (task_scope_close(st->s, id) == TASK_OK) tl_park(L, t, TASK_SUSPEND, TL_WK_NONE, tl_k_raise);
+            lua_error(L);
+        }
+        lua_pushnil(L); /* for the pop below */
+    }
+    lua_pop(L, 1);
+    return sc;
+}
+
+/* The scope is over (closed, or its owner ended): no deadline may fire
+   for it any more, and it is no longer recorded. */
+static void tl_scope_end(lua_State *L, tl_state *st, tl_scope *sc) {
+    if (sc->timer) {
+        task_timer_cancel(st->s, sc->timer);
+        sc->timer = 0;
+    }
+    if (sc->open) {
+        tl_getref(L, st->r_scopes);
+        lua_pushboolean(L, 0); /* false, not nil: the key stays for the next scope */
+        lua_rawseti(L, -2, (lua_Integer)(uint32_t)sc->id);
+        lua_pop(L, 1);
+        sc->open = 0;
+        if (sc->owner) sc->owner->nscopes--;
+    }
+    sc->owner = NULL;
+}
+
+static void tl_grace_fired(task_sched *s, task_id id, void *ud) {
+    tl_scope *sc = (tl_scope *)ud;
+    (void)id;
+    sc->timer = 0;
+    task_scope_abort(s, sc->id);
+}
+
+/* A scope's deadline: cancel it; grace later, abort what is left. */
+static void tl_deadline_fired(task_sched *s, task_id id, void *ud) {
+    tl_scope *sc = (tl_scope *)ud;
+    (void)id;
+    sc->timer = 0;
+    sc->expired = 1;
+    task_scope_cancel(s, sc->id);
+    if (sc->grace != TASK_FOREVER && task_after(s, sc->grace, tl_grace_fired, sc, &sc->timer) != TASK_OK) {
+        sc->timer = 0;
+        task_scope_abort(s, sc->id); /* no room for the grace timer: no grace */
+    }
+}
+
+
+static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx);
+
+/* The body of a scope (fn, or a combinator's own) returned or raised; its
+   results are above the Scope at index 3. An error is the scope's first
+   unless a member failed before, and cancels the rest. Then the owner
+   waits for every member. */
+static int tl_k_scope_body(lua_State *L, int status, lua_KContext ctx) {
+    tl_task *t = (tl_task *)ctx;
+    tl_state *st = t->st;
+    tl_scope *sc;
+    int rc;
+    if (st->cur != t) { /* a resume that was not the scheduler's */
+        if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+        return tl_foreign(L, t);
+    }
+    sc = (tl_scope *)lua_touserdata(L, 3);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        if (!sc->failed) {
+            lua_pushvalue(L, -1);
+            lua_setiuservalue(L, 3, 2);
+            sc->failed = 1;
+        }
+        lua_settop(L, 3);
+        task_scope_cancel(st->s, sc->id);
+    }
+    if (!lua_checkstack(L, TL_RESERVE)) { /* out of room: end the scope the hard way */
+        task_scope_abort(st->s, sc->id);
+        return luaL_error(L, "task.scope: stack overflow");
+    }
+    if ((rc = task_scope_close(st->s, sc->id)) != TASK_OK) return tl_fail(L, st, rc, "task.scope");
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_SCOPE, tl_k_scope_closed);
+}
+
+/* Runs the function below the top nargs values as the body of the scope at
+   index 3 (a yieldable protected call), then closes the scope. */
+static int tl_scope_run(lua_State *L, tl_task *t, int nargs) {
+    return tl_k_scope_body(L, lua_pcallk(L, nargs, LUA_MULTRET, 0, (lua_KContext)t, tl_k_scope_body),
+                           (lua_KContext)t);
+}
+
+
+/* Closing the scope at index 3 is over: what each combinator returns. */
+static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
+    TL_RESUMED(L, ctx, t);
+    tl_state *st = t->st;
+    tl_scope *sc = (tl_scope *)lua_touserdata(L, 3);
+    int base = 3, i, n;
+    (void)status;
+    tl_scope_end(L, st, sc);
+    if (sc->kind == TL_SC_WITH_TIMEOUT && sc->expired) {
+        lua_Number ms = lua_tonumber(L, 1);
+        lua_Integer whole;
+        if (lua_numbertointeger(ms, &whole) && (lua_Number)whole == ms) lua_pushinteger(L, whole); /* 10, not 10.0 */
+        else lua_pushnumber(L, ms);
+        return luaL_error(L, "task.with_timeout: exceeded %s ms", lua_tostring(L, -1));
+    }
+    if (sc->failed) {
+        lua_getiuservalue(L, 3, 2);
+        return lua_error(L);
+    }
+    tl_checkcancel(L, st); /* the owner's own cancel: the body may have swallowed it */
+    switch (sc->kind) {
+    case TL_SC_ALL: { /* 4: the children; results in order, the first error (by index) raised */
+        int failed = 0;
+        n = (int)lua_rawlen(L, 4);
+        lua_createtable(L, n, 0); /* 5 */
+        lua_pushnil(L);           /* 6: the first error */
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, 4, i);
+            if (tl_outcome(L, st, (tl_task *)lua_touserdata(L, -1), lua_gettop(L), 1) >= 0) lua_rawseti(L, 5, i);
+            else if (!failed) { failed = 1; lua_replace(L, 6); }
+            else lua_pop(L, 1);
+            lua_pop(L, 1);
+        }
+        if (failed) return lua_error(L);
+        lua_pop(L, 1);
+        return 1;
+    }
+    case TL_SC_RACE: { /* 4: the winner's index, 5: the children */
+        lua_Integer won = lua_tointeger(L, 4);
+        lua_rawgeti(L, 5, won);
+        if (tl_outcome(L, st, (tl_task *)lua_touserdata(L, -1), lua_gettop(L), 1) < 0) return lua_error(L);
+        lua_pushinteger(L, won);
+        lua_insert(L, -2);
+        return 2;
+    }
+    default: /* scope, with_timeout: the body's results */
+        return lua_gettop(L) - base;
+    }
+}
+
+/* scope([name,] fn) */
+static int tl_scope_fn(lua_State *L) {
+    tl_state *st = tl_st(L);
+    tl_task *t;
+    if (lua_isnoneornil(L, 2) && lua_type(L, 1) == LUA_TFUNCTION) { /* scope(fn) */
+        lua_settop(L, 1);
+        lua_pushnil(L);
+        lua_insert(L, 1);
+    }
+    lua_settop(L, 2);
+    if (!lua_isnil(L, 1) && lua_type(L, 1) != LUA_TSTRING) luaL_typeerror(L, 1, "string");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.scope");
+    tl_scope_new(L, st, t, lua_isnil(L, 1) ? 0 : 1, TL_SC_SCOPE); /* 3 */
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    return tl_scope_run(L, t, 1);
+}
+
+/* The grace of with_timeout's opts at idx (nil: the default). */
+static uint64_t tl_grace(lua_State *L, int idx) {
+    uint64_t grace = 1000 * TASK_MSEC;
+    if (lua_isnoneornil(L, idx)) return grace;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "grace_ms") != 0) {
+            luaL_tolstring(L, -2, NULL);
+            luaL_error(L, "task.with_timeout: unknown option '%s'", lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    if (lua_getfield(L, idx, "grace_ms") != LUA_TNIL) {
+        int isnum;
+        lua_Number g = lua_tonumberx(L, -1, &isnum);
+        if (!isnum) luaL_error(L, "task.with_timeout: option 'grace_ms' must be a number");
+        if (!tl_msok(g)) tl_badms(L, g, "task.with_timeout");
+        grace = tl_ms2ns(g);
+    }
+    lua_pop(L, 1);
+    return grace;
+}
+
+/* with_timeout(ms, fn [, opts]): fn(scope) in a scope with a deadline */
+static int tl_with_timeout(lua_State *L) {
+    tl_state *st = tl_st(L);
+    uint64_t ns = tl_checkms(L, 1, "task.with_timeout"), grace;
+    tl_task *t;
+    tl_scope *sc;
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    grace = tl_grace(L, 3);
+    lua_settop(L, 2);
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.with_timeout");
+    sc = tl_scope_new(L, st, t, 0, TL_SC_WITH_TIMEOUT); /* 3 */
+    sc->grace = grace;
+    if (task_after(st->s, ns, tl_deadline_fired, sc, &sc->timer) != TASK_OK) {
+        /* the scope is empty: end it as the body's error */
+        sc->timer = 0;
+        lua_pushliteral(L, "task.with_timeout: not enough memory");
+        return tl_k_scope_body(L, LUA_ERRMEM, (lua_KContext)t);
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    return tl_scope_run(L, t, 1);
+}
+
+/* all's body: spawns the functions as claimed members of the scope (its
+   arguments: the Scope, then the functions); returns the table of their
+   Tasks. */
+static int tl_all_body(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    int i, n = lua_gettop(L) - 1; /* the Scope, then the functions */
+    tl_scope *sc = (tl_scope *)lua_touserdata(L, 1);
+    task_opts o;
+    memset(&o, 0, sizeof o);
+    o.scope = sc->id;
+    lua_createtable(L, n, 0);
+    for (i = 1; i <= n; i++) {
+        tl_spawn_at(L, st, i + 1, 0, &o, 0, "task.all")->claimed = 1;
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+/* all(f1, ..., fn) -> {r1, ..., rn} */
+static int tl_all(lua_State *L) {
+    tl_state *st = tl_st(L);
+    int i, n = lua_gettop(L);
+    tl_task *t;
+    for (i = 1; i <= n; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+    tl_checkcancel(L, st);
+    if (n == 0) { lua_newtable(L); return 1; } /* so all(table.unpack(fns)) works on {} */
+    t = tl_need(L, st, "task.all");
+    luaL_checkstack(L, n + 8, "task.all");
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_rotate(L, 1, 2); /* 1, 2: unused; the functions from 3 */
+    tl_scope_new(L, st, t, 0, TL_SC_ALL);
+    lua_insert(L, 3); /* 3: the Scope */
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, tl_all_body, 1);
+    lua_insert(L, 4); /* the body, then its arguments: the Scope and the functions */
+    lua_pushvalue(L, 3);
+    lua_insert(L, 5);
+    return tl_scope_run(L, t, n + 1);
+}
+
+/* race's body, after its first wait: the index of the first child to end */
+static int tl_k_race_first(lua_State *L, int status, lua_KContext ctx) {
+    TL_RESUMED(L, ctx, t);
+    tl_state *st = t->st;
+    (void)status;
+    tl_unqueue(t);
+    tl_unanchor_sel(L, st, t);
+    task_scope_cancel(st->s, ((tl_scope *)lua_touserdata(L, 1))->id); /* the losers */
+    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    lua_pushinteger(L, t->won);
+    lua_insert(L, -2); /* index, children */
+    return 2;
+}
+
+/* race's body: spawns the functions as claimed members of the scope, then
+   waits for the first of them to end. Stack: Scope, functions. */
+static int tl_race_body(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    int i, n = lua_gettop(L) - 1, rc;
+    tl_scope *sc = (tl_scope *)lua_touserdata(L, 1);
+    tl_task *t = st->cur;
+    tl_reg *regs;
+    task_opts o;
+    memset(&o, 0, sizeof o);
+    o.scope = sc->id;
+    regs = (tl_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, 0); /* n + 2 */
+    memset(regs, 0, sizeof *regs * (size_t)n);
+    lua_createtable(L, n, 0); /* n + 3: the children */
+    for (i = 1; i <= n; i++) {
+        tl_spawn_at(L, st, i + 1, 0, &o, 0, "task.race")->claimed = 1;
+        lua_rawseti(L, n + 3, i);
+    }
+    if (!lua_checkstack(L, TL_RESERVE)) return luaL_error(L, "task.race: stack overflow");
+    tl_getref(L, st->r_parked); /* anchors the registrations while it waits */
+    lua_pushvalue(L, n + 2);
+    lua_rawsetp(L, -2, t);
+    lua_pop(L, 1);
+    if ((rc = task_park(st->s)) != TASK_OK) {
+        tl_unanchor_sel(L, st, t);
+        return tl_fail(L, st, rc, "task.race");
+    }
+    for (i = 1; i <= n; i++) {
+        tl_task *x;
+        lua_rawgeti(L, n + 3, i);
+        x = (tl_task *)lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        tl_reg_add(&regs[i - 1], t, x, TL_C_TASK, i, &x->waitq);
+    }
+    t->sel = regs;
+    t->nsel = n;
+    t->won = 0;
+    lua_replace(L, 2); /* 1: Scope, 2: children */
+    lua_settop(L, 2);
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_RACE, tl_k_race_first);
+}
+
+/* race(f1, ..., fn) -> index, result of the first to end */
+static int tl_race(lua_State *L) {
+    tl_state *st = tl_st(L);
+    int i, n = lua_gettop(L);
+    tl_task *t;
+    if (n == 0) return luaL_argerror(L, 1, "function expected, got no value");
+    for (i = 1; i <= n; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.race");
+    luaL_checkstack(L, n + 8, "task.race");
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_rotate(L, 1, 2);
+    tl_scope_new(L, st, t, 0, TL_SC_RACE);
+    lua_insert(L, 3);
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, tl_race_body, 1);
+    lua_insert(L, 4);
+    lua_pushvalue(L, 3);
+    lua_insert(L, 5);
+    return tl_scope_run(L, t, n + 1);
+}
+
+/* timeout's fn returned or raised: once the deadline fired, whatever fn
+   did, the result is nil, "timeout". Stack: ms, fn, Scope, results. */
+static int tl_k_timeout(lua_State *L, int status, lua_KContext ctx) {
+    tl_task *t = (tl_task *)ctx;
+    tl_state *st = t->st;
+    tl_scope *sc;
+    int expired;
+    if (st->cur != t) {
+        if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+        return tl_foreign(L, t);
+    }
+    sc = (tl_scope *)lua_touserdata(L, 3);
+    expired = sc->expired;
+    tl_scope_end(L, st, sc);
+    task_cancel_scope_close(st->s, sc->id);
+    if (expired) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "timeout");
+        return 2;
+    }
+    if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+    lua_settop(L, 4); /* the first result, or nil */
+    lua_pushnil(L);
+    return 2;
+}
+
+/* timeout(ms, fn): fn runs in the calling task under a cancel scope whose
+   token a core timer cancels: no task, no Lua allocation but the Scope. */
+static int tl_timeout(lua_State *L) {
+    tl_state *st = tl_st(L);
+    uint64_t ns = tl_checkms(L, 1, "task.timeout");
+    tl_task *t;
+    tl_scope *sc;
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.timeout");
+    sc = tl_scope_new(L, st, t, 0, TL_SC_TIMEOUT); /* 3 */
+    if (task_after(st->s, ns, tl_deadline_fired, sc, &sc->timer) != TASK_OK) {
+        sc->timer = 0;
+        tl_scope_end(L, st, sc);
+        task_cancel_scope_close(st->s, sc->id);
+        return luaL_error(L, "task.timeout: not enough memory");
+    }
+    sc->grace = TASK_FOREVER;
+    lua_pushvalue(L, 2);
+    return tl_k_timeout(L, lua_pcallk(L, 0, LUA_MULTRET, 0, (lua_KContext)t, tl_k_timeout), (lua_KContext)t);
+}
+
+/* external(start): alloc, start(id), wait(id) */
+static int tl_k_external(lua_State *L, int status, lua_KContext ctx) {
+    tl_task *t = (tl_task *)ctx;
+    tl_state *st = t->st;
+    task_id id;
+    int rc;
+    if (st->cur != t) {
+        if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+        return tl_foreign(L, t);
+    }
+    id = (task_id)lua_tointeger(L, 2);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        task_ext_release(st->s, id);
+        return lua_error(L);
+    }
+    lua_settop(L, 2);
+    if (!lua_checkstack(L, TL_RESERVE)) return luaL_error(L, "task.external: stack overflow");
+    if ((rc = task_ext_wait(st->s, id)) != TASK_OK) {
+        if (rc == TASK_ENOENT) return luaL_error(L, "task.external: unknown, already used or stale external id");
+        return tl_fail(L, st, rc, "task.external");
+    }
+    t->extwait = id;
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_EXT, tl_k_wait);
+}
+
+static int tl_external(lua_State *L) {
+    tl_state *st = tl_st(L);
+    task_id id = 0;
+    tl_task *t;
+    int rc;
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    tl_checkcancel(L, st);
+    t = tl_need(L, st, "task.external");
+    if ((rc = task_ext_alloc(st->s, &id)) != TASK_OK) return tl_fail(L, st, rc, "task.external");
+    lua_pushinteger(L, (lua_Integer)id); /* 2 */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    return tl_k_external(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, tl_k_external), (lua_KContext)t);
+}
+
+/* await(a): a:wait(), or a() for a callable */
+static int tl_index_wait_p(lua_State *L) {
+    lua_getfield(L, 1, "wait");
+    return 1;
+}
+
+static int tl_k_await(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    return lua_gettop(L) - (int)ctx;
+}
+
+static int tl_await(lua_State *L) {
+    tl_st(L);
+    lua_settop(L, 1);
+    lua_pushcfunction(L, tl_index_wait_p);
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, 2) == LUA_TFUNCTION) {
+        lua_pushvalue(L, 1);
+        lua_callk(L, 1, LUA_MULTRET, 1, tl_k_await);
+        return tl_k_await(L, LUA_OK, 1);
+    }
+    lua_settop(L, 1);
+    if (luaL_getmetafield(L, 1, "__call") != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, 1);
+        lua_callk(L, 0, LUA_MULTRET, 1, tl_k_await);
+        return tl_k_await(L, LUA_OK, 1);
+    }
+    return luaL_typeerror(L, 1, "awaitable");
+}
+
+/* after(ms, fn): a task that sleeps ms, then returns fn() */
+static int tl_k_after_call(lua_State *L, int status, lua_KContext ctx) {
+    (void)status; (void)ctx;
+    return lua_gettop(L) - 2;
+}
+
+static int tl_k_after(lua_State *L, int status, lua_KContext ctx) {
+    TL_RESUMED(L, ctx, t);
+    (void)status;
+    if (t->why == TASK_R_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    lua_callk(L, 0, LUA_MULTRET, 0, tl_k_after_call);
+    return tl_k_after_call(L, LUA_OK, 0);
+}
+
+static int tl_after_body(lua_State *L) { /* ms (ns as an integer), fn */
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    tl_task *t = tl_need(L, st, "task.after");
+    uint64_t ns = (uint64_t)lua_tointeger(L, 1);
+    int rc;
+    if (ns == 0) return tl_park(L, t, TASK_YIELD, TL_WK_YIELD, tl_k_after);
+    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, st, rc, "task.after");
+    return tl_park(L, t, TASK_SUSPEND, TL_WK_SLEEP, tl_k_after);
+}
+
+static int tl_after(lua_State *L) {
+    tl_state *st = tl_st(L);
+    uint64_t ns = tl_checkms(L, 1, "task.after");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, tl_after_body, 1);
+    lua_pushinteger(L, (lua_Integer)ns);
+    lua_pushvalue(L, 2);
+    tl_spawn_at(L, st, 3, 2, NULL, 0, "task.after");
+    return 1;
+}
+
+/* Scope methods */
+
+static int tl_scope_spawn(lua_State *L) {
+    tl_state *st = tl_st(L);
+    tl_scope *sc = tl_checkscope(L, st, 1);
+    task_opts o;
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (!sc->open || sc->kind == TL_SC_TIMEOUT || task_scope_count(st->s, sc->id) < 0)
+        return luaL_error(L, "Scope:spawn: the scope is closed");
+    memset(&o, 0, sizeof o);
+    o.scope = sc->id;
+    tl_spawn_at(L, st, 2, lua_gettop(L) - 2, &o, 0, "Scope:spawn");
+    return 1;
+}
+
+static int tl_scope_cancel(lua_State *L) {
+    tl_state *st = tl_st(L);
+    tl_scope *sc = tl_checkscope(L, st, 1);
+    lua_pushboolean(L, sc->open && task_scope_cancel(st->s, sc->id) == TASK_OK);
+    return 1;
+}
+
+static int tl_scope_token(lua_State *L) {
+    tl_state *st = tl_st(L);
+    tl_scope *sc = tl_checkscope(L, st, 1);
+    task_id k = sc->open ? task_scope_token(st->s, sc->id) : 0;
+    if (!k) return luaL_error(L, "Scope:token: the scope is closed");
+    tl_pushtoken(L, st, k, 0);
+    return 1;
+}
+
+static int tl_scope_index(lua_State *L) {
+    const char *k = lua_tostring(L, 2);
+    tl_check_raw(L, 1, TL_C_SCOPE);
+    if (k && strcmp(k, "name") == 0) lua_getiuservalue(L, 1, 1);
+    else {
+        lua_pushvalue(L, lua_upvalueindex(2));
+        lua_pushvalue(L, 2);
+        lua_rawget(L, -2);
+    }
+    return 1;
+}
+
+#ifdef TASK_LUA_MODULE
+/* Pushes one block per live Lua task of this state, each its label,
+   state, what it waits for and its traceback; returns how many. */
+static int tl_push_report(lua_State *L, tl_state *st) {
+    int anchors, list, n = 0, i;
+    luaL_Buffer b;
+    luaL_checkstack(L, 12, "task report");
+    lua_newtable(L);
+    list = lua_gettop(L);
+    tl_getref(L, st->r_anchors);
+    anchors = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, anchors)) {
+        tl_task *x;
+        int s;
+        if (tl_classof(L, -1, st) != TL_C_TASK || (x = (tl_task *)lua_touserdata(L, -1))->ended) {
+            lua_pop(L, 1);
+            continue;
+        }
+        s = task_status(st->s, x->id);
+        tl_pushlabel(L, lua_gettop(L));
+        lua_pushfstring(L, " %s: waits for ", s < 0 ? "?" : task_state_name(s));
+        tl_pushwait(L, st, x);
+        if (x->co != L && lua_status(x->co) == LUA_YIELD) {
+            lua_pushliteral(L, "\n");
+            tl_pushtb(L, x->co, 0);
+            lua_concat(L, 5);
+        } else lua_concat(L, 3);
+        lua_rawseti(L, list, ++n);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    luaL_buffinit(L, &b);
+    for (i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&b, '\n');
+        lua_rawgeti(L, list, i);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_remove(L, list);
+    return n;
+}
+#endif
+
+/* ---- the standalone loop ------------------------------------------------ */
 /* ---- the standalone loop ------------------------------------------------ */
 
 #ifdef TASK_LUA_MODULE
@@ -1673,192 +2877,145 @@ static uint64_t tl_clock(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * TASK_SEC + (uint64_t)ts.tv_nsec;
 }
+
+/* Ctrl-C under task.run: signals are the process's, so this is the one
+   place with state outside the scheduler. The handler only sets a flag
+   and, as lua.c does, a hook on the thread running now; the loop does
+   the rest. */
+static volatile sig_atomic_t tl_sigint;
+static tl_state *volatile tl_sigst;
+
+/* The first Ctrl-C raises once, as in lua.c, so the task's to-be-closed
+   variables run; from the second on it raises at every instruction, so a
+   pcall loop cannot swallow it. */
+static void tl_interrupt_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    if (tl_sigint < 2) lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void tl_on_sigint(int sig) {
+    tl_state *st = tl_sigst;
+    tl_task *t = st ? st->cur : NULL;
+    (void)sig;
+    if (tl_sigint < 2) tl_sigint++;
+    if (t) lua_sethook(t->co, tl_interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Ends every task (their to-be-closed variables run) and the loop. */
+static void tl_run_stop(tl_state *st) {
+    int i;
+    for (i = 0; i < 100 && task_count(st->s, -1) > 0; i++) {
+        task_foreach(st->s, tl_abort_each, st);
+        task_tick(st->s, tl_clock());
+    }
+    st->looping = 0;
+}
+
+/* The main task failed: its error, and when it is a string, the traceback
+   of the task where it was raised below it. */
+static int tl_run_error(lua_State *L, tl_state *st, tl_task *main, int idx) {
+    if (main->ended != TASK_X_FAIL) return tl_take(L, st, main, idx);
+    tl_info(L, idx, "err");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        tl_info(L, idx, "otb");
+        if (lua_isnil(L, -1)) { lua_pop(L, 1); tl_info(L, idx, "tb"); }
+        if (lua_isstring(L, -1)) {
+            const char *tb = lua_tostring(L, -1);
+            if (strncmp(tb, "stack traceback:", 16) == 0) tb += 16;
+            lua_pushfstring(L, "%s\ntraceback of the failing task:%s", lua_tostring(L, -2), tb);
+            lua_replace(L, -3);
+        }
+        lua_pop(L, 1);
+    }
+    main->joined = 1;
+    task_release(st->s, main->id);
+    return lua_error(L);
+}
 #endif
 
+/* run([opts,] fn, ...): fn as the main task, on the monotonic clock, until
+   every task has ended; fn's results, or its error. opts.wake_limit sets
+   task_set_wake_limit. */
 static int tl_run(lua_State *L) {
-#ifdef TASK_LUA_MODULE
     tl_state *st = tl_st(L);
+#ifdef TASK_LUA_MODULE
     tl_task *main;
-    int idx;
-    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int idx, fidx = 1;
+    struct sigaction sa, old;
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            if (k && strcmp(k, "wake_limit") == 0) {
+                int isint;
+                lua_Integer n = lua_tointegerx(L, -1, &isint);
+                if (!isint || n < 0 || n > (lua_Integer)UINT_MAX)
+                    return luaL_error(L, "task.run: option 'wake_limit' must be an integer 0..%u", UINT_MAX);
+            } else {
+                luaL_tolstring(L, -2, NULL);
+                return luaL_error(L, "task.run: unknown option '%s'", lua_tostring(L, -1));
+            }
+            lua_pop(L, 1);
+        }
+        fidx = 2;
+    }
+    luaL_checktype(L, fidx, LUA_TFUNCTION);
     if (!st->owns) return luaL_error(L, "task.run: the host drives this scheduler (call task_tick from the host loop)");
     if (st->cur || st->looping) return luaL_error(L, "task.run: already running");
-    main = tl_spawn_at(L, st, 1, lua_gettop(L) - 1, NULL, 0, "task.run");
+    if (fidx == 2 && lua_getfield(L, 1, "wake_limit") == LUA_TNUMBER)
+        task_set_wake_limit(st->s, (unsigned)lua_tointeger(L, -1));
+    if (fidx == 2) lua_pop(L, 1);
+    main = tl_spawn_at(L, st, fidx, lua_gettop(L) - fidx, NULL, 0, "task.run");
     main->claimed = 1;
     idx = lua_gettop(L);
     st->looping = 1;
+    tl_sigint = 0;
+    tl_sigst = st;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = tl_on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
     for (;;) {
         uint64_t wait;
         task_tick(st->s, tl_clock());
+        if (tl_sigint) break;
         if (task_count(st->s, -1) == 0) break;
         /* ready tasks: no need to read the clock again before the next tick */
         wait = task_timeout(st->s, task_now(st->s));
         if (wait && wait != TASK_FOREVER) wait = task_timeout(st->s, tl_clock());
-        if (wait == TASK_FOREVER) {
-            int n = task_count(st->s, -1);
-            task_foreach(st->s, tl_abort_each, st); /* so a later run starts clean */
-            task_tick(st->s, tl_clock());
-            st->looping = 0;
-            return luaL_error(L, "task.run: deadlock: %d task(s) wait and nothing can wake them", n);
+        if (wait == TASK_FOREVER) { /* nothing can wake them: name each */
+            int n = tl_push_report(L, st);
+            sigaction(SIGINT, &old, NULL);
+            tl_sigst = NULL;
+            tl_run_stop(st);
+            return luaL_error(L, "task.run: deadlock: %d task%s wait%s and nothing can wake them:\n%s",
+                              n, n == 1 ? "" : "s", n == 1 ? "s" : "", lua_tostring(L, -1));
         }
         if (wait) {
             struct timespec ts;
             ts.tv_sec = (time_t)(wait / TASK_SEC);
             ts.tv_nsec = (long)(wait % TASK_SEC);
-            nanosleep(&ts, NULL);
+            nanosleep(&ts, NULL); /* a signal ends it early */
         }
+    }
+    sigaction(SIGINT, &old, NULL);
+    tl_sigst = NULL;
+    if (tl_sigint) {
+        tl_run_stop(st);
+        lua_settop(L, idx);
+        if (!main->ended) {
+            main->claimed = 1;
+        }
+        return luaL_error(L, "interrupted!");
     }
     st->looping = 0;
     lua_settop(L, idx);
-    return tl_take(L, st, main, idx);
+    return tl_run_error(L, st, main, idx);
 #else
+    (void)st;
     return luaL_error(L, "task.run: only in the standalone module; this host drives the scheduler");
 #endif
-}
-
-/* ---- the embedded Lua part: combinators over the primitives ------------ */
-
-/* Pieces: C99 promises string literals of 4095 characters only. */
-static const char *const tl_chunk[] = {
-"local task, P = ...\n"
-"local spawn, sleep = task.spawn, task.sleep\n"
-"local pack, unpack, nargs = table.pack, table.unpack, select\n"
-"local intask, claim, checkms = P.intask, P.claim, P.checkms\n"
-"local function checkfn(f, i, name)\n"
-"  if type(f) ~= 'function' then\n"
-"    error(('bad argument #%d to \\'%s\\' (function expected, got %s)'):format(i, name, type(f)), 3)\n"
-"  end\n"
-"end\n"
-"local function checkfns(name, ...)\n"
-"  local n = nargs('#', ...)\n"
-"  if n == 0 then error(('bad argument #1 to \\'%s\\' (function expected, got no value)'):format(name), 3) end\n"
-"  for i = 1, n do\n"
-"    local f = (nargs(i, ...))\n"
-"    if type(f) ~= 'function' then\n"
-"      error(('bad argument #%d to \\'%s\\' (function expected, got %s)'):format(i, name, type(f)), 3)\n"
-"    end\n"
-"  end\n"
-"  return n\n"
-"end\n",
-"function task.scope(name, fn)\n"
-"  if fn == nil and type(name) == 'function' then name, fn = nil, name end\n"
-"  checkfn(fn, 2, 'scope')\n"
-"  if name ~= nil and type(name) ~= 'string' then\n"
-"    error(('bad argument #1 to \\'scope\\' (string expected, got %s)'):format(type(name)), 2)\n"
-"  end\n"
-"  intask('task.scope')\n"
-"  local sc = P.scope_open(name)\n"
-"  local r = pack(pcall(fn, sc))\n"
-"  if not r[1] then P.scope_fail(sc, r[2]) end\n"
-"  P.scope_close(sc)\n"
-"  local failed, err = P.scope_error(sc)\n"
-"  if failed then error(err, 0) end\n"
-"  task.checkpoint()\n"
-"  return unpack(r, 2, r.n)\n"
-"end\n",
-"function task.all(...)\n"
-"  local n = checkfns('all', ...)\n"
-"  intask('task.all')\n"
-"  local fns, results, failed, first = pack(...), {}, false, nil\n"
-"  task.scope(function(sc)\n"
-"    local ts = {}\n"
-"    for i = 1, n do ts[i] = sc:spawn(fns[i]); claim(ts[i]) end\n"
-"    for i = 1, n do\n"
-"      local ok, v = pcall(ts[i].join, ts[i])\n"
-"      if ok then results[i] = v elseif not failed then failed, first = true, v end\n"
-"    end\n"
-"  end)\n"
-"  if failed then error(first, 0) end\n"
-"  return results\n"
-"end\n",
-"function task.race(...)\n"
-"  local n = checkfns('race', ...)\n"
-"  intask('task.race')\n"
-"  local fns, idx, res = pack(...), nil, nil\n"
-"  task.scope(function(sc)\n"
-"    local ts = {}\n"
-"    for i = 1, n do ts[i] = sc:spawn(fns[i]); claim(ts[i]) end\n"
-"    local r = pack(pcall(task.select, ts))\n"
-"    sc:cancel()\n"
-"    if not r[1] then error(r[2], 0) end\n"
-"    idx, res = r[2], r[3]\n"
-"  end)\n"
-"  return idx, res\n"
-"end\n",
-"function task.timeout(ms, fn)\n"
-"  checkms(ms, 'task.timeout')\n"
-"  checkfn(fn, 2, 'timeout')\n"
-"  intask('task.timeout')\n"
-"  local expired, r = false, nil\n"
-"  task.scope(function(sc)\n"
-"    local t = sc:spawn(fn); claim(t)\n"
-"    local wd = sc:spawn(function() sleep(ms); expired = true; t:cancel() end); claim(wd)\n"
-"    r = pack(pcall(t.join, t))\n"
-"    wd:cancel()\n"
-"  end)\n"
-"  if r[1] then return r[2], nil end\n"
-"  if expired and r[2] == 'task cancelled' then return nil, 'timeout' end\n"
-"  error(r[2], 0)\n"
-"end\n",
-"function task.with_timeout(ms, fn, opts)\n"
-"  checkms(ms, 'task.with_timeout')\n"
-"  checkfn(fn, 2, 'with_timeout')\n"
-"  local grace = 1000\n"
-"  if opts ~= nil then\n"
-"    if type(opts) ~= 'table' then\n"
-"      error(('bad argument #3 to \\'with_timeout\\' (table expected, got %s)'):format(type(opts)), 2)\n"
-"    end\n"
-"    for k in pairs(opts) do\n"
-"      if k ~= 'grace_ms' then error(('task.with_timeout: unknown option \\'%s\\''):format(tostring(k)), 2) end\n"
-"    end\n"
-"    if opts.grace_ms ~= nil then checkms(opts.grace_ms, 'task.with_timeout'); grace = opts.grace_ms end\n"
-"  end\n"
-"  intask('task.with_timeout')\n"
-"  local expired, sc = false, nil\n"
-"  local wd = spawn(function()\n"
-"    sleep(ms); expired = true; sc:cancel()\n"
-"    sleep(grace); P.scope_abort(sc)\n"
-"  end)\n"
-"  claim(wd)\n"
-"  local r = pack(pcall(task.scope, function(s) sc = s; return fn(s) end))\n"
-"  wd:cancel()\n"
-"  if expired then\n"
-"    error(('task.with_timeout: exceeded %s ms'):format(tostring(math.tointeger(ms) or ms)), 0)\n"
-"  end\n"
-"  if not r[1] then error(r[2], 0) end\n"
-"  return unpack(r, 2, r.n)\n"
-"end\n",
-"function task.external(start)\n"
-"  checkfn(start, 1, 'external')\n"
-"  intask('task.external')\n"
-"  local id = task.alloc()\n"
-"  local ok, err = pcall(start, id)\n"
-"  if not ok then P.ext_release(id); error(err, 0) end\n"
-"  return task.wait(id)\n"
-"end\n",
-"function task.await(a)\n"
-"  local ok, w = pcall(function() return a.wait end)\n"
-"  if ok and type(w) == 'function' then return w(a) end\n"
-"  local mt = getmetatable(a)\n"
-"  if type(mt) == 'table' and mt.__call then return a() end\n"
-"  error(('bad argument #1 to \\'await\\' (awaitable expected, got %s)'):format(type(a)), 2)\n"
-"end\n",
-"function task.after(ms, fn)\n"
-"  checkms(ms, 'task.after')\n"
-"  checkfn(fn, 2, 'after')\n"
-"  return spawn(function() sleep(ms); return fn() end)\n"
-"end\n"
-"task.task_hook = task.hook\n",
-    NULL};
-
-static const char *tl_chunk_reader(lua_State *L, void *ud, size_t *size) {
-    int *i = (int *)ud;
-    const char *piece = tl_chunk[*i];
-    (void)L;
-    if (!piece) return NULL;
-    (*i)++;
-    *size = strlen(piece);
-    return piece;
 }
 
 /* ---- registration ------------------------------------------------------- */
@@ -1868,16 +3025,12 @@ static const luaL_Reg tl_funcs[] = {
     {"status", tl_status}, {"sleep", tl_sleep}, {"yield", tl_yield}, {"checkpoint", tl_checkpoint},
     {"wait", tl_wait}, {"wakeup", tl_wakeup}, {"alloc", tl_alloc}, {"resume", tl_resume},
     {"cancel_token", tl_cancel_token}, {"now", tl_now}, {"select", tl_select}, {"timer", tl_timer_new},
-    {"channel", tl_channel}, {"taskstat", tl_taskstat}, {"tasks", tl_tasks},
+    {"channel", tl_channel}, {"taskstat", tl_taskstat}, {"stats", tl_stats}, {"tasks", tl_tasks},
     {"tracenode", tl_tracenode}, {"tracespawn", tl_tracespawn}, {"traceset", tl_traceset},
-    {"tracepropagate", tl_tracepropagate}, {"traceparent", tl_traceparent}, {"hook", tl_hook}, {"run", tl_run},
-    {NULL, NULL}};
-
-static const luaL_Reg tl_private[] = {
-    {"intask", tl_p_intask}, {"claim", tl_p_claim}, {"checkms", tl_p_checkms},
-    {"scope_open", tl_scope_open}, {"scope_fail", tl_scope_fail}, {"scope_close", tl_scope_close},
-    {"scope_error", tl_scope_error}, {"scope_abort", tl_scope_abort}, {"ext_release", tl_ext_release},
-    {NULL, NULL}};
+    {"tracepropagate", tl_tracepropagate}, {"traceparent", tl_traceparent}, {"hook", tl_hook},
+    {"run", tl_run}, {"scope", tl_scope_fn}, {"all", tl_all}, {"race", tl_race},
+    {"timeout", tl_timeout}, {"with_timeout", tl_with_timeout}, {"external", tl_external},
+    {"await", tl_await}, {"after", tl_after}, {NULL, NULL}};
 
 static const luaL_Reg tl_task_methods[] = {
     {"wait", tl_join}, {"join", tl_join}, {"cancel", tl_task_cancel}, {"abort", tl_task_abort},
@@ -1897,15 +3050,20 @@ static const luaL_Reg tl_token_methods[] = {
 static const luaL_Reg tl_timer_methods[] = {
     {"wait", tl_timer_wait}, {"cancel", tl_timer_cancel}, {"done", tl_timer_done}, {NULL, NULL}};
 
+/* "<Class>: 0x..." for the classes without a __tostring of their own;
+   upvalue 2 is the class. */
 static int tl_plain_tostring(lua_State *L) {
-    lua_pushfstring(L, "%s: %p", luaL_typename(L, 1) ? lua_tostring(L, lua_upvalueindex(2)) : "?", lua_topointer(L, 1));
+    int cls = (int)lua_tointeger(L, lua_upvalueindex(2));
+    tl_check_raw(L, 1, cls);
+    lua_pushfstring(L, "%s: %p", TL_CLASS_NAME(cls), lua_topointer(L, 1));
     return 1;
 }
 
 /* A metatable whose methods and metamethods all see st as upvalue 1. */
-static void tl_newclass(lua_State *L, int sti, const char *tname, const luaL_Reg *methods,
+static void tl_newclass(lua_State *L, tl_state *st, int sti, int cls, const luaL_Reg *methods,
                         lua_CFunction index, lua_CFunction tostring, lua_CFunction gc, lua_CFunction call) {
-    luaL_newmetatable(L, tname);
+    luaL_newmetatable(L, tl_class_key[cls]);
+    st->mt[cls] = lua_topointer(L, -1);
     lua_newtable(L); /* methods */
     lua_pushvalue(L, sti);
     luaL_setfuncs(L, methods, 1);
@@ -1917,7 +3075,7 @@ static void tl_newclass(lua_State *L, int sti, const char *tname, const luaL_Reg
         lua_pop(L, 1);
     } else lua_setfield(L, -2, "__index");
     lua_pushvalue(L, sti);
-    if (tostring) lua_pushnil(L); else lua_pushstring(L, tname + 5);
+    lua_pushinteger(L, cls);
     lua_pushcclosure(L, tostring ? tostring : tl_plain_tostring, 2);
     lua_setfield(L, -2, "__tostring");
     if (gc) {
@@ -1930,7 +3088,7 @@ static void tl_newclass(lua_State *L, int sti, const char *tname, const luaL_Reg
         lua_pushcclosure(L, call, 1);
         lua_setfield(L, -2, "__call");
     }
-    lua_pushstring(L, tname + 5); /* "Task", not "task.Task" */
+    lua_pushstring(L, TL_CLASS_NAME(cls)); /* "Task", not "task.Task" */
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 }
@@ -1945,19 +3103,20 @@ static int tl_drop_each(task_sched *s, task_id id, int state, void *ud) {
 }
 
 static int tl_state_gc(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    if (st->closed || !st->s) return 0;
-    task_foreach(st->s, tl_drop_each, st);
-    tl_getref(L, st->r_timers);
-    lua_pushnil(L);
-    /* not a table when task_lua_open ran out of memory before making it */
-    while (lua_istable(L, -2) && lua_next(L, -2)) {
-        tl_timer *tm = (tl_timer *)lua_touserdata(L, -1);
-        if (tm && !tm->fired && !tm->cancelled) task_timer_cancel(st->s, tm->id);
+    tl_state *st = (tl_state *)luaL_testudata(L, 1, TL_STATE);
+    if (!st || !st->s) return 0;
+    if (!st->closed) { /* (closed already: task_lua_open failed half way) */
+        if (st->budget > 0 && lua_gethook(st->L) == tl_budget_hook) lua_sethook(st->L, NULL, 0, 0);
+        task_foreach(st->s, tl_drop_each, st);
+        tl_getref(L, st->r_timers);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            tl_timer *tm = (tl_timer *)lua_touserdata(L, -1);
+            if (tm && !tm->fired && !tm->cancelled) task_timer_cancel(st->s, tm->id);
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    task_set_hooks(st->s, st->prev);
     st->closed = 1;
     if (st->owns) task_destroy(st->s);
     st->s = NULL;
@@ -1971,61 +3130,69 @@ static void *tl_core_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
 }
 
-static int tl_open(lua_State *L, task_sched *s, int owns) {
+/* Opens the module on L, bound to s (NULL: a scheduler of its own). With
+   the module already open, returns it if bound to s (or s is NULL), else
+   raises. Pushes the module. */
+static int tl_open(lua_State *L, task_sched *s) {
     tl_state *st;
-    int sti, i;
-    task_hooks h;
+    int sti, i, owns = s == NULL;
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__modkey) == LUA_TTABLE) {
-        if (owns) task_destroy(s);
+        tl_state *cur = tl_state_of(L);
+        if (s && (!cur || cur->s != s))
+            return luaL_error(L, "task_lua_open: the module is already open on this lua_State with another scheduler");
         return 1;
     }
     lua_pop(L, 1);
     st = (tl_state *)lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st);
-    st->r_anchors = st->r_timers = st->r_ext = st->r_scopes = LUA_NOREF;
-    st->r_handler = st->r_hcreate = st->r_hterm = LUA_NOREF;
+    st->r_anchors = st->r_timers = st->r_ext = st->r_scopes = st->r_parked = st->r_tb = LUA_NOREF;
+    st->r_handler = st->r_hcreate = st->r_hterm = st->r_taskmt = st->r_body = LUA_NOREF;
     st->owns = owns;
-    if (!s) { /* a scheduler of its own, on Lua's allocator */
-        st->lalloc = lua_getallocf(L, &st->lalloc_ud);
-        if (!(s = task_create(tl_core_alloc, st))) return luaL_error(L, "task: out of memory");
-    }
-    st->s = s;
+    st->closed = 1; /* until it is whole: its __gc then does nothing */
     luaL_newmetatable(L, TL_STATE);
     lua_pushcfunction(L, tl_state_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
     sti = lua_gettop(L);
+    if (!s) { /* a scheduler of its own, on Lua's allocator */
+        st->lalloc = lua_getallocf(L, &st->lalloc_ud);
+        if (!(s = task_create(tl_core_alloc, st))) return luaL_error(L, "task: not enough memory");
+    }
+    st->s = s;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     st->L = lua_tothread(L, -1);
     lua_pop(L, 1);
-    lua_pushvalue(L, sti);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__statekey);
-    for (i = 0; i < 4; i++) {
-        int *ref = i == 0 ? &st->r_anchors : i == 1 ? &st->r_timers : i == 2 ? &st->r_ext : &st->r_scopes;
+    for (i = 0; i < 6; i++) {
+        int *ref = i == 0 ? &st->r_anchors : i == 1 ? &st->r_timers : i == 2 ? &st->r_ext
+                 : i == 3 ? &st->r_scopes : i == 4 ? &st->r_parked : &st->r_tb;
         lua_newtable(L);
         *ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    tl_newclass(L, sti, TL_TASK, tl_task_methods, tl_task_index, tl_task_tostring, tl_task_gc, tl_join);
-    luaL_getmetatable(L, TL_TASK);
+    tl_newclass(L, st, sti, TL_C_TASK, tl_task_methods, tl_task_index, tl_task_tostring, tl_task_gc, tl_join);
+    luaL_getmetatable(L, tl_class_key[TL_C_TASK]);
+    lua_pushvalue(L, sti);
+    lua_pushcclosure(L, tl_task_close, 1);
+    lua_setfield(L, -2, "__close");
     st->r_taskmt = luaL_ref(L, LUA_REGISTRYINDEX);
-    tl_newclass(L, sti, TL_SCOPE, tl_scope_methods, tl_scope_index, NULL, NULL, NULL);
-    tl_newclass(L, sti, TL_CHAN, tl_chan_methods, NULL, tl_chan_tostring, NULL, tl_chan_recv);
-    tl_newclass(L, sti, TL_TOKEN, tl_token_methods, NULL, NULL, tl_token_gc, NULL);
-    tl_newclass(L, sti, TL_TIMER, tl_timer_methods, NULL, NULL, NULL, tl_timer_wait);
+    tl_newclass(L, st, sti, TL_C_SCOPE, tl_scope_methods, tl_scope_index, NULL, NULL, NULL);
+    tl_newclass(L, st, sti, TL_C_CHAN, tl_chan_methods, NULL, tl_chan_tostring, NULL, tl_chan_recv);
+    tl_newclass(L, st, sti, TL_C_TOKEN, tl_token_methods, NULL, NULL, tl_token_gc, NULL);
+    tl_newclass(L, st, sti, TL_C_TIMER, tl_timer_methods, NULL, NULL, NULL, tl_timer_wait);
+    lua_pushvalue(L, sti);
+    lua_pushvalue(L, sti);
+    lua_pushcclosure(L, tl_msgh, 1);
+    lua_pushcclosure(L, tl_body, 2);
+    st->r_body = luaL_ref(L, LUA_REGISTRYINDEX);
     luaL_newlibtable(L, tl_funcs);
     lua_pushvalue(L, sti);
     luaL_setfuncs(L, tl_funcs, 1);
-    i = 0;
-    if (lua_load(L, tl_chunk_reader, &i, "=task", "t") != LUA_OK) return lua_error(L);
-    lua_pushvalue(L, -2);
-    luaL_newlibtable(L, tl_private);
+    lua_getfield(L, -1, "hook"); /* silly's name for it */
+    lua_setfield(L, -2, "task_hook");
+    st->closed = 0;
+    lua_pushboolean(L, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__originkey);
     lua_pushvalue(L, sti);
-    luaL_setfuncs(L, tl_private, 1);
-    lua_call(L, 2, 0);
-    h.create = tl_core_create;
-    h.term = tl_core_term;
-    h.ud = st;
-    st->prev = task_set_hooks(s, h);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__statekey);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__modkey);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
@@ -2036,16 +3203,25 @@ static int tl_open(lua_State *L, task_sched *s, int owns) {
     return 1;
 }
 
-static tl_state *tl_state_of(lua_State *L) {
-    tl_state *st;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
-    st = (tl_state *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return st && st->s && !st->closed ? st : NULL;
+static int tl_open_p(lua_State *L) {
+    return tl_open(L, (task_sched *)lua_touserdata(L, 1));
 }
 
+/* Returns TASK_OK and pushes the module, or an error status and pushes
+   the message; never raises. */
 TASK_LUA_API int task_lua_open(lua_State *L, task_sched *s) {
-    return tl_open(L, s, 0) ? TASK_OK : TASK_EINVAL;
+    if (!s) {
+        lua_pushliteral(L, "task_lua_open: no scheduler");
+        return TASK_EINVAL;
+    }
+    if (!lua_checkstack(L, 2)) return TASK_ENOMEM;
+    lua_pushcfunction(L, tl_open_p);
+    lua_pushlightuserdata(L, s);
+    switch (lua_pcall(L, 1, 1, 0)) {
+    case LUA_OK: return TASK_OK;
+    case LUA_ERRMEM: return TASK_ENOMEM;
+    default: return TASK_EINVAL;
+    }
 }
 
 TASK_LUA_API task_sched *task_lua_sched(lua_State *L) {
@@ -2065,61 +3241,84 @@ static int tl_spawn_p(lua_State *L) {
 
 TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out) {
     tl_state *st = tl_state_of(L);
+    int rc;
     if (!st) {
         lua_pop(L, nargs + 1);
         lua_pushliteral(L, "task_lua_spawn: the task module is not open on this state");
         return TASK_EINVAL;
     }
+    if (lua_type(L, -(nargs + 1)) != LUA_TFUNCTION) {
+        lua_pop(L, nargs + 1);
+        lua_pushliteral(L, "task_lua_spawn: the value below the arguments is not a function");
+        return TASK_EINVAL;
+    }
+    if (!lua_checkstack(L, 3)) {
+        lua_pop(L, nargs + 1);
+        lua_pushliteral(L, "task_lua_spawn: stack overflow");
+        return TASK_ENOMEM;
+    }
     lua_pushcfunction(L, tl_spawn_p);
     lua_pushlightuserdata(L, st);
     lua_pushinteger(L, nargs);
     lua_rotate(L, -(nargs + 4), 3);
-    if (lua_pcall(L, nargs + 3, 1, 0) != LUA_OK) return TASK_ENOMEM;
+    rc = lua_pcall(L, nargs + 3, 1, 0);
+    if (rc != LUA_OK) return rc == LUA_ERRMEM ? TASK_ENOMEM : TASK_EINVAL;
     if (out) *out = ((tl_task *)lua_touserdata(L, -1))->id;
     return TASK_OK;
 }
 
-/* Protected part of task_lua_resume: st, ext, values... -> r_ext[ext] = {values, n = n} */
-static int tl_resume_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    lua_Integer ext = lua_tointeger(L, 2);
-    int i, n = lua_gettop(L) - 2;
-    lua_createtable(L, n, 1);
-    for (i = 1; i <= n; i++) {
-        lua_pushvalue(L, i + 2);
-        lua_rawseti(L, -2, i);
-    }
-    lua_pushinteger(L, n);
-    lua_setfield(L, -2, "n");
-    tl_getref(L, st->r_ext);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, ext);
-    return 0;
-}
-
 TASK_LUA_API int task_lua_resume(lua_State *L, task_id ext, int nvalues) {
     tl_state *st = tl_state_of(L);
-    int i, s;
     if (!st) { lua_pop(L, nvalues); return TASK_EINVAL; }
-    s = task_ext_status(st->s, ext);
-    if (s != 0) { lua_pop(L, nvalues); return s < 0 ? s : TASK_ESTATE; }
-    /* protected: the host may call this from a timer callback, outside any
-       pcall, and packing the values can run out of memory */
-    if (!lua_checkstack(L, 3)) { lua_pop(L, nvalues); return TASK_ENOMEM; }
-    lua_pushcfunction(L, tl_resume_p);
+    return tl_resume_ext(L, st, ext, nvalues, NULL);
+}
+
+/* debug.sethook while a budget is set: the hooks the scheduler keeps on
+   threads (the budget, the guard of parked tasks) are not the script's
+   to change. Upvalues: st, the original debug.sethook. */
+static int tl_sethook_guard(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+    if (!st->closed && st->budget > 0) {
+        lua_State *L1 = lua_type(L, 1) == LUA_TTHREAD ? lua_tothread(L, 1) : L;
+        lua_Hook h = lua_gethook(L1);
+        if (st->cur || (h && tl_is_ours(h)))
+            return luaL_error(L, "debug.sethook: the host's instruction budget for tasks cannot be changed by a script");
+    }
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int tl_guard_debug_p(lua_State *L) {
+    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "debug") != LUA_TTABLE) return 0;
+    if (lua_getfield(L, -1, "sethook") != LUA_TFUNCTION || lua_tocfunction(L, -1) == tl_sethook_guard) return 0;
     lua_pushlightuserdata(L, st);
-    lua_pushinteger(L, (lua_Integer)ext);
-    lua_rotate(L, -(nvalues + 3), 3);
-    if (lua_pcall(L, nvalues + 2, 0, 0) != LUA_OK) { lua_pop(L, 1); return TASK_ENOMEM; }
-    (void)i;
-    return task_ext_resume(st->s, ext, NULL);
+    lua_insert(L, -2);
+    lua_pushcclosure(L, tl_sethook_guard, 2);
+    lua_setfield(L, -2, "sethook");
+    return 0;
 }
 
 TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode) {
     tl_state *st = tl_state_of(L);
+    lua_Hook h;
     if (!st) return;
     st->budget = instructions > 0 ? instructions : 0;
     st->budget_mode = mode == TASK_LUA_RAISE ? TASK_LUA_RAISE : TASK_LUA_PREEMPT;
+    h = lua_gethook(st->L);
+    if (st->budget > 0) {
+        /* threads created from now on inherit the main thread's hook, so
+           a coroutine made outside any task is counted when a task runs it */
+        if (!h || h == tl_budget_hook) lua_sethook(st->L, tl_budget_hook, LUA_MASKCOUNT, tl_budget_step(st));
+        if (lua_checkstack(L, 2)) {
+            lua_pushcfunction(L, tl_guard_debug_p);
+            lua_pushlightuserdata(L, st);
+            if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+        }
+    } else if (h == tl_budget_hook) lua_sethook(st->L, NULL, 0, 0);
 }
 
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
@@ -2128,9 +3327,7 @@ TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
 }
 
 TASK_LUA_API int luaopen_task(lua_State *L) {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__modkey) == LUA_TTABLE) return 1;
-    lua_pop(L, 1);
-    return tl_open(L, NULL, 1);
+    return tl_open(L, NULL);
 }
 
 #endif /* TASK_LUA_IMPLEMENTATION */

@@ -6,7 +6,7 @@
 --
 -- Peers (Debian: lua-cqueues, lua-luv) are optional: a missing one turns
 -- its rows into skip lines.
-package.cpath = "build/?.so;" .. package.cpath
+package.cpath = (os.getenv("TASK_BUILD") or "build") .. "/?.so;" .. package.cpath
 local task = require "task"
 
 local smoke, quick = false, (os.getenv("BENCH_QUICK") or "") ~= ""
@@ -296,7 +296,7 @@ local function ours_mem()
     local spawn, sleep = task.spawn, task.sleep
     local function body() sleep(1e9) end
     local ts = {}
-    local function core() return select(2, task.taskstat()) or 0 end
+    local function core() return task.stats().core_bytes or 0 end
     local before, core0 = kb(), core()
     for i = 1, NMEM do ts[i] = spawn(body) end
     task.yield() -- every one of them runs up to its sleep
@@ -369,4 +369,4 @@ note("Lua spawn+join: batches of 1000 spawns, then 1000 joins; ping-pong: two ta
   .. "capacity 1, one message = one switch; the sleep rows count CPU time, including each peer's "
   .. "loop setup and teardown")
 note("Lua memory: collectgarbage('count') deltas plus the core's own bytes (its task slots and heap "
-  .. "entries come from Lua's allocator but outside the collector's count; task.taskstat() reports them)")
+  .. "entries come from Lua's allocator but outside the collector's count; task.stats().core_bytes reports them)")

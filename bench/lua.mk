@@ -4,7 +4,7 @@
 # packages lua-cqueues and lua-luv, installed with apt-get when root;
 # otherwise their rows are skipped with a message.
 BENCH_LUA_DEB := lua-cqueues lua-luv
-BENCH_CMDS    += 'lua5.4 bench/bench_lua.lua'
+BENCH_CMDS    += 'TASK_BUILD=$(BUILD) lua5.4 bench/bench_lua.lua'
 BENCH_PREREQS += bench-lua-deps module
 
 .PHONY: bench-lua-deps suite-bench-lua-smoke
@@ -20,4 +20,4 @@ bench-lua-deps:
 TEST_SUITES += suite-bench-lua-smoke
 suite-bench-lua-smoke: module | $(BUILD)
 	@mkdir -p $(BUILD)/bench-lua-smoke
-	@test/run-one bench-lua-smoke sh bench/lua_smoke.sh $(BUILD)/bench-lua-smoke
+	@TASK_BUILD=$(BUILD) test/run-one bench-lua-smoke sh bench/lua_smoke.sh $(BUILD)/bench-lua-smoke

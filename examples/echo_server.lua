@@ -14,7 +14,6 @@ local live = {}            -- [Task] = true while its connection is open
 -- c:read/c:write; the <close> variable closes the socket either way).
 local function serve(conn)
   local self = task.running()
-  live[self] = true
   local ok, why = pcall(function()
     local c <close> = conn
     while true do
@@ -46,7 +45,7 @@ task.scope("server", function(sc)
     local c, err = lst:accept(left)          -- a per-call timeout: the duration bound
     if not c then reason = err == "timeout" and "duration" or err; break end
     stats.conns = stats.conns + 1
-    sc:spawn(serve, c)
+    live[sc:spawn(serve, c)] = true     -- now: it may not have run yet at shutdown
   end
   lst:close()
   -- Let the open connections finish for grace_ms, then cancel the rest.

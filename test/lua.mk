@@ -6,7 +6,7 @@
 #   lua-module         build/task.so in the stock lua5.4: test/lua_module.lua
 # One script alone: build/lua_runner test/lua/channel.lua
 
-LUA_SCRIPTS   := smoke tasks suspend cancel combinators channel pitfalls errors trace traceparent scale
+LUA_SCRIPTS   := smoke tasks suspend cancel combinators channel pitfalls errors trace traceparent scale hostile
 LUA_TEST_ARGS := $(foreach s,$(LUA_SCRIPTS),test/lua/$(s).lua) --real-clock test/lua/realclock.lua
 LUA_TEST_DEPS := task.h task_lua.h test/testlib.h
 LUA_CFLAGS    := -std=c99 $(STRICT) -Wno-misleading-indentation -I. $(LUA_INC)
@@ -20,8 +20,8 @@ $(BUILD)/test_lua_host: test/test_lua_host.c $(LUA_TEST_DEPS) | deps $(BUILD)
 $(BUILD)/test_lua_host_asan: test/test_lua_host.c $(LUA_TEST_DEPS) | deps $(BUILD)
 	$(CC) $(LUA_CFLAGS) $(SAN) -o $@ test/test_lua_host.c $(LUA_LIB) -lm
 
-.PHONY: suite-lua suite-lua-asan suite-lua-valgrind suite-lua-host suite-lua-host-asan suite-lua-module
-TEST_SUITES += suite-lua suite-lua-asan suite-lua-host suite-lua-host-asan suite-lua-module
+.PHONY: suite-lua suite-lua-asan suite-lua-valgrind suite-lua-host suite-lua-host-asan suite-lua-module suite-sigint
+TEST_SUITES += suite-lua suite-lua-asan suite-lua-host suite-lua-host-asan suite-lua-module suite-sigint
 suite-lua: $(BUILD)/lua_runner
 	@test/run-one lua $(BUILD)/lua_runner $(LUA_TEST_ARGS)
 suite-lua-asan: $(BUILD)/lua_runner_asan
@@ -38,3 +38,5 @@ TEST_SUITES += suite-lua-valgrind
 suite-lua-valgrind: $(BUILD)/lua_runner
 	@TASK_LUA_SCALE=2000 test/run-one lua-valgrind $(VG) $(BUILD)/lua_runner $(LUA_TEST_ARGS)
 endif
+suite-sigint: module
+	@test/run-one sigint sh test/sigint.sh $(BUILD)

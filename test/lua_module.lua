@@ -28,12 +28,21 @@ case("run(fn, ...) returns fn's results", function()
   eq(r.n, 3); eq(r[1], 42); eq(r[2], "x"); eq(r[3], nil)
 end)
 
-case("run raises fn's error (the original value)", function()
+case("run raises fn's error: the value itself, a string with the failing task's traceback", function()
   local obj = {}
   local ok, e = pcall(task.run, function() task.sleep(1); error(obj) end)
   eq(ok, false); eq(e, obj)
   ok, e = pcall(task.run, function() error("plain", 0) end)
-  eq(e, "plain")
+  eq(ok, false)
+  assert(e:find("^plain\ntraceback of the failing task:"), e)
+  -- a joined task's error keeps the traceback of where it was raised
+  ok, e = pcall(task.run, function()
+    local t = task.spawn(function() local x = nil; return x.field end)
+    return t:join()
+  end)
+  eq(ok, false)
+  assert(e:find("attempt to index a nil value", 1, true), e)
+  assert(e:find("lua_module.lua:%d+: in function <"), e)
 end)
 
 case("run waits for every task, also ones fn did not join", function()
@@ -71,6 +80,22 @@ case("run reports a deadlock", function()
   -- and recovers: the stuck task does not block the next run forever
 end)
 
+case("a deadlock names every stuck task: what it waits on and its traceback", function()
+  local ok, e = pcall(task.run, function()
+    local ch = task.channel(1)
+    local c = task.spawn({name = "consumer"}, function() return ch:recv() end)
+    task.spawn({name = "waiter"}, function() return task.wait() end)
+    return c:join()
+  end)
+  eq(ok, false)
+  e = tostring(e)
+  assert(e:find("task.run: deadlock: 3 tasks wait and nothing can wake them:", 1, true), e)
+  assert(e:find("(consumer) WAIT: waits for a value from Channel (0/1)", 1, true), e)
+  assert(e:find("(waiter) WAIT: waits for task.wakeup (task.wait)", 1, true), e)
+  assert(e:find("WAIT: waits for the end of task %d+ %(consumer%) %(join%)"), e)
+  assert(e:find("in method 'recv'", 1, true) or e:find("in function 'recv'", 1, true), e)
+end)
+
 case("run is not reentrant", function()
   local ok, e = pcall(task.run, function() return task.run(function() end) end)
   eq(ok, false)
@@ -84,6 +109,121 @@ case("a task's unjoined error goes to stderr, run goes on", function()
     return "fine"
   end)
   eq(r, "fine")
+end)
+
+-- ---- regression cases -------------------------------------------------------
+
+-- The interpreter running this script, for child processes.
+local function interpreter()
+  local i = -1
+  while arg and arg[i - 1] do i = i - 1 end
+  return arg and arg[i] or "lua5.4"
+end
+
+-- A finalizer made before require "task" runs after the module's own __gc
+-- when lua5.4 closes the state at exit: every module function and method it
+-- calls must raise "task module is closed" (not crash). In a child process;
+-- its whole output (stdout and stderr) must be exactly the expected lines.
+local CLOSED_CHILD = [==[
+package.cpath = DIR .. "/?.so;" .. package.cpath
+local K = {}
+local out = io.stdout
+SENTINEL = setmetatable({}, {__gc = function()
+  local t, f = K.task, function() end
+  local n, bad, known = 0, {}, {}
+  local function try(name, fn, ...)
+    n = n + 1
+    local ok, e = pcall(fn, ...)
+    if ok or not tostring(e):find("task module is closed", 1, true) then
+      bad[#bad + 1] = name .. " -> " .. (ok and "returned " or "raised ") .. tostring(e)
+    end
+  end
+  local calls = {
+    {"spawn", f}, {"fork", f, 1}, {"running"}, {"current"}, {"status", K.done}, {"sleep", 1}, {"yield"},
+    {"checkpoint"}, {"wait"}, {"wakeup", K.pending, 1}, {"alloc"}, {"resume", 1, 2}, {"cancel_token"},
+    {"now"}, {"select", {K.ch}}, {"timer", 1}, {"channel", 1}, {"taskstat"}, {"tasks"}, {"tracenode", 1},
+    {"tracespawn"}, {"traceset", 1}, {"tracepropagate"}, {"traceparent"},
+    {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+    {"hook", nil, nil}, {"task_hook", nil, nil}, {"run", f}, {"scope", f}, {"all", f}, {"race", f},
+    {"timeout", 1, f}, {"with_timeout", 1, f}, {"external", f}, {"await", K.ch}, {"after", 1, f},
+  }
+  for _, c in ipairs(calls) do
+    known[c[1]] = true
+    if type(t[c[1]]) ~= "function" then bad[#bad + 1] = "task." .. c[1] .. " is missing"
+    else try("task." .. c[1], t[c[1]], table.unpack(c, 2, 3)) end
+  end
+  for k, v in pairs(t) do
+    if type(v) == "function" and not known[k] then try("task." .. tostring(k), v) end
+  end
+  for _, m in ipairs(K.methods) do try(m[1], m[2], m[3], m[4]) end
+  for _, o in ipairs({K.done, K.pending, K.ch, K.tm, K.tok, K.scope}) do pcall(tostring, o) end
+  out:write(("CLOSED %d calls\n"):format(n))
+  for _, b in ipairs(bad) do out:write("WRONG " .. b .. "\n") end
+  out:write("END\n")
+end})
+local task = require "task"
+K.task = task
+task.run(function()
+  K.ch = task.channel(2); K.ch:send("kept")
+  K.done = task.spawn(function() return 1 end)
+  K.tok = task.cancel_token()
+  task.scope(function(s) K.scope = s end)
+  task.yield()
+end)
+K.tm = task.timer(1e6)                   -- armed at exit
+K.pending = task.spawn(function() end)   -- never ran: alive at exit
+local f = function() end
+local M = {
+  Task = {K.pending, {"wait", "join", "cancel", "abort", "done", "is_finished", "detach", "elapsed", "traceback"}},
+  Channel = {K.ch, {"send", "try_send", "wait", "recv", "try_recv", "close", "len"}},
+  Timer = {K.tm, {"wait", "cancel", "done"}},
+  CancelToken = {K.tok, {"cancel", "is_cancelled", "check"}},
+  Scope = {K.scope, {"spawn", "cancel", "token"}},
+}
+K.methods = {}
+for _, cls in ipairs({"Task", "Channel", "Timer", "CancelToken", "Scope"}) do
+  local obj, names = M[cls][1], M[cls][2]
+  for _, m in ipairs(names) do
+    local a = (m == "spawn") and f or (m == "send" or m == "try_send") and "v" or nil
+    K.methods[#K.methods + 1] = {cls .. ":" .. m, obj[m], obj, a}
+  end
+end
+]==]
+
+case("finalizers that run after the module's __gc at exit get 'task module is closed', no crash", function()
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(("local DIR = %q\n"):format(dir), CLOSED_CHILD)
+  f:close()
+  local p = assert(io.popen(("%s %s 2>&1"):format(interpreter(), path)))
+  local output = p:read("a")
+  local ok, how, code = p:close()
+  os.remove(path)
+  if not (how == "exit" and code == 0) then error(("the child ended by %s %s; output:\n%s"):format(how, code, output)) end
+  local lines = {}
+  for l in output:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  if not (#lines == 2 and lines[1]:match("^CLOSED %d+ calls$") and lines[2] == "END") then
+    error("unexpected output:\n" .. output)
+  end
+  local n = tonumber(lines[1]:match("%d+"))
+  if n < 60 then error("only " .. n .. " calls made") end
+end)
+
+case("task.after(1, fn) fires while a 2-million-message ping-pong still runs", function()
+  local fired_during
+  local r = task.run(function()
+    local a2b, b2a = task.channel(1), task.channel(1)
+    local running = true
+    task.after(1, function() fired_during = running end)
+    local N = 1000000
+    local b = task.spawn(function() for _ = 1, N do b2a:send(a2b:recv()) end end)
+    for i = 1, N do a2b:send(i); b2a:recv() end
+    running = false
+    b:join()
+    return "done"
+  end)
+  eq(r, "done")
+  eq(fired_during, true, "after(1) fired before the ping-pong ended")
 end)
 
 os.exit(failed == 0 and 0 or 1)

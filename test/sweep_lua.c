@@ -90,12 +90,29 @@ static void quiet(int on) {
     else { dup2(saved_out, 1); dup2(saved_err, 2); close(saved_out); close(saved_err); }
 }
 
+/* A run that takes far longer than the same script without failures is
+   stuck in a loop: say which one, then stop (a slow machine only makes
+   every run slower, so the limit scales with the script's own time). */
+static const char *sw_script;
+static unsigned long sw_k;
+static unsigned sw_limit;
+static void sw_on_alarm(int sig) {
+    char msg[512];
+    int n;
+    (void)sig;
+    n = snprintf(msg, sizeof msg, "not ok - sweep %s: the run failing allocation %lu did not end in %u s\n",
+                 sw_script, sw_k, sw_limit);
+    if (n > 0) { ssize_t w = write(saved_out >= 0 ? saved_out : 1, msg, (size_t)n); (void)w; }
+    _exit(1);
+}
+
 int main(int argc, char **argv) {
     unsigned long stride = 1, max_runs = 0, total_sites = 0, total_runs = 0;
     double max_seconds = 0;
     int i, bad_scripts = 0, nscripts = 0;
     (void)lua_runner_main;
     quiet_fd = open("/dev/null", O_WRONLY);
+    signal(SIGALRM, sw_on_alarm);
 #ifdef SW_ASAN
     /* sanitizer reports go to the real stderr even while runs are quiet */
     __sanitizer_set_report_fd((void *)(intptr_t)dup(2));
@@ -109,10 +126,13 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--max-runs") == 0 && i + 1 < argc) { max_runs = strtoul(argv[++i], NULL, 0); continue; }
         if (strcmp(argv[i], "--max-seconds") == 0 && i + 1 < argc) { max_seconds = atof(argv[++i]); continue; }
         nscripts++;
+        t0 = mono_ns();
         quiet(1);
         sw_run(argv[i], 0, 0, &o);
         quiet(0);
         n = o.calls;
+        sw_script = argv[i];
+        sw_limit = (unsigned)((double)(mono_ns() - t0) / 1e9 * 20) + 60;
         if (o.bytes) { printf("# %s: %lu bytes leaked without failures\n", argv[i], (unsigned long)o.bytes); bad = 1; }
         st = stride ? stride : 1;
         if (max_runs && n / st > max_runs) st = (n + max_runs - 1) / max_runs;
@@ -122,7 +142,8 @@ int main(int argc, char **argv) {
             if (max_seconds > 0 && (double)(mono_ns() - t0) / 1e9 > max_seconds) { cut = k; break; }
             for (all = 0; all < 2 && !bad; all++) {
                 quiet(1);
-                alarm(20);
+                sw_k = k;
+                alarm(sw_limit);
                 sw_run(argv[i], k, all, &o);
                 alarm(0);
                 quiet(0);

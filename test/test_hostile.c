@@ -8,7 +8,15 @@
  * million C tasks (and many Lua tasks) alive at once. Every case ends with
  * zero bytes outstanding.
  *
- *   test_hostile [--big N]   N: the number of C tasks alive at once (1M)
+ *   test_hostile [--big N] [--lua N] [--only SUBSTRING]
+ *     --big N   the number of C tasks alive at once (1M)
+ *     --lua N   the number of Lua tasks alive at once
+ *     --only S  runs only the cases whose name contains S
+ *
+ * The regression cases at the end (finalizers after the module's __gc,
+ * a long pipeline against timers, the budget against debug.sethook and
+ * coroutines made outside tasks, Channel:close under allocation failures)
+ * each run in a child process, so a crash or a hang fails that case alone.
  */
 #define _POSIX_C_SOURCE 200809L
 #define TASK_IMPLEMENTATION
@@ -19,7 +27,10 @@
 #endif
 #include "testlib.h"
 #include <lualib.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static long big_n = 1000000;
 static long lua_n = 20000;
@@ -505,7 +516,9 @@ TEST_CASE(regression_close_after_out_of_memory) {
 
 /* Found while writing the sweep: task_lua_resume, called by the host from a
    timer callback (outside any pcall), packed the values unprotected, so an
-   allocation failure there was a Lua panic. Now: TASK_ENOMEM. */
+   allocation failure there was a Lua panic. Now: TASK_ENOMEM when the
+   values must be kept (nobody waits yet); a waiting task gets them without
+   any allocation. */
 TEST_CASE(regression_host_resume_out_of_memory) {
     test_alloc a;
     task_sched *s;
@@ -517,7 +530,7 @@ TEST_CASE(regression_host_resume_out_of_memory) {
     luaL_openlibs(L);
     task_lua_open(L, s);
     lua_setglobal(L, "task");
-    CHECK(luaL_dostring(L, "ID = task.alloc(); T = task.spawn(function() return task.wait(ID) end)") == LUA_OK);
+    CHECK(luaL_dostring(L, "ID = task.alloc(); T = task.spawn(function() task.sleep(5); return task.wait(ID) end)") == LUA_OK);
     task_tick(s, 0);
     lua_getglobal(L, "ID");
     id = lua_tointeger(L, -1);
@@ -526,11 +539,15 @@ TEST_CASE(regression_host_resume_out_of_memory) {
     lua_pushinteger(L, 2);
     a.fail_at = a.calls + 1;
     a.fail_all_after = 1;
-    CHECK_INT(task_lua_resume(L, (task_id)id, 2), TASK_ENOMEM);
+    CHECK_INT(task_lua_resume(L, (task_id)id, 2), TASK_ENOMEM); /* before the wait */
     a.fail_at = 0;
+    CHECK_INT(lua_gettop(L), 0);
+    task_tick(s, 10 * TASK_MSEC); /* now it waits */
     lua_pushstring(L, "again");
+    a.fail_at = a.calls + 1; /* handed over with no allocation at all */
     CHECK_INT(task_lua_resume(L, (task_id)id, 1), TASK_OK);
-    task_tick(s, 1);
+    a.fail_at = 0;
+    task_tick(s, 11 * TASK_MSEC);
     CHECK(luaL_dostring(L, "assert(T:join() == 'again')") == LUA_OK);
     lua_close(L);
     task_destroy(s);
@@ -647,34 +664,522 @@ TEST_CASE(many_lua_tasks_alive_at_close) {
     CHECK(r.done);
 }
 
+/* ---- regression cases: each runs in a child process, so a crash or a
+   hang (an alarm) fails that case alone ------------------------------- */
+
+static void isolated(const char *what, void (*fn)(void), unsigned seconds) {
+    pid_t pid;
+    int status = 0;
+    fflush(stdout);
+    fflush(stderr);
+    if (getenv("HOSTILE_NOFORK")) { fn(); return; } /* for a debugger */
+    pid = fork();
+    if (pid < 0) { TEST__FAIL("%s: fork failed", what); return; }
+    if (pid == 0) {
+        alarm(seconds);
+        test__failed_in_case = 0;
+        fn();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(test__failed_in_case ? 1 : 0);
+    }
+    if (waitpid(pid, &status, 0) != pid) { TEST__FAIL("%s: waitpid failed", what); return; }
+    if (WIFSIGNALED(status)) {
+        if (WTERMSIG(status) == SIGALRM) TEST__FAIL("%s: still running after %u s (hung)", what, seconds);
+        else TEST__FAIL("%s: crashed with signal %d", what, WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        TEST__FAIL("%s: failed (exit status %d)", what, WEXITSTATUS(status));
+    }
+}
+
+/* ---- finalizers that run after the module's own __gc at lua_close ----- */
+
+static int closed_calls, closed_good, closed_end;
+static char closed_bad[4096];
+
+static int closed_record(lua_State *L) { /* record(name, ok, err) */
+    const char *name = luaL_checkstring(L, 1);
+    const char *err = lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : luaL_typename(L, 3);
+    size_t used = strlen(closed_bad);
+    if (strcmp(name, "END") == 0) { closed_end = 1; return 0; }
+    closed_calls++;
+    if (!lua_toboolean(L, 2) && strstr(err, "task module is closed")) closed_good++;
+    else if (used + 200 < sizeof closed_bad)
+        snprintf(closed_bad + used, sizeof closed_bad - used, "\n#   %s -> %s, %.120s", name,
+                 lua_toboolean(L, 2) ? "returned" : "raised", err);
+    return 0;
+}
+
+/* Made before the module is open, so Lua finalizes it after the module's
+   own __gc (finalizers run newest first). K is filled in later. */
+static const char CLOSED_BEFORE[] =
+    "K = {}\n"
+    "local K = K\n"
+    "SENTINEL = setmetatable({}, {__gc = function()\n"
+    "  local t, f = K.task, function() end\n"
+    "  local function try(name, fn, ...) record(name, pcall(fn, ...)) end\n"
+    "  local known = {}\n"
+    "  local calls = {\n"
+    "    {'spawn', f}, {'fork', f, 1}, {'running'}, {'current'}, {'status', K.done}, {'sleep', 1}, {'yield'},\n"
+    "    {'checkpoint'}, {'wait'}, {'wakeup', K.recver, 1}, {'alloc'}, {'resume', 1, 2}, {'cancel_token'},\n"
+    "    {'now'}, {'select', {K.ch}}, {'timer', 1}, {'channel', 1}, {'taskstat'}, {'tasks'}, {'tracenode', 1},\n"
+    "    {'tracespawn'}, {'traceset', 1}, {'tracepropagate'}, {'traceparent'},\n"
+    "    {'traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'},\n"
+    "    {'hook', nil, nil}, {'task_hook', nil, nil}, {'run', f}, {'scope', f}, {'all', f}, {'race', f},\n"
+    "    {'timeout', 1, f}, {'with_timeout', 1, f}, {'external', f}, {'await', K.ch}, {'after', 1, f},\n"
+    "  }\n"
+    "  for _, c in ipairs(calls) do\n"
+    "    known[c[1]] = true\n"
+    "    if type(t[c[1]]) ~= 'function' then record('task.' .. c[1] .. ' (missing)', true, nil)\n"
+    "    else try('task.' .. c[1], t[c[1]], table.unpack(c, 2, 3)) end\n"
+    "  end\n"
+    "  for k, v in pairs(t) do\n"
+    "    if type(v) == 'function' and not known[k] then try('task.' .. tostring(k), v) end\n"
+    "  end\n"
+    "  for _, m in ipairs(K.methods) do try(m[1], m[2], m[3], m[4]) end\n"
+    "  -- a channel with a receiver still parked in it, one with a sender\n"
+    "  try('Channel:send (parked receiver)', K.ch.send, K.ch, 'v')\n"
+    "  try('Channel:close (parked receiver)', K.ch.close, K.ch)\n"
+    "  try('Channel:recv (parked sender)', K.full.recv, K.full)\n"
+    "  try('Channel:close (parked sender)', K.full.close, K.full)\n"
+    "  -- these need not raise, but must not crash\n"
+    "  for _, o in ipairs({K.done, K.recver, K.ch, K.tm, K.tok, K.scope}) do pcall(tostring, o) end\n"
+    "  pcall(function() return K.done.id, K.done.name, K.scope.name end)\n"
+    "  record('END')\n"
+    "end})\n";
+
+static const char CLOSED_AFTER[] =
+    "local K = K\n"
+    "K.task = task\n"
+    "K.ch = task.channel(1)\n"
+    "K.full = task.channel(1); K.full:send(0)\n"
+    "K.recver = task.spawn(function() K.ch:recv() end)\n"
+    "K.sender = task.spawn(function() K.full:send(1) end)\n"
+    "K.done = task.spawn(function() return 1 end)\n"
+    "K.live = task.spawn(function() task.sleep(1e6) end)\n"
+    "K.tm = task.timer(1e6)\n"
+    "K.tok = task.cancel_token()\n"
+    "task.scope(function(s) K.scope = s end)\n"
+    "task.yield()\n"
+    "local f = function() end\n"
+    "local M = {\n"
+    "  Task = {K.live, {'wait', 'join', 'cancel', 'abort', 'done', 'is_finished', 'detach', 'elapsed', 'traceback'}},\n"
+    "  Channel = {K.ch, {'send', 'try_send', 'wait', 'recv', 'try_recv', 'close', 'len'}},\n"
+    "  Timer = {K.tm, {'wait', 'cancel', 'done'}},\n"
+    "  CancelToken = {K.tok, {'cancel', 'is_cancelled', 'check'}},\n"
+    "  Scope = {K.scope, {'spawn', 'cancel', 'token'}},\n"
+    "}\n"
+    "K.methods = {}\n"
+    "for _, cls in ipairs({'Task', 'Channel', 'Timer', 'CancelToken', 'Scope'}) do\n"
+    "  local obj, names = M[cls][1], M[cls][2]\n"
+    "  for _, m in ipairs(names) do\n"
+    "    local arg = (m == 'spawn') and f or (m == 'send' or m == 'try_send') and 'v' or nil\n"
+    "    K.methods[#K.methods + 1] = {cls .. ':' .. m, obj[m], obj, arg}\n"
+    "  end\n"
+    "end\n"
+    "check(task.status(K.recver) == 'WAIT' and task.status(K.sender) == 'WAIT', 'the receiver and the sender are parked')\n"
+    "DONE = true\n";
+
+static void closed_module_body(void) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    int i;
+    memset(&a, 0, sizeof a);
+    closed_calls = closed_good = closed_end = 0;
+    closed_bad[0] = 0;
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    lua_register(L, "record", closed_record);
+    lua_register(L, "check", lua_check);
+    CHECK(luaL_dostring(L, CLOSED_BEFORE) == LUA_OK);
+    CHECK_INT(task_lua_open(L, s), TASK_OK);
+    lua_setglobal(L, "task");
+    if (luaL_loadstring(L, CLOSED_AFTER) != LUA_OK || task_lua_spawn(L, 0, NULL) != TASK_OK) {
+        TEST__FAIL("setup: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    } else lua_pop(L, 1);
+    for (i = 0; i < 5; i++) task_tick(s, (uint64_t)i * TASK_MSEC);
+    lua_getglobal(L, "DONE");
+    CHECK(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    lua_close(L); /* the module's __gc first, then SENTINEL's */
+    CHECK(closed_end);
+    CHECK(closed_calls >= 60);
+    if (closed_good != closed_calls)
+        TEST__FAIL("%d of %d calls did not raise 'task module is closed':%s", closed_calls - closed_good,
+                   closed_calls, closed_bad);
+    CHECK_INT(task_count(s, -1), 0);
+    task_destroy(s);
+    CHECK_INT(a.bytes, 0);
+}
+
+TEST_CASE(finalizers_after_the_module_gc_get_task_module_is_closed) {
+    isolated("finalizers after the module's __gc", closed_module_body, 60);
+}
+
+/* ---- starvation: a pipeline cannot hold the host inside one tick ------ */
+
+static long pipe_ticks;
+static int lua_ticks(lua_State *L) { lua_pushinteger(L, pipe_ticks); return 1; }
+
+static const char PIPELINE[] =
+    "local N = 200000\n"
+    "local ch = task.channel(1)\n"
+    "local piped = false\n"
+    "task.after(1, function() AFTER_AT = ticks(); AFTER_BEFORE_END = not piped end)\n"
+    "local tmo = task.spawn(function()\n"
+    "  local ch2 = task.channel(1)\n"
+    "  local feeder = task.spawn(function() for i = 1, N do ch2:send(i) end; ch2:close() end)\n"
+    "  local r1, r2 = task.timeout(10, function() local n = 0; while ch2:recv() do n = n + 1 end; return n end)\n"
+    "  TIMEOUT_R1, TIMEOUT_R2, TIMEOUT_AT, TIMEOUT_BEFORE_END = tostring(r1), tostring(r2), ticks(), not piped\n"
+    "  feeder:abort()\n"
+    "end)\n"
+    "local prod = task.spawn(function() for i = 1, N do ch:send(i) end end)\n"
+    "local sum = 0\n"
+    "for i = 1, N do sum = sum + ch:recv() end\n"
+    "piped = true\n"
+    "PIPE_AT = ticks()\n"
+    "check(sum == N * (N + 1) // 2, 'every message arrived')\n"
+    "tmo:join(); prod:join()\n"
+    "DONE = true\n";
+
+static void pipeline_body(void) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    uint64_t now = 1000 * TASK_SEC;
+    memset(&a, 0, sizeof a);
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    task_lua_open(L, s);
+    lua_setglobal(L, "task");
+    lua_register(L, "check", lua_check);
+    lua_register(L, "ticks", lua_ticks);
+    if (luaL_loadstring(L, PIPELINE) != LUA_OK || task_lua_spawn(L, 0, NULL) != TASK_OK) {
+        TEST__FAIL("setup: %s", lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+    /* the host's clock advances 1 ms per tick (more when nothing is ready) */
+    for (pipe_ticks = 1; pipe_ticks < 2000000; pipe_ticks++) {
+        uint64_t wait;
+        CHECK(task_tick(s, now) >= 0);
+        if (task_count(s, -1) == 0) break;
+        wait = task_timeout(s, now);
+        if (wait == TASK_FOREVER) break;
+        now += wait > TASK_MSEC ? wait : TASK_MSEC;
+    }
+    printf("# pipeline of 200000 messages: %ld ticks\n", pipe_ticks);
+    CHECK(task_count(s, -1) == 0);
+    lua_getglobal(L, "DONE");
+    CHECK(lua_toboolean(L, -1));
+    lua_getglobal(L, "PIPE_AT");
+    CHECK(lua_tointeger(L, -1) > 50); /* the pipeline needed many ticks */
+    lua_getglobal(L, "AFTER_BEFORE_END");
+    CHECK(lua_toboolean(L, -1));      /* task.after(1) fired while it ran */
+    lua_getglobal(L, "TIMEOUT_BEFORE_END");
+    CHECK(lua_toboolean(L, -1));      /* task.timeout(10) returned while it ran */
+    lua_getglobal(L, "TIMEOUT_R1");
+    CHECK_STR(lua_tostring(L, -1), "nil");
+    lua_getglobal(L, "TIMEOUT_R2");
+    CHECK_STR(lua_tostring(L, -1), "timeout");
+    lua_getglobal(L, "AFTER_AT");
+    lua_getglobal(L, "TIMEOUT_AT");
+    lua_getglobal(L, "PIPE_AT");
+    printf("# after(1) fired at tick %lld, timeout(10) returned at tick %lld, the pipeline ended at tick %lld\n",
+           (long long)lua_tointeger(L, -3), (long long)lua_tointeger(L, -2), (long long)lua_tointeger(L, -1));
+    lua_settop(L, 0);
+    lua_close(L);
+    task_destroy(s);
+    CHECK_INT(a.bytes, 0);
+}
+
+TEST_CASE(pipeline_of_200000_messages_lets_timers_fire) {
+    isolated("pipeline", pipeline_body, 120);
+}
+
+/* ---- the instruction budget cannot be removed from inside a task ------ */
+
+typedef struct bcase { int mode; const char *setup, *code; } bcase;
+static bcase budget_now;
+
+/* setup runs in the main chunk, outside any task; code runs as a task and
+   sets HOG (the task that never suspends). 50 ticks, each must return. */
+static void budget_body(void) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    int i;
+    const char *err;
+    memset(&a, 0, sizeof a);
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    task_lua_open(L, s);
+    lua_setglobal(L, "task");
+    lua_register(L, "check", lua_check);
+    lua_newtable(L);
+    lua_setglobal(L, "ERRORS");
+    lua_pushcfunction(L, record_error);
+    task_lua_set_error_handler(L, -1);
+    lua_pop(L, 1);
+    task_lua_set_budget(L, 1000, budget_now.mode);
+    if (luaL_dostring(L, budget_now.setup) != LUA_OK) { TEST__FAIL("setup: %s", lua_tostring(L, -1)); lua_pop(L, 1); }
+    if (luaL_loadstring(L, budget_now.code) != LUA_OK || task_lua_spawn(L, 0, NULL) != TASK_OK)
+        TEST__FAIL("spawn: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    CHECK(luaL_dostring(L,
+        "OTHER = 0\n"
+        "task.spawn(function() for i = 1, 40 do task.yield(); OTHER = OTHER + 1 end end)\n"
+        "task.spawn(function() while not HOG do task.yield() end\n"
+        "  local ok, e = pcall(HOG.join, HOG); HOG_ERR = tostring(e) end)\n") == LUA_OK);
+    for (i = 0; i < 50; i++) task_tick(s, (uint64_t)i * TASK_MSEC); /* the alarm catches a tick that never returns */
+    lua_getglobal(L, "OTHER");
+    CHECK_INT(lua_tointeger(L, -1), 40);    /* the host got control back at every tick */
+    lua_getglobal(L, "HOG_ERR");
+    err = lua_tostring(L, -1);
+    if (budget_now.mode == TASK_LUA_RAISE) {
+        CHECK_CONTAINS(err, "budget");
+    } else if (!err) { /* preempted, not failed: still alive; abort it */
+        CHECK(luaL_dostring(L, "HOG:abort()") == LUA_OK);
+        task_tick(s, 60 * TASK_MSEC);
+        task_tick(s, 61 * TASK_MSEC);
+        lua_getglobal(L, "HOG_ERR");
+        err = lua_tostring(L, -1);
+        if (!err || (!strstr(err, "task aborted") && !strstr(err, "budget")))
+            TEST__FAIL("the preempted task: %s", err ? err : "(not ended)");
+    } else if (!strstr(err, "budget")) TEST__FAIL("the preempted task failed with: %s", err);
+    lua_settop(L, 0);
+    lua_close(L);
+    task_destroy(s);
+    CHECK_INT(a.bytes, 0);
+}
+
+static void budget_case(int mode, const char *setup, const char *code, const char *what) {
+    budget_now.mode = mode;
+    budget_now.setup = setup;
+    budget_now.code = code;
+    isolated(what, budget_body, 20);
+}
+
+static const char HOG_SETHOOK_OFF[] =
+    "HOG = task.spawn(function() pcall(debug.sethook); local x = 0; while true do x = x + 1 end end)\n";
+static const char HOG_SETHOOK_LINE[] =
+    "HOG = task.spawn(function() pcall(debug.sethook, function() end, 'l'); local x = 0\n"
+    "  while true do x = x + 1 end end)\n";
+static const char HOG_WRAP_SETUP[] = "WRAP = coroutine.wrap(function() local x = 0; while true do x = x + 1 end end)\n";
+static const char HOG_WRAP[] = "HOG = task.spawn(WRAP)\n";
+static const char HOG_CO_SETUP[] = "CO = coroutine.create(function() local x = 0; while true do x = x + 1 end end)\n";
+static const char HOG_CO[] =
+    "HOG = task.spawn(function() local ok, e = coroutine.resume(CO); CO_ERR = tostring(e)\n"
+    "  local x = 0; while true do x = x + 1 end end)\n";
+
+TEST_CASE(budget_raise_survives_debug_sethook_off) {
+    budget_case(TASK_LUA_RAISE, "", HOG_SETHOOK_OFF, "RAISE, debug.sethook()");
+}
+TEST_CASE(budget_preempt_survives_debug_sethook_off) {
+    budget_case(TASK_LUA_PREEMPT, "", HOG_SETHOOK_OFF, "PREEMPT, debug.sethook()");
+}
+TEST_CASE(budget_raise_survives_debug_sethook_line_hook) {
+    budget_case(TASK_LUA_RAISE, "", HOG_SETHOOK_LINE, "RAISE, debug.sethook(f, 'l')");
+}
+TEST_CASE(budget_preempt_survives_debug_sethook_line_hook) {
+    budget_case(TASK_LUA_PREEMPT, "", HOG_SETHOOK_LINE, "PREEMPT, debug.sethook(f, 'l')");
+}
+TEST_CASE(budget_raise_bounds_a_wrap_made_outside_tasks) {
+    budget_case(TASK_LUA_RAISE, HOG_WRAP_SETUP, HOG_WRAP, "RAISE, spawn(coroutine.wrap made outside)");
+}
+TEST_CASE(budget_preempt_bounds_a_wrap_made_outside_tasks) {
+    budget_case(TASK_LUA_PREEMPT, HOG_WRAP_SETUP, HOG_WRAP, "PREEMPT, spawn(coroutine.wrap made outside)");
+}
+TEST_CASE(budget_raise_bounds_a_coroutine_made_outside_tasks) {
+    budget_case(TASK_LUA_RAISE, HOG_CO_SETUP, HOG_CO, "RAISE, coroutine.resume of one made outside");
+}
+TEST_CASE(budget_preempt_bounds_a_coroutine_made_outside_tasks) {
+    budget_case(TASK_LUA_PREEMPT, HOG_CO_SETUP, HOG_CO, "PREEMPT, coroutine.resume of one made outside");
+}
+
+/* ---- Channel:close interrupted by memory errors ----------------------- */
+
+/* Three receivers parked on RCH (empty), two senders parked on SCH (full).
+   The strings the waiters get are checked from C: no "closed" constant in
+   Lua code keeps that string interned, so close may have to make it. */
+static const char CLOSE_SETUP[] =
+    "RCH = task.channel(4)\n"
+    "SCH = task.channel(1); SCH:send(0)\n"
+    "RES, W = {}, {}\n"
+    "for i = 1, 3 do W[i] = task.spawn(function() RES[i] = table.pack(RCH:recv()) end) end\n"
+    "for i = 4, 5 do W[i] = task.spawn(function() RES[i] = table.pack(SCH:send(i)) end) end\n";
+
+/* 1 if every waiter of the channel named ch (global) is still parked, its
+   result not set, and a non-destructive probe says the channel is open. */
+static int close_untouched(lua_State *L, const char *ch) {
+    int first = strcmp(ch, "RCH") == 0 ? 1 : 4, last = first == 1 ? 3 : 5, i, ok = 1;
+    task_sched *s = task_lua_sched(L);
+    lua_getglobal(L, "W");
+    lua_getglobal(L, "RES");
+    for (i = first; i <= last; i++) {
+        lua_rawgeti(L, -2, i);
+        if (task_status(s, ((tl_task *)lua_touserdata(L, -1))->id) != TASK_WAIT) ok = 0;
+        lua_pop(L, 1);
+        if (lua_rawgeti(L, -1, i) != LUA_TNIL) ok = 0;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    /* RCH is empty: try_recv says "empty" while open; SCH is full: try_send says "full" */
+    lua_getglobal(L, ch);
+    lua_getfield(L, -1, first == 1 ? "try_recv" : "try_send");
+    lua_insert(L, -2);
+    if (first != 1) lua_pushinteger(L, 99);
+    if (lua_pcall(L, first == 1 ? 1 : 2, 2, 0) != LUA_OK) { lua_pop(L, 1); return 0; }
+    if (!lua_isnil(L, -2) || !lua_isstring(L, -1) || strcmp(lua_tostring(L, -1), first == 1 ? "empty" : "full") != 0) ok = 0;
+    lua_pop(L, 2);
+    return ok;
+}
+
+static int close_sweep_bad;
+
+/* One run: set up, fail the k-th allocation of ch:close() (and every later
+   one when all), then check the outcome. Returns the allocations close made
+   (k = 0: none failed). */
+static unsigned long close_run(const char *ch, unsigned long k, int all) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    unsigned long before, made;
+    int rc, i, raised;
+    memset(&a, 0, sizeof a);
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    task_lua_open(L, s);
+    lua_setglobal(L, "task");
+    CHECK(luaL_dostring(L, CLOSE_SETUP) == LUA_OK);
+    task_tick(s, 0);
+    task_tick(s, 1);
+    CHECK(close_untouched(L, "RCH") && close_untouched(L, "SCH"));
+    CHECK(luaL_loadstring(L, "return (...):close()") == LUA_OK);
+    lua_pushvalue(L, -1); /* a second copy for the retry */
+    lua_getglobal(L, ch);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    before = a.calls;
+    if (k) { a.fail_at = before + k; a.fail_all_after = all; }
+    rc = lua_pcall(L, 1, 1, 0);
+    a.fail_at = 0;
+    made = a.calls - before;
+    raised = rc != LUA_OK;
+    if (!raised && !lua_toboolean(L, -1)) { TEST__FAIL("%s:close() k=%lu%s returned false", ch, k, all ? "+" : ""); close_sweep_bad = 1; }
+    lua_pop(L, 1);
+    if (raised) {
+        if (!close_untouched(L, ch)) {
+            TEST__FAIL("%s:close() k=%lu%s raised but changed the channel or its waiters", ch, k, all ? "+" : "");
+            close_sweep_bad = 1;
+        }
+        lua_getglobal(L, ch);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_toboolean(L, -1)) {
+            TEST__FAIL("%s:close() k=%lu%s: the second close failed", ch, k, all ? "+" : "");
+            close_sweep_bad = 1;
+        }
+        lua_pop(L, 1);
+    } else lua_pop(L, 1);
+    /* the other channel, unhurried; then every waiter must have its result */
+    CHECK(luaL_dostring(L, strcmp(ch, "RCH") == 0 ? "SCH:close()" : "RCH:close()") == LUA_OK);
+    for (i = 0; i < 5; i++) task_tick(s, (uint64_t)(2 + i));
+    if (task_count(s, -1) != 0) {
+        TEST__FAIL("%s:close() k=%lu%s: %d waiter(s) still parked", ch, k, all ? "+" : "", task_count(s, -1));
+        close_sweep_bad = 1;
+    }
+    lua_settop(L, 0);
+    lua_getglobal(L, "RES");
+    for (i = 1; i <= 5; i++) {
+        int good = 0;
+        if (lua_rawgeti(L, -1, i) == LUA_TTABLE) {
+            lua_getfield(L, -1, "n");
+            lua_rawgeti(L, -2, 1);
+            lua_rawgeti(L, -3, 2);
+            good = lua_tointeger(L, -3) == 2 && lua_isnil(L, -2) && lua_type(L, -1) == LUA_TSTRING &&
+                   strcmp(lua_tostring(L, -1), "closed") == 0;
+        }
+        if (!good) {
+            TEST__FAIL("%s:close() k=%lu%s: waiter %d got %s instead of nil, \"closed\"", ch, k, all ? "+" : "", i,
+                       lua_istable(L, 2) ? luaL_tolstring(L, -1, NULL) : "nothing");
+            close_sweep_bad = 1;
+        }
+        lua_settop(L, 1);
+    }
+    lua_pop(L, 1);
+    CHECK(luaL_dostring(L, "assert(SCH:try_recv() == 0, 'the queued item stays readable')") == LUA_OK);
+    lua_settop(L, 0);
+    lua_close(L);
+    task_destroy(s);
+    if (a.bytes) { TEST__FAIL("%s:close() k=%lu%s: %lu bytes leaked", ch, k, all ? "+" : "", (unsigned long)a.bytes); close_sweep_bad = 1; }
+    return made;
+}
+
+static void close_sweep_body(void) {
+    const char *chans[2] = {"RCH", "SCH"};
+    int c, all;
+    close_sweep_bad = 0;
+    for (c = 0; c < 2; c++) {
+        unsigned long n, k;
+        close_sweep_bad = 0;
+        n = close_run(chans[c], 0, 0);
+        printf("# %s:close() makes %lu allocations\n", chans[c], n);
+        for (all = 0; all < 2; all++)
+            for (k = 1; k <= n + 2 && !close_sweep_bad; k++) close_run(chans[c], k, all);
+    }
+}
+
+TEST_CASE(channel_close_interrupted_by_memory_errors) {
+    isolated("Channel:close under allocation failures", close_sweep_body, 120);
+}
+
+/* --only SUBSTRING: runs the cases whose name contains it */
+static const char *only;
+#define RUN_IF(name) do { if (!only || strstr(#name, only)) RUN(name); } while (0)
+
 int main(int argc, char **argv) {
     int i;
     for (i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--big") == 0) big_n = atol(argv[++i]);
         else if (strcmp(argv[i], "--lua") == 0) lua_n = atol(argv[++i]);
+        else if (strcmp(argv[i], "--only") == 0) only = argv[++i];
     }
-    RUN(never_yields_is_preempted);
-    RUN(never_yields_raises);
-    RUN(never_yields_in_nested_coroutine);
-    RUN(never_yields_inside_metamethod);
-    RUN(budget_off_by_default_and_resettable);
-    RUN(term_hook_that_spawns_forever);
-    RUN(deep_recursion);
-    RUN(error_values_table_nil_bad_tostring);
-    RUN(default_handler_with_bad_values);
-    RUN(failing_error_handler);
-    RUN(gc_finalizers_call_task_functions_at_close);
-    RUN(scope_closed_from_inside_its_child);
-    RUN(c_scope_closed_from_inside_its_child);
-    RUN(cancel_abort_join_self);
-    RUN(c_cancel_abort_join_self);
-    RUN(resume_of_ended_and_wakeup_twice);
-    RUN(c_resume_of_ended_and_wakeup_twice);
-    RUN(regression_wakeup_with_a_number_value);
-    RUN(regression_close_after_out_of_memory);
-    RUN(regression_host_resume_out_of_memory);
-    RUN(million_c_tasks);
-    RUN(many_lua_tasks);
-    RUN(many_lua_tasks_alive_at_close);
+    RUN_IF(never_yields_is_preempted);
+    RUN_IF(never_yields_raises);
+    RUN_IF(never_yields_in_nested_coroutine);
+    RUN_IF(never_yields_inside_metamethod);
+    RUN_IF(budget_off_by_default_and_resettable);
+    RUN_IF(term_hook_that_spawns_forever);
+    RUN_IF(deep_recursion);
+    RUN_IF(error_values_table_nil_bad_tostring);
+    RUN_IF(default_handler_with_bad_values);
+    RUN_IF(failing_error_handler);
+    RUN_IF(gc_finalizers_call_task_functions_at_close);
+    RUN_IF(scope_closed_from_inside_its_child);
+    RUN_IF(c_scope_closed_from_inside_its_child);
+    RUN_IF(cancel_abort_join_self);
+    RUN_IF(c_cancel_abort_join_self);
+    RUN_IF(resume_of_ended_and_wakeup_twice);
+    RUN_IF(c_resume_of_ended_and_wakeup_twice);
+    RUN_IF(regression_wakeup_with_a_number_value);
+    RUN_IF(regression_close_after_out_of_memory);
+    RUN_IF(regression_host_resume_out_of_memory);
+    RUN_IF(million_c_tasks);
+    RUN_IF(many_lua_tasks);
+    RUN_IF(many_lua_tasks_alive_at_close);
+    RUN_IF(finalizers_after_the_module_gc_get_task_module_is_closed);
+    RUN_IF(pipeline_of_200000_messages_lets_timers_fire);
+    RUN_IF(budget_raise_survives_debug_sethook_off);
+    RUN_IF(budget_preempt_survives_debug_sethook_off);
+    RUN_IF(budget_raise_survives_debug_sethook_line_hook);
+    RUN_IF(budget_preempt_survives_debug_sethook_line_hook);
+    RUN_IF(budget_raise_bounds_a_wrap_made_outside_tasks);
+    RUN_IF(budget_preempt_bounds_a_wrap_made_outside_tasks);
+    RUN_IF(budget_raise_bounds_a_coroutine_made_outside_tasks);
+    RUN_IF(budget_preempt_bounds_a_coroutine_made_outside_tasks);
+    RUN_IF(channel_close_interrupted_by_memory_errors);
     return test_done();
 }

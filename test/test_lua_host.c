@@ -1,13 +1,18 @@
 /* test_lua_host.c: the host (C) API of task_lua.h: task_lua_open,
  * task_lua_spawn, task_lua_resume, task_lua_set_error_handler, lua_close
  * with live tasks, and the default error handler's stderr line.
- * Every case runs on a counting allocator and ends with zero bytes out. */
+ * Every case runs on a counting allocator and ends with zero bytes out.
+ * The regression cases at the end (the coroutine library on a task's
+ * thread from the main chunk, two lua_States on one scheduler) each run
+ * in a child process, so a crash or a hang fails that case alone. */
 #define _POSIX_C_SOURCE 200809L
 #define TASK_IMPLEMENTATION
 #define TASK_LUA_IMPLEMENTATION
 #include "../task_lua.h"
 #include "testlib.h"
 #include <lualib.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct host { test_alloc a; task_sched *s; lua_State *L; uint64_t now; } host;
@@ -259,6 +264,237 @@ TEST_CASE(suspending_outside_a_task_raises_naming_the_function) {
     host_close(&h);
 }
 
+/* ---- regression cases: each runs in a child process, so a crash or a
+   hang (an alarm) fails that case alone ------------------------------- */
+
+static void isolated(const char *what, void (*fn)(void), unsigned seconds) {
+    pid_t pid;
+    int status = 0;
+    fflush(stdout);
+    fflush(stderr);
+    if (getenv("HOSTILE_NOFORK")) { fn(); return; } /* for a debugger */
+    pid = fork();
+    if (pid < 0) { TEST__FAIL("%s: fork failed", what); return; }
+    if (pid == 0) {
+        alarm(seconds);
+        test__failed_in_case = 0;
+        fn();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(test__failed_in_case ? 1 : 0);
+    }
+    if (waitpid(pid, &status, 0) != pid) { TEST__FAIL("%s: waitpid failed", what); return; }
+    if (WIFSIGNALED(status)) {
+        if (WTERMSIG(status) == SIGALRM) TEST__FAIL("%s: still running after %u s (hung)", what, seconds);
+        else TEST__FAIL("%s: crashed with signal %d", what, WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        TEST__FAIL("%s: failed (exit status %d)", what, WEXITSTATUS(status));
+    }
+}
+
+/* ---- the coroutine library on a task's thread, from the main chunk ---- */
+
+static const char *const PARKS[] = {"CH:recv()", "task.select({CH})", "task.sleep(100)", "task.wait()", "coroutine.yield()"};
+static int park_now;
+
+static void resume_from_main_body(void) {
+    host h;
+    char code[512];
+    host_open(&h);
+    snprintf(code, sizeof code,
+             "CH = task.channel(1)\n"
+             "V = task.spawn(function() TH = coroutine.running(); return %s end)\n", PARKS[park_now]);
+    run(&h, code);
+    task_tick(h.s, h.now); /* it parks (a plain yield: READY for the next tick) */
+    run(&h, "ST1 = task.status(V); CS = coroutine.status(TH); ST2 = task.status(V)\n"
+            "local ok, e = coroutine.resume(TH, 'intruder'); OK, ERR = tostring(ok), tostring(e)");
+    CHECK_STR(gets_(&h, "CS"), "suspended");
+    CHECK_STR(gets_(&h, "ST1"), gets_(&h, "ST2"));
+    CHECK_STR(gets_(&h, "OK"), "false");
+    CHECK_CONTAINS(gets_(&h, "ERR"), "outside the scheduler");
+    drive(&h, 1000);
+    run(&h, "DONE = tostring(V:done()); local ok, e = pcall(V.join, V); JOK, JERR = tostring(ok), tostring(e)");
+    CHECK_STR(gets_(&h, "DONE"), "true");
+    CHECK_STR(gets_(&h, "JOK"), "false");
+    CHECK_CONTAINS(gets_(&h, "JERR"), "outside the scheduler");
+    /* nothing it waited on is lost: another receiver gets a later send */
+    run(&h, "R2 = task.spawn(function() return CH:recv() end)");
+    drive(&h, 1);
+    run(&h, "SENT = tostring(CH:send('later'))");
+    drive(&h, 1);
+    run(&h, "local ok, v = pcall(R2.join, R2); GOT = tostring(v)");
+    CHECK_STR(gets_(&h, "SENT"), "true");
+    CHECK_STR(gets_(&h, "GOT"), "later");
+    host_close(&h);
+}
+
+static void resume_from_main(int which) {
+    char what[96];
+    park_now = which;
+    snprintf(what, sizeof what, "coroutine.resume from the main chunk of a task parked in %s", PARKS[which]);
+    isolated(what, resume_from_main_body, 30);
+}
+
+TEST_CASE(coroutine_resume_from_main_chunk_of_task_in_recv) { resume_from_main(0); }
+TEST_CASE(coroutine_resume_from_main_chunk_of_task_in_select) { resume_from_main(1); }
+TEST_CASE(coroutine_resume_from_main_chunk_of_task_in_sleep) { resume_from_main(2); }
+TEST_CASE(coroutine_resume_from_main_chunk_of_task_in_wait) { resume_from_main(3); }
+TEST_CASE(coroutine_resume_from_main_chunk_of_task_in_plain_yield) { resume_from_main(4); }
+
+static void close_from_main_body(void) {
+    host h;
+    char code[512];
+    host_open(&h);
+    snprintf(code, sizeof code,
+             "CH = task.channel(1)\n"
+             "V = task.spawn(function() TH = coroutine.running(); return %s end)\n", PARKS[park_now]);
+    run(&h, code);
+    task_tick(h.s, h.now);
+    run(&h, "pcall(coroutine.close, TH); TH = nil; collectgarbage(); collectgarbage()\n"
+            "SENT = tostring(CH:send('x'))\n"
+            "R2 = task.spawn(function() return CH:recv() end)");
+    drive(&h, 1000);
+    run(&h, "local ok, v = pcall(R2.join, R2); GOT = tostring(v)\n"
+            "local ok2, e = pcall(V.join, V); JOK, JERR = tostring(ok2), tostring(e)");
+    CHECK_STR(gets_(&h, "SENT"), "true");
+    CHECK_STR(gets_(&h, "GOT"), "x");
+    CHECK_STR(gets_(&h, "JOK"), "false");
+    CHECK_CONTAINS(gets_(&h, "JERR"), "closed outside the scheduler");
+    host_close(&h);
+}
+
+TEST_CASE(coroutine_close_from_main_chunk_of_task_in_recv) {
+    park_now = 0;
+    isolated("coroutine.close from the main chunk of a task parked in CH:recv()", close_from_main_body, 30);
+}
+TEST_CASE(coroutine_close_from_main_chunk_of_task_in_select) {
+    park_now = 1;
+    isolated("coroutine.close from the main chunk of a task parked in task.select({CH})", close_from_main_body, 30);
+}
+
+/* ---- outside any task, send with room and recv of a queued value work -- */
+
+TEST_CASE(send_and_recv_that_complete_at_once_work_outside_tasks) {
+    host h;
+    host_open(&h);
+    run(&h, "local ch = task.channel(2)\n"
+            "local a = ch:send('one'); local b = ch:send(nil)\n"
+            "local v1 = ch:recv(); local v2, e2 = ch:recv()\n"
+            "R = table.concat({tostring(a), tostring(b), tostring(v1), tostring(v2), tostring(e2)}, ',')");
+    CHECK_STR(gets_(&h, "R"), "true,true,one,nil,nil");
+    host_close(&h);
+}
+
+/* ---- two lua_States on one scheduler ----------------------------------- */
+
+static int hk_create, hk_term, hk_c_create, hk_c_term, hk_marker;
+static void hk_on_create(task_sched *s, task_id t, void *ud) {
+    CHECK(ud == &hk_marker);
+    hk_create++;
+    if (task_userdata(s, t) == &hk_marker) hk_c_create++;
+}
+static void hk_on_term(task_sched *s, task_id t, void *ud) {
+    CHECK(ud == &hk_marker);
+    hk_term++;
+    if (task_userdata(s, t) == &hk_marker) hk_c_term++;
+}
+static int hk_c_task(task_ctx *c) {
+    if (c->why == TASK_R_START) return task_sleep(c->sched, 3 * TASK_MSEC) == TASK_OK ? TASK_SUSPEND : TASK_FAIL;
+    return TASK_DONE;
+}
+
+static const char TWO_SETUP[] =
+    "CH = task.channel(1); LOG = {}\n"
+    "task.spawn(function() task.sleep(2); CH:send('a') end)\n"
+    "local B = task.spawn(function() local v = CH:recv(); LOG[#LOG + 1] = v; return 'b' end)\n"
+    "task.spawn(function() local v = B:join(); LOG[#LOG + 1] = v end)\n"
+    "LONG = task.spawn(function() for i = 1, 5 do task.sleep(10) end; LONG_DONE = 'yes' end)\n"
+    "FOREVER = task.spawn(function() local x <close> = setmetatable({}, {__close = function() end}); task.wait() end)\n";
+
+static int two_reverse;
+
+static void tick_ms(task_sched *s, uint64_t *now, int ms) {
+    int i;
+    for (i = 0; i < ms; i++) { task_tick(s, *now); *now += TASK_MSEC; }
+}
+
+static void spawn_c(task_sched *s, int n) {
+    int i;
+    for (i = 0; i < n; i++) CHECK_INT(task_spawn(s, hk_c_task, &hk_marker, NULL, NULL), TASK_OK);
+}
+
+static const char *gs(lua_State *L, const char *g) {
+    const char *r;
+    lua_getglobal(L, g);
+    r = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    return r;
+}
+
+static void two_states_body(void) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L[2], *first, *second;
+    task_hooks h, got;
+    uint64_t now = 1000 * TASK_SEC;
+    int i;
+    memset(&a, 0, sizeof a);
+    hk_create = hk_term = hk_c_create = hk_c_term = 0;
+    s = task_create(test_alloc_fn, &a);
+    h.create = hk_on_create;
+    h.term = hk_on_term;
+    h.ud = &hk_marker;
+    task_set_hooks(s, h);
+    spawn_c(s, 2);
+    for (i = 0; i < 2; i++) {
+        L[i] = lua_newstate(test_alloc_fn, &a);
+        luaL_openlibs(L[i]);
+        CHECK_INT(task_lua_open(L[i], s), TASK_OK);
+        lua_setglobal(L[i], "task");
+        CHECK(task_lua_sched(L[i]) == s);
+        if (luaL_dostring(L[i], TWO_SETUP) != LUA_OK) TEST__FAIL("setup %d: %s", i, lua_tostring(L[i], -1));
+    }
+    spawn_c(s, 2);
+    tick_ms(s, &now, 5);
+    for (i = 0; i < 2; i++) {
+        CHECK(luaL_dostring(L[i], "R = (LOG[1] == 'a' and LOG[2] == 'b') and 'ok' or 'bad'") == LUA_OK);
+        CHECK_STR(gs(L[i], "R"), "ok");
+    }
+    first = L[two_reverse ? 1 : 0];
+    second = L[two_reverse ? 0 : 1];
+    lua_close(first); /* its tasks still live: dropped */
+    spawn_c(s, 2);
+    tick_ms(s, &now, 60);
+    CHECK_STR(gs(second, "LONG_DONE"), "yes"); /* the other state's tasks ran to their end */
+    CHECK(luaL_dostring(second, "N = task.spawn(function() task.sleep(1); return 'new' end)") == LUA_OK);
+    tick_ms(s, &now, 3);
+    CHECK(luaL_dostring(second, "local ok, v = pcall(N.join, N); NEW = tostring(v)") == LUA_OK);
+    CHECK_STR(gs(second, "NEW"), "new");
+    CHECK(luaL_dostring(second, "R = task.status(FOREVER)") == LUA_OK);
+    CHECK_STR(gs(second, "R"), "WAIT");
+    lua_close(second);
+    spawn_c(s, 2);
+    tick_ms(s, &now, 10);
+    got = task_set_hooks(s, h);
+    CHECK(got.create == hk_on_create);
+    CHECK(got.term == hk_on_term);
+    CHECK(got.ud == &hk_marker);
+    CHECK_INT(hk_c_create, 8);
+    CHECK_INT(hk_c_term, 8);
+    CHECK_INT(task_count(s, -1), 0);
+    CHECK_INT(task_destroy(s), TASK_OK);
+    CHECK_INT(a.bytes, 0);
+}
+
+TEST_CASE(two_lua_states_on_one_scheduler_close_first_then_second) {
+    two_reverse = 0;
+    isolated("two states, the first opened closed first", two_states_body, 30);
+}
+TEST_CASE(two_lua_states_on_one_scheduler_close_second_then_first) {
+    two_reverse = 1;
+    isolated("two states, the second opened closed first", two_states_body, 30);
+}
+
 int main(void) {
     RUN(open_binds_and_require_works);
     RUN(spawn_from_c_with_arguments);
@@ -268,5 +504,15 @@ int main(void) {
     RUN(close_with_live_tasks_frees_everything);
     RUN(close_with_tasks_never_started_and_errors_pending);
     RUN(suspending_outside_a_task_raises_naming_the_function);
+    RUN(coroutine_resume_from_main_chunk_of_task_in_recv);
+    RUN(coroutine_resume_from_main_chunk_of_task_in_select);
+    RUN(coroutine_resume_from_main_chunk_of_task_in_sleep);
+    RUN(coroutine_resume_from_main_chunk_of_task_in_wait);
+    RUN(coroutine_resume_from_main_chunk_of_task_in_plain_yield);
+    RUN(coroutine_close_from_main_chunk_of_task_in_recv);
+    RUN(coroutine_close_from_main_chunk_of_task_in_select);
+    RUN(send_and_recv_that_complete_at_once_work_outside_tasks);
+    RUN(two_lua_states_on_one_scheduler_close_first_then_second);
+    RUN(two_lua_states_on_one_scheduler_close_second_then_first);
     return test_done();
 }

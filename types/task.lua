@@ -158,6 +158,7 @@ function Timer:done() end
 ---@class task.Info
 ---@field traceback string its current traceback
 ---@field status "RUN"|"WAIT"|"READY"|"SLEEP"|"EXIT"
+---@field waits string? what it waits for, in words (parked tasks)
 
 ---Options of `task.spawn(opts, fn, ...)`; any other key raises.
 ---@class task.SpawnOpts
@@ -329,6 +330,18 @@ function task.channel(opts) end
 
 ---@return integer n the ready-queue length
 function task.taskstat() end
+
+---@class task.Stats
+---@field tasks integer live tasks of the scheduler (C ones too)
+---@field ready integer
+---@field running integer
+---@field waiting integer
+---@field sleeping integer
+---@field core_bytes integer? bytes the core holds (standalone module only)
+
+---The scheduler's counts.
+---@return task.Stats
+function task.stats() end
 
 ---Every live task with its traceback and status.
 ---@return table<Task, task.Info>

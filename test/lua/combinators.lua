@@ -100,8 +100,11 @@ T.case("all: the first error propagates after the rest finished", function()
   T.eq(#T.errors(), 0)
 end)
 
-T.case("all/race: bad arguments", function()
-  H.badarg(1, "all", function() return task.all() end)
+T.case("all/race: bad arguments; all() is {}", function()
+  local r = task.all()
+  T.eq(type(r), "table"); T.eq(#r, 0)
+  T.eq(#task.all(table.unpack({})), 0)
+  H.badarg(1, "all", function() return task.all(5) end)
   H.badarg(2, "all", function() return task.all(function() end, 5) end)
   H.badarg(1, "race", function() return task.race() end)
   H.badarg(1, "race", function() return task.race("x") end)
@@ -145,6 +148,58 @@ T.case("timeout: result, nil in time; nil, 'timeout' on the deadline with fn can
   end)
   T.eq(r, nil); T.eq(e, "timeout"); T.eq(task.now() - t0, 10)
   T.same(log, {"task cancelled", "closed"})
+end)
+
+T.case("timeout: once the deadline fired the result is nil, 'timeout' whatever fn does", function()
+  local r, e = task.timeout(20, function() pcall(task.sleep, 1000) return "late" end)
+  T.eq(r, nil); T.eq(e, "timeout")
+  r, e = task.timeout(20, function()
+    local ok, err = pcall(task.sleep, 1000)
+    error("query failed: " .. tostring(err), 0)
+  end)
+  T.eq(r, nil); T.eq(e, "timeout")
+  -- an outer cancel is not a timeout: it propagates
+  local t = task.spawn(function() return task.timeout(1000, function() task.sleep(500) end) end)
+  task.yield()
+  t:cancel()
+  T.raises("task cancelled", t.join, t)
+  -- runs in the calling task, and what it spawns is not waited for
+  local me = task.running()
+  local bg
+  r, e = task.timeout(50, function()
+    T.eq(task.running(), me)
+    bg = task.spawn(function() task.sleep(1000) end)
+    return "quick"
+  end)
+  T.eq(r, "quick"); T.eq(e, nil)
+  task.yield()
+  T.eq(task.status(bg), "SLEEP")
+  bg:cancel()
+end)
+
+T.case("race/with_timeout/scope: a child that swallows or rewraps its cancellation", function()
+  -- race: the winner's result; the losers' outcomes are dropped
+  local i, v = task.race(function() task.sleep(5); return "win" end,
+                         function() pcall(task.sleep, 100); return "swallowed" end,
+                         function() local ok, err = pcall(task.sleep, 100); error("wrapped: " .. err, 0) end)
+  T.eq(i, 1); T.eq(v, "win")
+  T.eq(#T.errors(), 0)
+  -- with_timeout: exceeded, whatever fn does with the cancel
+  T.raises("task.with_timeout: exceeded 10 ms", task.with_timeout, 10, function()
+    local ok, err = pcall(task.sleep, 1000)
+    error("query failed: " .. err, 0)
+  end)
+  T.raises("task.with_timeout: exceeded 10 ms", task.with_timeout, 10, function()
+    pcall(task.sleep, 1000)
+    return "late"
+  end)
+  -- scope: the first error wins, also over a child that raises after it was cancelled
+  local ok, e = pcall(task.scope, function(sc)
+    sc:spawn(function() local ok2, err = pcall(task.sleep, 100); error("second", 0) end)
+    sc:spawn(function() task.sleep(1); error("first", 0) end)
+  end)
+  T.eq(ok, false); T.eq(e, "first")
+  T.eq(#T.errors(), 0)
 end)
 
 T.case("timeout: fn's error propagates; bad arguments; invalid durations", function()

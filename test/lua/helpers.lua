@@ -22,7 +22,8 @@ function H.durations(fname, f)
   for _, v in ipairs({-1, -0.5, 0/0, math.huge, -math.huge}) do
     local ok, err = pcall(f, v)
     if ok then error(("%s(%s): expected an invalid duration error"):format(fname, tostring(v)), 2) end
-    local want = ("%s: invalid duration (ms=%s)"):format(fname, tostring(v))
+    local shown = v ~= v and "nan" or tostring(v)
+    local want = ("%s: invalid duration (ms=%s)"):format(fname, shown)
     if not tostring(err):find(want, 1, true) then
       error(("expected %q, got %q"):format(want, tostring(err)), 2)
     end

@@ -68,6 +68,50 @@ T.case("sleep: bad arguments and invalid durations", function()
   T.eq(e, "task.sleep: invalid duration (ms=-2.5)")
 end)
 
+T.case("durations: numeric strings are ms; too large for the clock is an invalid duration", function()
+  local t0 = task.now()
+  task.sleep("2")
+  T.eq(task.now() - t0, 2)
+  T.raises("task.sleep: invalid duration (ms=1e+300)", task.sleep, 1e300)
+  T.raises("task.sleep: invalid duration (ms=nan)", task.sleep, 0/0)
+  T.raises("task.timer: invalid duration (ms=1e+20)", task.timer, 1e20)
+  T.raises("task.after: invalid duration (ms=1e+20)", task.after, 1e20, print)
+  T.raises("task.timeout: invalid duration (ms=1e+20)", task.timeout, 1e20, print)
+  T.raises("task.with_timeout: invalid duration (ms=1e+20)", task.with_timeout, 1e20, print)
+  H.badarg(1, "sleep", function() return task.sleep("soon") end)
+  H.badarg(1, "after", function() return task.after("soon", print) end)
+  H.badarg(1, "timeout", function() return task.timeout("soon", print) end)
+end)
+
+T.case("coroutine.yield in a task body: (ms) sleeps, (id) waits for task.resume, () yields", function()
+  local t0 = task.now()
+  local t = task.spawn(function()
+    coroutine.yield(5)
+    local at = task.now()
+    local id = task.alloc()
+    ID = id
+    local a, b = coroutine.yield(id)
+    return at, a, b
+  end)
+  task.sleep(6)
+  task.resume(ID, "x", "y")
+  local at, a, b = t:join()
+  T.eq(at - t0, 5); T.eq(a, "x"); T.eq(b, "y")
+  -- an id resumed before the yield: its values are kept
+  local id = task.alloc()
+  task.resume(id, 42)
+  T.eq(task.spawn(function() return coroutine.yield(id) end):join(), 42)
+  -- anything else yielded raises a clear error
+  for _, v in ipairs({"str", {}, true, -1, 0/0, 1e300}) do
+    local s = task.spawn(function() return coroutine.yield(v) end)
+    local ok, e = pcall(s.join, s)
+    T.eq(ok, false)
+    T.ok(tostring(e):find("coroutine.yield: ", 1, true), tostring(e))
+  end
+  local s = task.spawn(function() return coroutine.yield(1 << 60) end)
+  T.raises("coroutine.yield: unknown, already used or stale external id", s.join, s)
+end)
+
 T.case("checkpoint(): returns at once when not cancelled, without suspending", function()
   local ran = false
   local t = task.spawn(function() ran = true end)
