@@ -3,7 +3,8 @@
 #   ok - NAME exits 0
 #   ok - NAME output matches EXPECTED      (its stdout, byte for byte)
 #   ok - NAME writes nothing on stderr     (sanitizer and valgrind reports)
-# With MAX_MS set, also: ok - NAME runs in under MAX_MS ms.
+# With MAX_MS set, also: ok - NAME runs in under MAX_MS ms (a bound for a
+# hang, far above its real time, so a loaded machine does not fail it).
 # The output goes to $CHECK_DIR (default build/examples)/NAME.out and .err.
 name=$1; expected=$2; shift 2
 dir=${CHECK_DIR:-build/examples}

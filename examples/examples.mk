@@ -101,7 +101,7 @@ $(EX_OUT)/host-san: examples/host.c task.h task_lua.h
 	$(CC) $(SAN) $(STRICT) -std=c99 -I. $(LUA_INC) -o $@ examples/host.c $(LUA_LIB) -lm
 
 suite-examples-c_tasks: $(BUILD)/c_tasks
-	@MAX_MS=2000 test/run-one examples-c_tasks $(EX_CHECK) c_tasks examples/c_tasks.expected $(BUILD)/c_tasks
+	@MAX_MS=30000 test/run-one examples-c_tasks $(EX_CHECK) c_tasks examples/c_tasks.expected $(BUILD)/c_tasks
 
 # --fake-clock for the comparison; a short run on the real clock as well.
 suite-examples-frame_loop: $(BUILD)/frame_loop

@@ -165,6 +165,10 @@ for cc in gcc clang; do
                 job "task_lua.h $cc -std=$std $o" "$c -std=$std $o $W $luainc $out/src/lua.c -o $out/bin/lua-$cc-$std-$opt $LUALIB -lm"
             done
         fi
+        # the standalone module (TASK_LUA_MODULE: task.run, signals, clock)
+        if [ -f task_lua.h ] && [ $opt != O0 ]; then
+            job "task_lua.h module $cc -std=c99 $o" "$cc -std=c99 $o $W $luainc -fPIC -shared -DTASK_LUA_MODULE -DTASK_IMPLEMENTATION -DTASK_LUA_IMPLEMENTATION -x c task_lua.h -o $out/bin/module-$cc-$opt.so"
+        fi
         # clang's warnings come from its front end, whatever the level: a
         # plain -O3 build of the examples adds nothing to -O2 and -O3 -flto
         case $cc/$opt in */O0|clang/O3) continue;; esac

@@ -58,7 +58,7 @@ case("run sleeps, not spins: little CPU over a 200 ms sleep; the real clock move
   local c0, t0 = os.clock(), nil
   local elapsed = task.run(function() t0 = task.now(); task.sleep(200); return task.now() - t0 end)
   local cpu = os.clock() - c0
-  if not (elapsed >= 200 and elapsed < 1000) then error("elapsed " .. elapsed) end
+  if not (elapsed >= 200) then error("elapsed " .. elapsed) end
   if cpu > 0.05 then error(("cpu %.3f s over a 200 ms sleep"):format(cpu)) end
 end)
 

@@ -961,7 +961,7 @@ static void budget_case(int mode, const char *setup, const char *code, const cha
     budget_now.mode = mode;
     budget_now.setup = setup;
     budget_now.code = code;
-    isolated(what, budget_body, 20);
+    isolated(what, budget_body, 60);
 }
 
 static const char HOG_SETHOOK_OFF[] =
