@@ -1,5 +1,6 @@
 /*
  * task.h: an embeddable coroutine scheduling core, in one header.
+ * Version 0.2.0 (TASK_VERSION).
  *
  * WHAT IT IS
  *   A scheduler for cooperative tasks that lives inside your own loop.
@@ -11,16 +12,23 @@
  *   reads no clock, starts no thread and has no global state: you call
  *   task_tick(sched, now) from your loop and it runs whatever is due.
  *
- *   A task is a step function: the core calls it each time the task is
- *   resumed and it returns what it waits for next. Plain C code is a task
- *   this way without a second stack (see the TASK_BEGIN macros), and the
- *   Lua binding (task_lua.h) is an executor built on the same interface.
+ *   A task is a step function that the core calls each time the task is
+ *   resumed (see EXECUTORS). Plain C code is a task this way without a
+ *   second stack (the TASK_PT_* macros), and the Lua binding (task_lua.h)
+ *   is an executor built on the same interface.
  *
  * HOW TO INCLUDE IT
  *   In exactly one C or C++ file:
  *       #define TASK_IMPLEMENTATION
  *       #include "task.h"
  *   Everywhere else, include "task.h" alone for the declarations.
+ *
+ * VERSION
+ *   TASK_VERSION is the version as a string ("0.2.0"); TASK_VERSION_MAJOR,
+ *   TASK_VERSION_MINOR and TASK_VERSION_PATCH are its parts, for #if.
+ *   Until 1.0.0 a new minor version may change the API (0.2.0 did: one name
+ *   per meaning and one result convention); from 1.0.0 only a new major
+ *   version will.
  *
  * OPTIONS (define before the implementation include)
  *   TASK_API            linkage of the public functions (default: extern;
@@ -52,8 +60,8 @@
  *     the posts) and runs due timer callbacks. Then it resumes, in FIFO
  *     order, the tasks READY at that point, then at most `wake_limit` more
  *     resumes of tasks that became READY during this tick (see
- *     task_set_wake_limit, default TASK_WAKE_LIMIT); the budget (see
- *     task_set_budget) caps all resumes of the tick, whichever stops
+ *     task_set_wake_limit, default TASK_WAKE_LIMIT); the tick limit (see
+ *     task_set_tick_limit) caps all resumes of the tick, whichever stops
  *     first. What is still READY then runs first at the next tick and
  *     task_timeout() is 0. So a task woken during the tick runs in the same
  *     tick (within the bound), a task that yields runs at the next tick,
@@ -62,7 +70,8 @@
  *     collected and the host polls its I/O at least once per bound.
  *   - task_timeout(s, now): how long the host may block before the next
  *     tick is due: 0 when tasks are ready, TASK_FOREVER when nothing is
- *     pending. task_timeout_ms() rounds up to whole ms for poll()/epoll.
+ *     pending. task_timeout_ms() rounds up to whole ms for poll()/epoll
+ *     (-1 for TASK_FOREVER, as poll() takes it).
  *   - Deadlock: TASK_FOREVER while tasks are alive means that only the host
  *     can wake them (task_wakeup, task_ext_resume, ...). A host with no
  *     event source of its own that could do so is deadlocked:
@@ -76,6 +85,83 @@
  *     hooks, task_foreach callbacks (and so a wake callback that runs
  *     inside one of them). Everything else may be called from there. A
  *     callback must return, not longjmp past the core: it counts them.
+ *
+ * ERRORS
+ *   One convention for every function that returns an int:
+ *   - Failure is a negative TASK_E* code, and task_errmsg(s) then names
+ *     that very function and the reason, e.g. "task_result: unknown,
+ *     released or stale task id". A failed call changes nothing else; an
+ *     allocation failure leaves the scheduler as it was.
+ *   - Success is TASK_OK (0), or for a query its answer, never negative:
+ *     task_status (a state), task_cancelled, task_token_cancelled and
+ *     task_ext_status (1 or 0), task_scope_count (live members),
+ *     task_tick (the resumes it ran), task_foreach (0, or the value its
+ *     callback stopped the walk with).
+ *   - Operations answer TASK_OK or an error, never 1/0: task_cancel and
+ *     task_abort are TASK_OK when the request stands (also when it was
+ *     already made), TASK_ESTATE when the task has already ended.
+ *   - An id, a pointer or a result comes back through an out-pointer, the
+ *     last argument. Every out-pointer is optional (NULL: not wanted) and
+ *     is written on failure too, with 0 or NULL. A query about an id takes
+ *     the id and answers TASK_OK, with 0 through the out-pointer when there
+ *     is nothing to name (task_scope_owner of a scope whose owner ended),
+ *     or TASK_ENOENT for an unknown, released or stale id.
+ *   - What cannot fail returns its value: task_now, task_timeout,
+ *     task_timeout_ms, task_next_deadline, task_count, task_ready_count,
+ *     task_self (0 outside tasks), task_self_cancelled, task_scope_current
+ *     (0 when none), task_trace_spawn, task_trace_set, task_trace_propagate,
+ *     task_errmsg, task_strerror, task_state_name. task_create returns NULL
+ *     when it cannot allocate.
+ *   Queries take a const scheduler and still record their failures: the
+ *   message is not part of the scheduler's state. Where there is no
+ *   scheduler to hold a message there is none: task_destroy(NULL), the
+ *   W3C helpers (task_trace_format, task_trace_parse) and task_post_resume
+ *   (it runs on other threads, so it must not write the message).
+ *
+ * IDS
+ *   Tasks, timers, tokens, scopes and external ids are 64-bit values:
+ *   slot index (bits 0..31), generation (32..55) and kind (56..63). A stale
+ *   or foreign id is reported (TASK_ENOENT), never confused with a new one.
+ *   0 is never a valid id.
+ *
+ * EXECUTORS
+ *   A task is a step function, int step(task_ctx *c) (task_fn). The core
+ *   calls it each time the task is resumed; c->why says why:
+ *     TASK_WHY_START   the first run
+ *     TASK_WHY_WAKE    woken (wakeup, unpark, external id, join, scope
+ *                      closed), with the value in c->value
+ *     TASK_WHY_TIMER   its sleep ended
+ *     TASK_WHY_YIELD   it returned TASK_STEP_YIELD last time
+ *     TASK_WHY_CANCEL  woken from a park because it was cancelled
+ *     TASK_WHY_ABORT   aborted: free what it holds and return; it is never
+ *                      called again and what it returns is ignored
+ *   and it returns what happens next:
+ *     TASK_STEP_DONE / TASK_STEP_FAIL   it ended (joiners get the value
+ *                      of task_set_result; task_result says how it ended:
+ *                      TASK_EXIT_DONE, TASK_EXIT_FAIL or TASK_EXIT_ABORT)
+ *     TASK_STEP_YIELD  READY again, runs at the next tick
+ *     TASK_STEP_SUSPEND  parked as arranged during the step (task_sleep,
+ *                      task_join, task_ext_wait, task_scope_close,
+ *                      task_park, task_wait); nothing arranged: task_wait
+ *   An executor runs another kind of code on this interface, as task_lua.h
+ *   runs a Lua coroutine per task. What it needs is declared in one group
+ *   below: the step and why codes, task_park/task_unpark (waits whose
+ *   wakers it keeps itself: channels, select), task_self, task_userdata
+ *   and task_step_of (is this task one of mine, and which), the create and
+ *   terminate hooks, task_set_result/task_result, task_foreach and
+ *   task_drop (to tear down without stepping the task again).
+ *
+ *   Plain C tasks use the protothread macros: TASK_PT_BEGIN(c, pc) and
+ *   TASK_PT_END(c) around the body, and inside it TASK_PT_YIELD,
+ *   TASK_PT_SLEEP, TASK_PT_WAIT, TASK_PT_JOIN, TASK_PT_EXT_WAIT and
+ *   TASK_PT_SCOPE_CLOSE, each a suspension that the task resumes right
+ *   after; TASK_PT_CANCELLED(c) tests for cancellation. The body is one
+ *   switch statement on __LINE__, hence the limits:
+ *     - no `switch` of your own around a suspension: the resume point
+ *       would be a case of your switch, not of the task's;
+ *     - at most one suspension per source line: the line is the resume
+ *       point;
+ *     - locals do not survive a suspension: keep state in the task's ud.
  *
  * THREADS
  *   With TASK_THREADS defined where the implementation is compiled (and
@@ -94,19 +180,6 @@
  *   nothing (retry after the host has ticked). Every other function must
  *   be called from the scheduler's thread only.
  *
- * ERRORS
- *   Functions that can fail return an int status: TASK_OK (0) or a negative
- *   TASK_E* code. task_errmsg(s) then gives a message naming the function
- *   (e.g. "task_wakeup: task is SLEEP, not WAIT"). A failed call changes
- *   nothing; an allocation failure leaves the scheduler as it was. Only an
- *   id out-parameter (task_id *out) is always written: 0 on failure.
- *
- * IDS
- *   Tasks, timers, tokens, scopes and external ids are 64-bit values:
- *   slot index (bits 0..31), generation (32..55) and kind (56..63). A stale
- *   or foreign id is reported (TASK_ENOENT), never confused with a new one.
- *   0 is never a valid id.
- *
  * EXAMPLE: a host loop with C tasks
  *
  *   #define _POSIX_C_SOURCE 200809L      // clock_gettime, nanosleep
@@ -119,12 +192,12 @@
  *
  *   static int blink(task_ctx *c) {
  *       struct blink *b = (struct blink *)c->ud;
- *       TASK_BEGIN(c, b->pc);
+ *       TASK_PT_BEGIN(c, b->pc);
  *       for (b->i = 0; b->i < 3; b->i++) {
  *           printf("%s %d\n", b->name, b->i);
- *           TASK_SLEEP(c, 100 * TASK_MSEC);   // parks; resumes here
+ *           TASK_PT_SLEEP(c, 100 * TASK_MSEC);   // parks; resumes here
  *       }
- *       TASK_END(c);
+ *       TASK_PT_END(c);
  *   }
  *
  *   static uint64_t now_ns(void) {
@@ -155,6 +228,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define TASK_VERSION_MAJOR 0
+#define TASK_VERSION_MINOR 2
+#define TASK_VERSION_PATCH 0
+#define TASK_VERSION "0.2.0"
+
 #ifndef TASK_API
 #define TASK_API extern
 #endif
@@ -178,7 +256,7 @@ typedef struct task_sched task_sched;
 #define TASK_WAKE_LIMIT 1024
 #endif
 
-/* Status codes. */
+/* Status codes (see ERRORS). */
 enum {
     TASK_OK = 0,
     TASK_ENOMEM = -1,    /* the allocator failed; nothing changed */
@@ -191,45 +269,103 @@ enum {
     TASK_EDEADLK = -8    /* a task would wait for itself */
 };
 
-/* Task states, as returned by task_status(). */
+/* Task states, as task_status() answers. */
 enum { TASK_RUN = 0, TASK_WAIT, TASK_READY, TASK_SLEEP, TASK_EXIT, TASK_NSTATES };
 
-/* What a step function returns. */
-enum {
-    TASK_DONE = 0,   /* finished normally */
-    TASK_YIELD,      /* READY again, runs at the next tick */
-    TASK_SUSPEND,    /* parked as arranged (task_sleep, task_join, ...);
-                        with nothing arranged, a plain task_wait() */
-    TASK_FAIL        /* finished with an error */
-};
-
-/* Why a step function is called (task_ctx.why). */
-enum {
-    TASK_R_START = 0, /* first run */
-    TASK_R_WAKE,      /* woken: wakeup, resume, join or scope done; c->value */
-    TASK_R_TIMER,     /* its sleep ended */
-    TASK_R_YIELD,     /* running again after TASK_YIELD */
-    TASK_R_CANCEL,    /* woken from a park because it was cancelled */
-    TASK_R_ABORT      /* aborted: clean up and return (the result is ignored) */
-};
-
-/* How a task ended (task_result). */
-enum { TASK_X_DONE = 1, TASK_X_FAIL, TASK_X_ABORT };
-
-typedef struct task_ctx {
-    task_sched *sched;
-    task_id self;
-    int why;          /* TASK_R_* */
-    void *value;      /* the value it was woken with (TASK_R_WAKE) */
-    void *ud;         /* the pointer given to task_spawn */
-    int err;          /* used by the TASK_* macros: status of the last arrangement */
-} task_ctx;
-
-typedef int (*task_fn)(task_ctx *c);
 typedef void (*task_timer_fn)(task_sched *s, task_id timer, void *ud);
 /* lua_Alloc's shape: nsize 0 frees and returns NULL; otherwise like realloc. */
 typedef void *(*task_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/* ---- the scheduler ---------------------------------------------------- */
+TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud); /* NULL on OOM */
+/* Frees everything. Live tasks get one last step with TASK_WHY_ABORT (no
+   hooks run). Refused (TASK_EBUSY) from inside a task or callback. */
+TASK_API int task_destroy(task_sched *s);
+TASK_API int task_tick(task_sched *s, uint64_t now);            /* the resumes it ran */
+TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now);
+TASK_API int task_timeout_ms(const task_sched *s, uint64_t now); /* -1: forever */
+TASK_API uint64_t task_now(const task_sched *s);
+TASK_API uint64_t task_next_deadline(const task_sched *s);      /* TASK_FOREVER: none */
+/* Both limits are read as a tick starts to resume tasks. The tick limit
+   caps all the resumes of one tick (0: no cap). The wake limit caps the
+   resumes of tasks that became READY during that tick, after the ones
+   READY when it began (TASK_WAKE_LIMIT by default; 0: a task woken during
+   a tick always waits for the next one). */
+TASK_API void task_set_tick_limit(task_sched *s, unsigned max_resumes);
+TASK_API void task_set_wake_limit(task_sched *s, unsigned max_resumes);
+TASK_API const char *task_errmsg(const task_sched *s); /* the last failure's message */
+TASK_API const char *task_strerror(int status);
+TASK_API const char *task_state_name(int state);       /* "RUN" ..., "?" if none */
+
+/* ---- executors: what a step function is and what a binding uses --------
+   (see EXECUTORS above) */
+
+/* Why a step function is called (task_ctx.why). */
+enum {
+    TASK_WHY_START = 0, /* first run */
+    TASK_WHY_WAKE,      /* woken: wakeup, unpark, external id, join or scope; c->value */
+    TASK_WHY_TIMER,     /* its sleep ended */
+    TASK_WHY_YIELD,     /* running again after TASK_STEP_YIELD */
+    TASK_WHY_CANCEL,    /* woken from a park because it was cancelled */
+    TASK_WHY_ABORT      /* aborted: clean up and return (the result is ignored) */
+};
+
+/* What a step function returns. */
+enum {
+    TASK_STEP_DONE = 0, /* finished normally */
+    TASK_STEP_YIELD,    /* READY again, runs at the next tick */
+    TASK_STEP_SUSPEND,  /* parked as arranged (task_sleep, task_join, ...);
+                           with nothing arranged, a plain task_wait() */
+    TASK_STEP_FAIL      /* finished with an error */
+};
+
+/* How a task ended (task_result). */
+enum { TASK_EXIT_DONE = 1, TASK_EXIT_FAIL, TASK_EXIT_ABORT };
+
+typedef struct task_ctx {
+    task_sched *sched;
+    task_id self;
+    int why;          /* TASK_WHY_* */
+    void *value;      /* the value it was woken with (TASK_WHY_WAKE) */
+    void *ud;         /* the pointer given to task_spawn */
+    int err;          /* TASK_PT_* macros: status of the last arrangement */
+} task_ctx;
+
+typedef int (*task_fn)(task_ctx *c);
+
+typedef struct task_hooks {
+    void (*create)(task_sched *s, task_id t, void *ud); /* after task_spawn */
+    void (*term)(task_sched *s, task_id t, void *ud);   /* as a task ends */
+    void *ud;
+} task_hooks;
+TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h); /* returns the old ones */
+
+TASK_API task_id task_self(const task_sched *s);   /* the running task, 0 outside tasks */
+/* The ud and the step function a task was spawned with (EXIT tasks too). */
+TASK_API int task_userdata(const task_sched *s, task_id t, void **out);
+TASK_API int task_step_of(const task_sched *s, task_id t, task_fn *out);
+/* Parks the running task until task_unpark (an executor's own wait): a
+   suspension like those in the next group. */
+TASK_API int task_park(task_sched *s);
+/* Wakes a task parked in task_park() with a value. */
+TASK_API int task_unpark(task_sched *s, task_id t, void *value);
+/* The running task's result, delivered to joiners as their value. */
+TASK_API int task_set_result(task_sched *s, void *value);
+/* How an ended task ended (TASK_EXIT_* through `how`) and its result;
+   TASK_ESTATE while it lives. */
+TASK_API int task_result(const task_sched *s, task_id t, int *how, void **value);
+/* Immediate removal without calling the task again, for executors that
+   are tearing down: joiners are woken (TASK_EXIT_ABORT) and the slot is
+   freed. Not the running task (TASK_EBUSY). */
+TASK_API int task_drop(task_sched *s, task_id t);
+/* Calls fn for every task (EXIT ones too) until it returns non-zero (a
+   positive value: a negative one reads as an error) and returns that, or
+   0. fn may spawn, end, drop or release tasks: every task that lives
+   through the whole walk is visited once; one spawned during it may or
+   may not be. */
+TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int state, void *ud), void *ud);
+
+/* ---- tasks ------------------------------------------------------------ */
 typedef struct task_opts {
     task_id token;    /* cancel with this token instead of the scope's */
     task_id scope;    /* 0: the running task's innermost open scope */
@@ -237,74 +373,37 @@ typedef struct task_opts {
 } task_opts;
 #define TASK_DETACHED 1u   /* free the task as soon as it ends */
 
-typedef struct task_hooks {
-    void (*create)(task_sched *s, task_id t, void *ud);
-    void (*term)(task_sched *s, task_id t, void *ud);
-    void *ud;
-} task_hooks;
-
-/* ---- the scheduler ---------------------------------------------------- */
-TASK_API task_sched *task_create(task_alloc_fn alloc, void *alloc_ud); /* NULL on OOM */
-/* Frees everything. Live tasks get one last step with TASK_R_ABORT (no
-   hooks run). Refused (TASK_EBUSY) from inside a task or callback. */
-TASK_API int task_destroy(task_sched *s);
-TASK_API int task_tick(task_sched *s, uint64_t now); /* resumes run, or <0 */
-TASK_API uint64_t task_timeout(const task_sched *s, uint64_t now);
-TASK_API int task_timeout_ms(const task_sched *s, uint64_t now); /* -1: forever */
-TASK_API uint64_t task_now(const task_sched *s);
-TASK_API uint64_t task_next_deadline(const task_sched *s); /* TASK_FOREVER: none */
-/* Both limits are read as a tick starts to resume tasks. */
-TASK_API void task_set_budget(task_sched *s, unsigned max_resumes_per_tick); /* 0: none */
-/* Resumes per tick of tasks that became READY during that tick, after the
-   ones READY when it began (TASK_WAKE_LIMIT by default). 0: a task woken
-   during a tick always waits for the next one. */
-TASK_API void task_set_wake_limit(task_sched *s, unsigned n);
-TASK_API const char *task_errmsg(const task_sched *s);
-TASK_API const char *task_strerror(int status);
-TASK_API const char *task_state_name(int state);
-
-/* ---- tasks ------------------------------------------------------------ */
+/* A new READY task; opts may be NULL. */
 TASK_API int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out);
-TASK_API int task_status(const task_sched *s, task_id t);  /* TASK_RUN.. or TASK_ENOENT */
-TASK_API task_id task_self(const task_sched *s);           /* 0 outside tasks */
-TASK_API void *task_userdata(const task_sched *s, task_id t); /* NULL if unknown */
-TASK_API task_fn task_step_of(const task_sched *s, task_id t);  /* NULL if unknown */
+TASK_API int task_status(const task_sched *s, task_id t);  /* TASK_RUN .. TASK_EXIT */
 /* Free an ended task now, or a live one as soon as it ends. */
 TASK_API int task_release(task_sched *s, task_id t);
-/* Cooperative: 1 if requested, 0 if it had already ended. A parked task
-   is woken at once with TASK_R_CANCEL; every later park is refused. The
-   scopes it owns (all of them, nested too) are cancelled with it. */
+/* Cooperative. A parked task is woken at once with TASK_WHY_CANCEL; every
+   later park is refused (TASK_ECANCELED). The scopes it owns (all of
+   them, nested too) are cancelled with it. TASK_OK also when it was
+   cancelled already; TASK_ESTATE once it has ended. */
 TASK_API int task_cancel(task_sched *s, task_id t);
-TASK_API int task_cancelled(const task_sched *s, task_id t); /* 1, 0 or <0 */
-TASK_API int task_self_cancelled(const task_sched *s);        /* the running task: 1 or 0 */
-/* Hard: unlinked now, then stepped once with TASK_R_ABORT at the next
-   resume slot; joiners see TASK_X_ABORT. 1 if requested, 0 if ended.
-   A task that ends by abort (or task_drop) while it owns scopes it never
-   closed aborts their members in turn, so the abort reaches every
-   descendant, one generation per resume slot. */
+TASK_API int task_cancelled(const task_sched *s, task_id t); /* 1 or 0 */
+TASK_API int task_self_cancelled(const task_sched *s);       /* the running task: 1 or 0 */
+/* Hard: unlinked now, then stepped once with TASK_WHY_ABORT at the next
+   resume slot; joiners see TASK_EXIT_ABORT. A task that ends by abort
+   (or task_drop) while it owns scopes it never closed aborts their
+   members in turn, so the abort reaches every descendant, one
+   generation per resume slot. TASK_OK also when it was aborted already;
+   TASK_ESTATE once it has ended. */
 TASK_API int task_abort(task_sched *s, task_id t);
-/* Immediate removal without calling the task again: for executors that
-   are tearing down. Joiners are woken (TASK_X_ABORT). */
-TASK_API int task_drop(task_sched *s, task_id t);
-/* The running task's result, delivered to joiners as their value. */
-TASK_API int task_set_result(task_sched *s, void *value);
-/* How an ended task ended (TASK_X_*), and its result; TASK_ESTATE if live. */
-TASK_API int task_result(const task_sched *s, task_id t, void **value);
-/* Wake a task parked in task_wait() (plain WAIT) with a value. */
+/* Wakes a task parked in task_wait() (plain WAIT) with a value. */
 TASK_API int task_wakeup(task_sched *s, task_id t, void *value);
-/* Wake a task parked in task_park() (an executor's own wait). */
-TASK_API int task_unpark(task_sched *s, task_id t, void *value);
 
-/* ---- suspensions: called by the running task, then return TASK_SUSPEND.
-   Each refuses with TASK_ECANCELED while the task is cancelled, and with
-   TASK_EPERM outside a task. An arrangement whose event has already
-   happened (ended task, resolved id, empty scope) wakes the task in the
-   same tick. */
-TASK_API int task_wait(task_sched *s);                 /* until task_wakeup */
-TASK_API int task_park(task_sched *s);                 /* until task_unpark */
-TASK_API int task_sleep(task_sched *s, uint64_t ns);   /* TASK_R_TIMER */
-TASK_API int task_join(task_sched *s, task_id t);      /* until t ends */
-TASK_API int task_ext_wait(task_sched *s, task_id ext); /* until task_ext_resume */
+/* ---- suspensions: called by the running task, which then returns
+   TASK_STEP_SUSPEND. Each refuses with TASK_ECANCELED while the task is
+   cancelled, and with TASK_EPERM outside a task. An arrangement whose
+   event has already happened (ended task, resolved id, empty scope) wakes
+   the task in the same tick. (task_park is with the executors.) */
+TASK_API int task_wait(task_sched *s);                   /* until task_wakeup */
+TASK_API int task_sleep(task_sched *s, uint64_t ns);     /* TASK_WHY_TIMER */
+TASK_API int task_join(task_sched *s, task_id t);        /* until t ends */
+TASK_API int task_ext_wait(task_sched *s, task_id ext);  /* until task_ext_resume */
 
 /* ---- external ids (complete work later, from the host) --------------- */
 TASK_API int task_ext_alloc(task_sched *s, task_id *out);
@@ -312,9 +411,9 @@ TASK_API int task_ext_alloc(task_sched *s, task_id *out);
    freed once its waiter has taken the value. */
 TASK_API int task_ext_resume(task_sched *s, task_id ext, void *value);
 TASK_API int task_ext_release(task_sched *s, task_id ext);
-TASK_API int task_ext_status(const task_sched *s, task_id ext); /* 0 pending, 1 resolved, <0 */
-/* The task parked in task_ext_wait on it; 0: none, resolved or unknown. */
-TASK_API task_id task_ext_waiter(const task_sched *s, task_id ext);
+TASK_API int task_ext_status(const task_sched *s, task_id ext); /* 1 resolved, 0 pending */
+/* The task parked in task_ext_wait on it; 0: none yet. */
+TASK_API int task_ext_waiter(const task_sched *s, task_id ext, task_id *out);
 
 /* ---- cross-thread resume (only with TASK_THREADS; see THREADS above) -- */
 #ifdef TASK_THREADS
@@ -323,7 +422,7 @@ typedef void (*task_wake_fn)(void *ud);
    now), and a wake callback (may be NULL). TASK_ESTATE if already on. */
 TASK_API int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wake, void *wake_ud);
 /* Any thread: the one thread-safe function. TASK_OK, TASK_ENOMEM (queue
-   full, nothing queued) or TASK_EINVAL (posts not enabled). */
+   full, nothing queued) or TASK_EINVAL (posts not enabled); no message. */
 TASK_API int task_post_resume(task_sched *s, task_id ext, void *value);
 #endif
 
@@ -336,16 +435,18 @@ TASK_API int task_timer_cancel(task_sched *s, task_id timer);
    cancelled. The token lives until released and no task uses it. */
 TASK_API int task_token_new(task_sched *s, task_id parent, task_id *out);
 TASK_API int task_token_cancel(task_sched *s, task_id tok);
-TASK_API int task_token_cancelled(const task_sched *s, task_id tok); /* 1, 0 or <0 */
+TASK_API int task_token_cancelled(const task_sched *s, task_id tok); /* 1 or 0 */
 TASK_API int task_token_release(task_sched *s, task_id tok);
-TASK_API task_id task_token_of(const task_sched *s, task_id t);    /* effective token */
+/* A task's effective token: its own, its scope's; 0: none. */
+TASK_API int task_token_of(const task_sched *s, task_id t, task_id *out);
 
 /* ---- scopes ------------------------------------------------------------ */
 /* Opened by the running task: until closed, tasks it spawns join the scope
    and its own effective token is the scope's (a child of the previous). */
 TASK_API int task_scope_open(task_sched *s, task_id *out);
-/* Owner only. Parks until every member has ended (cancellation does not
-   interrupt it), then frees the scope and restores the owner's token. */
+/* Owner only, a suspension. Parks until every member has ended
+   (cancellation does not interrupt it), then frees the scope and restores
+   the owner's token. */
 TASK_API int task_scope_close(task_sched *s, task_id scope);
 /* A cancel scope (Trio's CancelScope, for timeouts): while open, the
    running task's effective token is its own child token, so cancelling
@@ -358,24 +459,25 @@ TASK_API int task_cancel_scope_open(task_sched *s, task_id *out);
 TASK_API int task_cancel_scope_close(task_sched *s, task_id scope);
 TASK_API int task_scope_cancel(task_sched *s, task_id scope);
 /* Aborts every member (task_abort); their descendants follow as they end. */
-TASK_API int task_scope_abort(task_sched *s, task_id scope);   /* O(members) */
+TASK_API int task_scope_abort(task_sched *s, task_id scope);      /* O(members) */
 TASK_API int task_scope_count(const task_sched *s, task_id scope); /* live members */
-TASK_API task_id task_scope_token(const task_sched *s, task_id scope);
-/* The task that opened it; 0 once that task has ended, or if unknown. */
-TASK_API task_id task_scope_owner(const task_sched *s, task_id scope);
+TASK_API int task_scope_token(const task_sched *s, task_id scope, task_id *out);
+/* The task that opened it; 0 once that task has ended. */
+TASK_API int task_scope_owner(const task_sched *s, task_id scope, task_id *out);
+/* The scope a task is a member of; 0: none. */
+TASK_API int task_scope_of(const task_sched *s, task_id t, task_id *out);
 TASK_API task_id task_scope_current(const task_sched *s); /* innermost plain scope, or 0 */
-TASK_API task_id task_scope_of(const task_sched *s, task_id t); /* member of */
 /* The task stops being a member: its scope no longer waits for it. */
 TASK_API int task_scope_leave(task_sched *s, task_id t);
 
 /* ---- trace ids: node(63..48) seconds(47..32) sequence(31..16) hop(15..0)
    Each task carries its own; a spawned task starts with its parent's.
    Outside tasks these act on the host's own trace id. */
-TASK_API int task_tracenode(task_sched *s, unsigned node);  /* 0..65535 */
-TASK_API uint64_t task_tracespawn(task_sched *s);          /* returns the old id */
-TASK_API uint64_t task_traceset(task_sched *s, uint64_t trace); /* returns the old id */
-TASK_API uint64_t task_tracepropagate(const task_sched *s);
-TASK_API uint64_t task_trace_of(const task_sched *s, task_id t);
+TASK_API int task_trace_node(task_sched *s, unsigned node);       /* 0..65535 */
+TASK_API uint64_t task_trace_spawn(task_sched *s);               /* a new root; returns the old id */
+TASK_API uint64_t task_trace_set(task_sched *s, uint64_t trace); /* returns the old id */
+TASK_API uint64_t task_trace_propagate(const task_sched *s);     /* the id with this node as hop */
+TASK_API int task_trace_of(const task_sched *s, task_id t, uint64_t *out);
 
 /* W3C Trace Context (https://www.w3.org/TR/trace-context/): the
    `traceparent` header value "00-<trace-id>-<parent-id>-<flags>".
@@ -393,49 +495,45 @@ TASK_API uint64_t task_trace_of(const task_sched *s, task_id t);
    is zero (one format would refuse). Format then parse gives the id
    back, and a header from another system (a random trace-id) still gives
    one stable id per trace.
-   task_traceparent_format writes 55 characters and a NUL; TASK_EINVAL
-   (out untouched but for "") when bits 63..16 of the id are all zero:
-   W3C forbids an all-zero trace-id. task_traceparent_parse accepts what
-   the W3C rules accept: 2-hex version other than ff; version 00 exactly
-   55 characters; a later version at least 55 with '-' after the flags;
-   lowercase hex only; trace-id and parent-id not all zeros. Leading and
-   trailing spaces and tabs (HTTP OWS) are ignored. TASK_EINVAL otherwise
-   (*trace untouched). flags may be NULL. Neither needs a scheduler. */
-#define TASK_TRACEPARENT_LEN 55
-TASK_API int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_LEN + 1]);
-TASK_API int task_traceparent_parse(const char *header, uint64_t *trace, unsigned *flags);
+   task_trace_format writes TASK_TRACE_HEADER_LEN (55) characters and a
+   NUL; TASK_EINVAL (out untouched but for "") when bits 63..16 of the id
+   are all zero: W3C forbids an all-zero trace-id. task_trace_parse
+   accepts what the W3C rules accept: 2-hex version other than ff; version
+   00 exactly 55 characters; a later version at least 55 with '-' after
+   the flags; lowercase hex only; trace-id and parent-id not all zeros.
+   Leading and trailing spaces and tabs (HTTP OWS) are ignored.
+   TASK_EINVAL otherwise (*trace untouched). flags may be NULL. Neither
+   needs a scheduler. */
+#define TASK_TRACE_HEADER_LEN 55
+TASK_API int task_trace_format(uint64_t trace, char out[TASK_TRACE_HEADER_LEN + 1]);
+TASK_API int task_trace_parse(const char *header, uint64_t *trace, unsigned *flags);
 
-/* ---- hooks and introspection ----------------------------------------- */
-TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h); /* returns the old */
+/* ---- counts ------------------------------------------------------------ */
 TASK_API int task_ready_count(const task_sched *s);
 TASK_API int task_count(const task_sched *s, int state); /* -1: all live (not EXIT) */
-/* Calls fn for every task (EXIT ones too) until it returns non-zero. fn
-   may spawn, end, drop or release tasks: every task that lives through
-   the whole walk is visited once; one spawned during it may or may not be. */
-TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int state, void *ud), void *ud);
 
-/* ---- C tasks as protothreads ----------------------------------------
+/* ---- C tasks as protothreads (see EXECUTORS for their limits) ----------
    The step function resumes where it left off: `pc` is an int lvalue
-   that lives as long as the task (zero before the first run). Locals do
-   not survive a suspension: keep state in the task's ud. After a
-   suspension, c->why says what happened (TASK_R_CANCEL if cancelled) and
-   c->err is TASK_OK, or the status of an arrangement that was refused (the
-   task then goes on without parking). An aborted task does not resume:
-   TASK_BEGIN returns at once; code that must free something on abort
-   checks c->why == TASK_R_ABORT before TASK_BEGIN. */
-#define TASK_BEGIN(c, pc)  int *task__pc = &(pc); \
-    if ((c)->why == TASK_R_ABORT) { *task__pc = -1; return TASK_DONE; } switch (*task__pc) { case 0:
-#define TASK_END(c)        } *task__pc = -1; return TASK_DONE
-#define TASK__SUSPEND(c, arrange, code) \
+   that lives as long as the task (zero before the first run). After a
+   suspension, c->why says what happened (TASK_WHY_CANCEL if cancelled)
+   and c->err is TASK_OK, or the status of an arrangement that was refused
+   (the task then goes on without parking). An aborted task does not
+   resume: TASK_PT_BEGIN returns at once; code that must free something on
+   abort checks c->why == TASK_WHY_ABORT before TASK_PT_BEGIN. */
+#define TASK_PT_BEGIN(c, pc)  int *task__pc = &(pc); \
+    if ((c)->why == TASK_WHY_ABORT) { *task__pc = -1; return TASK_STEP_DONE; } switch (*task__pc) { case 0:
+#define TASK_PT_END(c)        } *task__pc = -1; return TASK_STEP_DONE
+#define TASK__PT_SUSPEND(c, arrange, code) \
     do { if (((c)->err = (arrange)) == TASK_OK) { *task__pc = __LINE__; return (code); case __LINE__:; } \
-         else if ((c)->err == TASK_ECANCELED) (c)->why = TASK_R_CANCEL; } while (0)
-#define TASK_YIELD_NOW(c)  TASK__SUSPEND(c, TASK_OK, TASK_YIELD)
-#define TASK_SLEEP(c, ns)  TASK__SUSPEND(c, task_sleep((c)->sched, (ns)), TASK_SUSPEND)
-#define TASK_WAIT(c)       TASK__SUSPEND(c, task_wait((c)->sched), TASK_SUSPEND)
-#define TASK_JOIN(c, t)    TASK__SUSPEND(c, task_join((c)->sched, (t)), TASK_SUSPEND)
-#define TASK_AWAIT_EXT(c, e) TASK__SUSPEND(c, task_ext_wait((c)->sched, (e)), TASK_SUSPEND)
-#define TASK_SCOPE_CLOSE(c, sc) TASK__SUSPEND(c, task_scope_close((c)->sched, (sc)), TASK_SUSPEND)
-#define TASK_CANCELLED(c)  ((c)->why == TASK_R_CANCEL || task_cancelled((c)->sched, (c)->self) == 1)
+         else if ((c)->err == TASK_ECANCELED) (c)->why = TASK_WHY_CANCEL; } while (0)
+#define TASK_PT_YIELD(c)         TASK__PT_SUSPEND(c, TASK_OK, TASK_STEP_YIELD)
+#define TASK_PT_SLEEP(c, ns)     TASK__PT_SUSPEND(c, task_sleep((c)->sched, (ns)), TASK_STEP_SUSPEND)
+#define TASK_PT_WAIT(c)          TASK__PT_SUSPEND(c, task_wait((c)->sched), TASK_STEP_SUSPEND)
+#define TASK_PT_JOIN(c, t)       TASK__PT_SUSPEND(c, task_join((c)->sched, (t)), TASK_STEP_SUSPEND)
+#define TASK_PT_EXT_WAIT(c, e)   TASK__PT_SUSPEND(c, task_ext_wait((c)->sched, (e)), TASK_STEP_SUSPEND)
+#define TASK_PT_SCOPE_CLOSE(c, sc) TASK__PT_SUSPEND(c, task_scope_close((c)->sched, (sc)), TASK_STEP_SUSPEND)
+/* Woken by a cancel, or cancelled since: the check a loop makes. */
+#define TASK_PT_CANCELLED(c)     ((c)->why == TASK_WHY_CANCEL || task_self_cancelled((c)->sched))
 
 #ifdef __cplusplus
 }
@@ -475,6 +573,11 @@ TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int
 #define TASK__DEF TASK_API
 #endif
 
+/* The implementation, one subsystem after the other, each using only what
+   comes before it: errors, ids and slots, lists and the ready queue, the
+   timer heap, parking and waking, tokens, scopes, tasks, external ids,
+   the scheduler and its tick, timers, trace ids, introspection. */
+
 #define TASK__PAGE ((uint32_t)1 << TASK_PAGE_SHIFT)
 #define TASK__GENMASK 0xFFFFFFu
 #define TASK__LIVE 0x80000000u          /* slot in use */
@@ -486,7 +589,7 @@ enum { TASK__K_TASK = 1, TASK__K_TIMER, TASK__K_EXT, TASK__K_TOKEN, TASK__K_SCOP
 /* task flags */
 #define TASK__F_DETACHED 0x01u  /* free when it ends */
 #define TASK__F_CANCELLED 0x02u /* task_cancel() was called on it */
-#define TASK__F_ABORT 0x04u     /* task_abort(): step once more with TASK_R_ABORT */
+#define TASK__F_ABORT 0x04u     /* task_abort(): step once more with TASK_WHY_ABORT */
 #define TASK__F_ARRANGED 0x08u  /* this step arranged a suspension */
 #define TASK__F_WAKENOW 0x10u   /* woken while still running: READY on return */
 
@@ -497,8 +600,8 @@ enum { TASK__W_NONE = 0, TASK__W_PLAIN, TASK__W_PARK, TASK__W_SLEEP, TASK__W_JOI
 /* 80 bytes: memory per sleeping task is this plus one 16-byte heap entry. */
 typedef struct task__task {
     uint32_t gen;            /* generation | TASK__LIVE */
-    uint8_t state, flags, why, wait; /* why holds TASK_X_* once ended */
-    uint32_t next, prev;     /* ready queue, or a wait list (joiners) */
+    uint8_t state, flags, why, wait; /* why holds TASK_EXIT_* once ended */
+    uint32_t next, prev;     /* ready queue, a wait list (joiners), or the free list */
     uint32_t link;           /* heap slot, joined task, ext or scope */
     uint32_t token;          /* effective cancel token, 0: none */
     uint32_t tnext, tprev;   /* in that token's list of tasks */
@@ -511,6 +614,8 @@ typedef struct task__task {
     uint64_t trace;
 } task__task;
 
+/* Every pooled object starts with this: its generation, and its link in
+   the free list (or, for a timer that fired, in the tick's fired list). */
 typedef struct task__slot { uint32_t gen, nfree; } task__slot;
 typedef struct task__timer { task__slot h; uint32_t heap; uint32_t state; task_timer_fn cb; void *ud; } task__timer;
 typedef struct task__ext { task__slot h; uint32_t waiter, resolved; void *value; } task__ext;
@@ -557,7 +662,7 @@ struct task_sched {
     uint64_t now, host_trace;
     uint32_t cur;                         /* running task, 0: the host */
     int depth, destroying;                /* depth: ticks, destroys and callbacks running */
-    unsigned budget, wake_limit;
+    unsigned tick_limit, wake_limit;
     int count[TASK_NSTATES];
     task_hooks hooks;
     unsigned node, trace_seq;
@@ -571,15 +676,13 @@ struct task_sched {
     char err[160];
 };
 
-/* ---- small helpers ---------------------------------------------------- */
+/* ---- errors and names -------------------------------------------------- */
 
-static void *task__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-    (void)ud; (void)osize;
-    if (nsize == 0) { TASK_FREE(ptr); return NULL; }
-    return TASK_REALLOC(ptr, nsize);
-}
-
-static int task__err(task_sched *s, int code, const char *fmt, ...) {
+/* Records the message of a failed call and returns its code. The message
+   is not part of the scheduler's state, so a query on a const scheduler
+   records its failure too. */
+static int task__err(const task_sched *cs, int code, const char *fmt, ...) {
+    task_sched *s = (task_sched *)(uintptr_t)cs;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);
@@ -587,41 +690,82 @@ static int task__err(task_sched *s, int code, const char *fmt, ...) {
     return code;
 }
 
-static uint32_t task__nextgen(uint32_t gen) {
-    gen = (gen + 1) & TASK__GENMASK;
-    return gen ? gen : 1;
+TASK__DEF const char *task_errmsg(const task_sched *s) { return s->err; }
+
+TASK__DEF const char *task_strerror(int status) {
+    switch (status) {
+    case TASK_OK: return "ok";
+    case TASK_ENOMEM: return "out of memory";
+    case TASK_EINVAL: return "invalid argument";
+    case TASK_ENOENT: return "unknown, released or stale id";
+    case TASK_ESTATE: return "wrong state";
+    case TASK_ECANCELED: return "task cancelled";
+    case TASK_EBUSY: return "not allowed from inside a task or callback";
+    case TASK_EPERM: return "not allowed here";
+    case TASK_EDEADLK: return "a task cannot wait for itself";
+    default: return "unknown status";
+    }
 }
+
+TASK__DEF const char *task_state_name(int state) {
+    static const char *const names[TASK_NSTATES] = {"RUN", "WAIT", "READY", "SLEEP", "EXIT"};
+    return state >= 0 && state < TASK_NSTATES ? names[state] : "?";
+}
+
+/* What an unknown id of each kind is called in messages. */
+static const char *task__unknown(unsigned kind) {
+    switch (kind) {
+    case TASK__K_TASK: return "unknown, released or stale task id";
+    case TASK__K_TIMER: return "unknown, fired or stale timer id";
+    case TASK__K_EXT: return "unknown, resumed or stale external id";
+    case TASK__K_TOKEN: return "unknown or stale token";
+    default: return "unknown, closed or stale scope";
+    }
+}
+
+/* The end of a query that answers with an id through an optional
+   out-pointer: TASK_OK if its lookup found what it asked about (the
+   answer may still be 0: nothing to name), else TASK_ENOENT with 0. */
+static int task__answer(task_id *out, int found, task_id answer) {
+    if (out) *out = found ? answer : 0;
+    return found ? TASK_OK : TASK_ENOENT;
+}
+
+/* ---- ids and slots -----------------------------------------------------
+   An id is (kind, generation, slot index); a slot in use has TASK__LIVE in
+   its generation word. Freeing a slot is two steps: retire it (the
+   generation moves on, so every id made for it is stale from now on) and
+   recycle it (onto its free list). They are apart because a timer
+   cancelled after its tick collected it is retired at once but recycled
+   only when the tick lets go of it. */
 
 static task_id task__mkid(unsigned kind, uint32_t gen, uint32_t idx) {
     return ((uint64_t)kind << 56) | ((uint64_t)(gen & TASK__GENMASK) << 32) | (uint64_t)idx;
 }
 
-#define TASK__T(s, i) (&(s)->pages[(i) >> TASK_PAGE_SHIFT][(i) & (TASK__PAGE - 1)])
+/* The generation word of a live slot that id names. */
+static uint32_t task__idgen(task_id id) {
+    return (uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE;
+}
+
+static void task__retire(uint32_t *gen) {
+    uint32_t g = (*gen + 1) & TASK__GENMASK; /* TASK__LIVE goes too */
+    *gen = g ? g : 1;
+}
+
+static void task__recycle(uint32_t *link, uint32_t *free_list, uint32_t i) {
+    *link = *free_list;
+    *free_list = i;
+}
+
+/* Pools: timers, external ids, tokens and scopes, in one growing array
+   each (they are reached by index, so moving them is fine). */
+
 #define TASK__AT(p, type, i) ((type *)(void *)((p)->items + (size_t)(i) * (p)->size))
 #define TASK__TOK(s, i) TASK__AT(&(s)->tokens, task__token, i)
 #define TASK__SCO(s, i) TASK__AT(&(s)->scopes, task__scope, i)
 #define TASK__TMR(s, i) TASK__AT(&(s)->timers, task__timer, i)
 #define TASK__EXT(s, i) TASK__AT(&(s)->exts, task__ext, i)
-
-static task_id task__tid(const task_sched *s, uint32_t i) {
-    return task__mkid(TASK__K_TASK, TASK__T(s, i)->gen, i);
-}
-
-static task__task *task__get(const task_sched *s, task_id id) {
-    uint32_t i = (uint32_t)id;
-    task__task *t;
-    if ((id >> 56) != TASK__K_TASK || i == 0 || i >= s->tused) return NULL;
-    t = TASK__T(s, i);
-    return t->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE) ? t : NULL;
-}
-
-static void task__setstate(task_sched *s, task__task *t, int st) {
-    s->count[t->state]--;
-    s->count[st]++;
-    t->state = (uint8_t)st;
-}
-
-/* ---- pools (timers, external ids, tokens, scopes) --------------------- */
 
 static int task__pool_alloc(task_sched *s, task__pool *p, uint32_t *out) {
     uint32_t i;
@@ -654,22 +798,100 @@ static int task__pool_alloc(task_sched *s, task__pool *p, uint32_t *out) {
 
 static void task__pool_free(task__pool *p, uint32_t i) {
     task__slot *sl = TASK__AT(p, task__slot, i);
-    sl->gen = task__nextgen(sl->gen & TASK__GENMASK);
-    sl->nfree = p->free;
-    p->free = i;
+    task__retire(&sl->gen);
+    task__recycle(&sl->nfree, &p->free, i);
 }
 
+static void task__pool_destroy(task_sched *s, task__pool *p) {
+    if (p->items) s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, 0);
+}
+
+/* The slot a live id of this kind names, or 0. */
 static uint32_t task__pool_get(const task__pool *p, unsigned kind, task_id id) {
     uint32_t i = (uint32_t)id;
     if ((id >> 56) != kind || i == 0 || i >= p->used) return 0;
-    return TASK__AT(p, task__slot, i)->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE) ? i : 0;
+    return TASK__AT(p, task__slot, i)->gen == task__idgen(id) ? i : 0;
+}
+
+/* task__pool_get for a public function: 0 after recording fn's message. */
+static uint32_t task__pool_find(const task_sched *s, const task__pool *p, unsigned kind, task_id id, const char *fn) {
+    uint32_t i = task__pool_get(p, kind, id);
+    if (!i) task__err(s, TASK_ENOENT, "%s: %s", fn, task__unknown(kind));
+    return i;
 }
 
 static task_id task__pool_id(const task__pool *p, unsigned kind, uint32_t i) {
     return task__mkid(kind, TASK__AT(p, task__slot, i)->gen, i);
 }
 
-/* ---- intrusive lists -------------------------------------------------- */
+/* Task slots: in pages that never move, so a task__task pointer stays
+   valid while tasks are spawned (task_foreach relies on it). */
+
+#define TASK__T(s, i) (&(s)->pages[(i) >> TASK_PAGE_SHIFT][(i) & (TASK__PAGE - 1)])
+
+static int task__task_alloc(task_sched *s, uint32_t *out) {
+    uint32_t i;
+    if (s->tfree) {
+        i = s->tfree;
+        s->tfree = TASK__T(s, i)->next;
+    } else {
+        if (s->tused == s->npages * TASK__PAGE) {
+            task__task **np, *page;
+            uint32_t k;
+            if (s->npages >= (0x7FFFFFFFu >> TASK_PAGE_SHIFT)) return TASK_ENOMEM;
+            page = (task__task *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__task) * TASK__PAGE);
+            if (!page) return TASK_ENOMEM;
+            np = (task__task **)s->alloc(s->alloc_ud, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1));
+            if (!np) { s->alloc(s->alloc_ud, page, sizeof(task__task) * TASK__PAGE, 0); return TASK_ENOMEM; }
+            memset(page, 0, sizeof(task__task) * TASK__PAGE);
+            for (k = 0; k < TASK__PAGE; k++) { page[k].gen = 1; page[k].state = TASK__FREE_STATE; }
+            np[s->npages++] = page;
+            s->pages = np;
+            if (s->tused == 0) s->tused = 1; /* index 0 means "none" */
+        }
+        i = s->tused++;
+    }
+    *out = i;
+    return TASK_OK;
+}
+
+static void task__task_free(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    s->count[t->state]--;
+    t->state = TASK__FREE_STATE;
+    t->fn = NULL;
+    t->ud = t->value = NULL;
+    task__retire(&t->gen);
+    task__recycle(&t->next, &s->tfree, i);
+}
+
+static task_id task__tid(const task_sched *s, uint32_t i) {
+    return task__mkid(TASK__K_TASK, TASK__T(s, i)->gen, i);
+}
+
+/* The live task id names, or NULL. */
+static task__task *task__get(const task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id;
+    task__task *t;
+    if ((id >> 56) != TASK__K_TASK || i == 0 || i >= s->tused) return NULL;
+    t = TASK__T(s, i);
+    return t->gen == task__idgen(id) ? t : NULL;
+}
+
+/* task__get for a public function: NULL after recording fn's message. */
+static task__task *task__find(const task_sched *s, task_id id, const char *fn) {
+    task__task *t = task__get(s, id);
+    if (!t) task__err(s, TASK_ENOENT, "%s: %s", fn, task__unknown(TASK__K_TASK));
+    return t;
+}
+
+static void task__setstate(task_sched *s, task__task *t, int st) {
+    s->count[t->state]--;
+    s->count[st]++;
+    t->state = (uint8_t)st;
+}
+
+/* ---- lists and the ready queue ---------------------------------------- */
 
 static void task__q_push(task_sched *s, uint32_t *head, uint32_t *tail, uint32_t i) {
     task__task *t = TASK__T(s, i);
@@ -687,6 +909,16 @@ static uint32_t task__q_pop(task_sched *s, uint32_t *head, uint32_t *tail) {
     return i;
 }
 
+/* Appends the queue from bhead to btail (not empty) to the queue (*head,
+   *tail). Inline: it joins the ready queues in every tick. */
+static inline void task__q_concat(task_sched *s, uint32_t *head, uint32_t *tail, uint32_t bhead, uint32_t btail) {
+    if (*tail) {
+        TASK__T(s, *tail)->next = bhead;
+        TASK__T(s, bhead)->prev = *tail;
+    } else *head = bhead;
+    *tail = btail;
+}
+
 /* Removes a READY task from whichever ready queue holds it: only a head
    or a tail needs to know which, and those are named in the scheduler. */
 static void task__q_unlink(task_sched *s, uint32_t i) {
@@ -700,6 +932,13 @@ static void task__q_unlink(task_sched *s, uint32_t i) {
     else if (s->btail == i) s->btail = t->prev;
     else s->ytail = t->prev;
     t->next = t->prev = 0;
+}
+
+/* READY, at the end of the ready queue: it runs in this tick if one is
+   running (within the wake limit), else in the next. */
+static void task__ready(task_sched *s, task__task *t, uint32_t i) {
+    task__setstate(s, t, TASK_READY);
+    task__q_push(s, &s->rhead, &s->rtail, i);
 }
 
 /* Circular lists of tasks, through one of three pairs of links. */
@@ -789,10 +1028,10 @@ static int task__hreserve(task_sched *s) {
     return TASK_OK;
 }
 
-/* The caller has reserved room. */
-static void task__hinsert(task_sched *s, uint64_t when, uint32_t ref) {
+/* The caller has reserved room. ns counts from the scheduler's clock. */
+static void task__hinsert(task_sched *s, uint64_t ns, uint32_t ref) {
     task__hent e;
-    e.when = when;
+    e.when = ns > UINT64_MAX - s->now ? UINT64_MAX : s->now + ns;
     e.seq = s->seq++;
     e.ref = ref;
     task__hup(s, s->hn++, e);
@@ -807,11 +1046,95 @@ static void task__hremove(task_sched *s, uint32_t pos) {
     else task__hdown(s, pos, last);
 }
 
-static uint64_t task__deadline(const task_sched *s, uint64_t ns) {
-    return ns > UINT64_MAX - s->now ? UINT64_MAX : s->now + ns;
+/* ---- parking and waking ------------------------------------------------
+   A task parks by arranging, during its step, what it waits for (wait,
+   link); it is woken by undoing that and making it READY, or, while its
+   step still runs, by marking it to be READY when the step returns. */
+
+static int task__is_cancelled(const task_sched *s, const task__task *t) {
+    return (t->flags & TASK__F_CANCELLED) || (t->token && TASK__TOK(s, t->token)->cancelled);
 }
 
-/* ---- tokens ----------------------------------------------------------- */
+/* Is the task parked in a way that cancellation interrupts? */
+static int task__cancellable(const task__task *t) {
+    if (t->wait == TASK__W_SCOPE || (t->flags & TASK__F_ABORT)) return 0;
+    if (t->state == TASK_WAIT || t->state == TASK_SLEEP) return 1;
+    return t->state == TASK_RUN && (t->flags & TASK__F_ARRANGED) && !(t->flags & TASK__F_WAKENOW);
+}
+
+/* Undoes whatever the task is parked on. */
+static void task__unwait(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    switch (t->wait) {
+    case TASK__W_SLEEP: task__hremove(s, t->link); break;
+    case TASK__W_JOIN: task__l_del(s, &TASK__T(s, t->link)->joiners, i, TASK__L_JOIN); break;
+    case TASK__W_EXT: /* the waiter gave up: the id is of no use to anyone */
+        task__pool_free(&s->exts, t->link);
+        break;
+    case TASK__W_SCOPE: TASK__SCO(s, t->link)->closing = 0; break;
+    default: break;
+    }
+    t->wait = TASK__W_NONE;
+}
+
+static void task__wake(task_sched *s, uint32_t i, int why, void *value) {
+    task__task *t = TASK__T(s, i);
+    task__unwait(s, i);
+    t->why = (uint8_t)why;
+    t->value = value;
+    if (t->state == TASK_RUN) t->flags |= TASK__F_WAKENOW;
+    else task__ready(s, t, i);
+}
+
+/* The event the task waited for happened, and its source has already let
+   go of the task (a joined task's list, an external id, a scope). */
+static void task__wake_done(task_sched *s, uint32_t i, void *value) {
+    TASK__T(s, i)->wait = TASK__W_NONE;
+    task__wake(s, i, TASK_WHY_WAKE, value);
+}
+
+/* task_abort of a live task. It stays a member of its scope (and in
+   every list) until its abort step has run and it ends. */
+static void task__abort(task_sched *s, uint32_t i) {
+    task__task *t = TASK__T(s, i);
+    if (t->flags & TASK__F_ABORT) return;
+    t->flags |= TASK__F_ABORT;
+    if (t->state == TASK_RUN) { /* itself: finished when its step returns */
+        task__unwait(s, i);
+        t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+    } else if (t->state == TASK_WAIT || t->state == TASK_SLEEP) {
+        task__unwait(s, i);
+        task__ready(s, t, i);
+    }
+}
+
+/* The running task, if it may arrange a suspension now; else NULL, with
+   *rc the refusal recorded for fn. A step arranges one suspension at most. */
+static task__task *task__arrange(task_sched *s, const char *fn, int cancellable, int *rc) {
+    task__task *t;
+    if (!s->cur) { *rc = task__err(s, TASK_EPERM, "%s: no task is running", fn); return NULL; }
+    t = TASK__T(s, s->cur);
+    if (t->flags & TASK__F_ABORT) { *rc = task__err(s, TASK_ESTATE, "%s: the task is being aborted", fn); return NULL; }
+    if (t->flags & (TASK__F_ARRANGED | TASK__F_WAKENOW)) {
+        *rc = task__err(s, TASK_ESTATE, "%s: the task already arranged to wait in this step", fn);
+        return NULL;
+    }
+    if (cancellable && task__is_cancelled(s, t)) { *rc = task__err(s, TASK_ECANCELED, "%s: task cancelled", fn); return NULL; }
+    *rc = TASK_OK;
+    return t;
+}
+
+/* Marks the running task, whose arrangement was allowed, as parked on kind
+   once its step returns. TASK__W_NONE: what it waits for has already
+   happened, and the caller wakes it (it is READY again as the step
+   returns). */
+static task__task *task__arranged(task__task *t, int kind) {
+    t->flags |= TASK__F_ARRANGED;
+    t->wait = (uint8_t)kind;
+    return t;
+}
+
+/* ---- tokens ------------------------------------------------------------ */
 
 /* A token lives while the user holds it, a task is bound to it, a scope
    owns it or it has children (a scope's token is a child of the token its
@@ -864,66 +1187,10 @@ static void task__unbind(task_sched *s, uint32_t i) {
     task__tok_gc(s, k);
 }
 
-static int task__is_cancelled(const task_sched *s, const task__task *t) {
-    return (t->flags & TASK__F_CANCELLED) || (t->token && TASK__TOK(s, t->token)->cancelled);
-}
-
-/* The scope the task opened last and has not closed, or 0. */
-static uint32_t task__own_scope(const task_sched *s, uint32_t i) {
-    uint32_t k = TASK__T(s, i)->token, sc;
-    if (!k) return 0;
-    sc = TASK__TOK(s, k)->scope;
-    return sc && TASK__SCO(s, sc)->owner == i ? sc : 0;
-}
-
-/* The plain scope the task's spawns join: its innermost one, looking
-   through the cancel scopes opened inside it. */
-static uint32_t task__join_scope(const task_sched *s, uint32_t i) {
-    uint32_t sc = task__own_scope(s, i);
-    while (sc && TASK__SCO(s, sc)->cancel_only) {
-        uint32_t k = TASK__SCO(s, sc)->prev_token;
-        sc = k ? TASK__TOK(s, k)->scope : 0;
-        if (sc && TASK__SCO(s, sc)->owner != i) sc = 0;
-    }
-    return sc;
-}
-
-/* ---- waking ----------------------------------------------------------- */
-
-static void task__scope_done(task_sched *s, uint32_t sc);
-
-/* Undoes whatever the task is parked on. */
-static void task__unwait(task_sched *s, uint32_t i) {
-    task__task *t = TASK__T(s, i);
-    switch (t->wait) {
-    case TASK__W_SLEEP: task__hremove(s, t->link); break;
-    case TASK__W_JOIN: task__l_del(s, &TASK__T(s, t->link)->joiners, i, TASK__L_JOIN); break;
-    case TASK__W_EXT: /* the waiter gave up: the id is of no use to anyone */
-        task__pool_free(&s->exts, t->link);
-        break;
-    case TASK__W_SCOPE: TASK__SCO(s, t->link)->closing = 0; break;
-    default: break;
-    }
-    t->wait = TASK__W_NONE;
-}
-
-static void task__wake(task_sched *s, uint32_t i, int why, void *value) {
-    task__task *t = TASK__T(s, i);
-    task__unwait(s, i);
-    t->why = (uint8_t)why;
-    t->value = value;
-    if (t->state == TASK_RUN) t->flags |= TASK__F_WAKENOW;
-    else {
-        task__setstate(s, t, TASK_READY);
-        task__q_push(s, &s->rhead, &s->rtail, i);
-    }
-}
-
-/* Is the task parked in a way that cancellation interrupts? */
-static int task__cancellable(const task__task *t) {
-    if (t->wait == TASK__W_SCOPE || (t->flags & TASK__F_ABORT)) return 0;
-    if (t->state == TASK_WAIT || t->state == TASK_SLEEP) return 1;
-    return t->state == TASK_RUN && (t->flags & TASK__F_ARRANGED) && !(t->flags & TASK__F_WAKENOW);
+/* Binds the task to another token; the old one may be collected. */
+static void task__rebind(task_sched *s, uint32_t i, uint32_t k) {
+    task__unbind(s, i);
+    task__bind(s, i, k);
 }
 
 /* Cancels a token and its subtree, waking the parked tasks bound to them.
@@ -937,7 +1204,7 @@ static void task__tok_cancel(task_sched *s, uint32_t root) {
             if (tk->tasks) {
                 uint32_t i = tk->tasks;
                 do {
-                    if (task__cancellable(TASK__T(s, i))) task__wake(s, i, TASK_R_CANCEL, NULL);
+                    if (task__cancellable(TASK__T(s, i))) task__wake(s, i, TASK_WHY_CANCEL, NULL);
                     i = TASK__T(s, i)->tnext;
                 } while (i != tk->tasks);
             }
@@ -949,17 +1216,78 @@ static void task__tok_cancel(task_sched *s, uint32_t root) {
     }
 }
 
-/* ---- ending a task ---------------------------------------------------- */
+TASK__DEF int task_token_new(task_sched *s, task_id parent, task_id *out) {
+    uint32_t p = 0, k;
+    if (out) *out = 0;
+    if (parent && !(p = task__pool_find(s, &s->tokens, TASK__K_TOKEN, parent, "task_token_new"))) return TASK_ENOENT;
+    if (task__tok_make(s, p, &k)) return task__err(s, TASK_ENOMEM, "task_token_new: out of memory");
+    TASK__TOK(s, k)->held = 1;
+    if (out) *out = task__pool_id(&s->tokens, TASK__K_TOKEN, k);
+    return TASK_OK;
+}
 
-static void task__free_task(task_sched *s, uint32_t i) {
-    task__task *t = TASK__T(s, i);
-    s->count[t->state]--;
-    t->gen = task__nextgen(t->gen & TASK__GENMASK);
-    t->state = TASK__FREE_STATE;
-    t->fn = NULL;
-    t->ud = t->value = NULL;
-    t->next = s->tfree;
-    s->tfree = i;
+TASK__DEF int task_token_cancel(task_sched *s, task_id tok) {
+    uint32_t k = task__pool_find(s, &s->tokens, TASK__K_TOKEN, tok, "task_token_cancel");
+    if (!k) return TASK_ENOENT;
+    task__tok_cancel(s, k);
+    return TASK_OK;
+}
+
+TASK__DEF int task_token_cancelled(const task_sched *s, task_id tok) {
+    uint32_t k = task__pool_find(s, &s->tokens, TASK__K_TOKEN, tok, "task_token_cancelled");
+    return k ? (int)TASK__TOK(s, k)->cancelled : (int)TASK_ENOENT;
+}
+
+TASK__DEF int task_token_release(task_sched *s, task_id tok) {
+    uint32_t k = task__pool_find(s, &s->tokens, TASK__K_TOKEN, tok, "task_token_release");
+    if (!k) return TASK_ENOENT;
+    if (!TASK__TOK(s, k)->held) return task__err(s, TASK_ESTATE, "task_token_release: this token belongs to a scope");
+    TASK__TOK(s, k)->held = 0;
+    task__tok_gc(s, k);
+    return TASK_OK;
+}
+
+TASK__DEF int task_token_of(const task_sched *s, task_id id, task_id *out) {
+    const task__task *t = task__find(s, id, "task_token_of");
+    return task__answer(out, t != NULL, t && t->token ? task__pool_id(&s->tokens, TASK__K_TOKEN, t->token) : 0);
+}
+
+/* ---- scopes ------------------------------------------------------------
+   A scope owns a token, a child of the token its owner had (prev_token),
+   which the owner is bound to while the scope is open. Its members are
+   the tasks spawned meanwhile; a cancel scope has none. */
+
+/* The scope the task opened last and has not closed, or 0. */
+static uint32_t task__own_scope(const task_sched *s, uint32_t i) {
+    uint32_t k = TASK__T(s, i)->token, sc;
+    if (!k) return 0;
+    sc = TASK__TOK(s, k)->scope;
+    return sc && TASK__SCO(s, sc)->owner == i ? sc : 0;
+}
+
+/* The scope opened by the same owner just before sc (outside it), or 0. */
+static uint32_t task__outer_scope(const task_sched *s, uint32_t sc) {
+    const task__scope *p = TASK__SCO(s, sc);
+    uint32_t up = p->prev_token ? TASK__TOK(s, p->prev_token)->scope : 0;
+    return up && TASK__SCO(s, up)->owner == p->owner ? up : 0;
+}
+
+/* The plain scope the task's spawns join: its innermost one, looking
+   through the cancel scopes opened inside it. */
+static uint32_t task__join_scope(const task_sched *s, uint32_t i) {
+    uint32_t sc = task__own_scope(s, i);
+    while (sc && TASK__SCO(s, sc)->cancel_only) sc = task__outer_scope(s, sc);
+    return sc;
+}
+
+/* The last member ended and nobody waits any more: restore and free. */
+static void task__scope_done(task_sched *s, uint32_t sc) {
+    task__scope *p = TASK__SCO(s, sc);
+    uint32_t k = p->token, owner = p->owner;
+    if (owner) task__rebind(s, owner, p->prev_token);
+    TASK__TOK(s, k)->scope = 0;
+    task__pool_free(&s->scopes, sc);
+    task__tok_gc(s, k);
 }
 
 /* The task is no longer a member of its scope: the last one out wakes a
@@ -975,26 +1303,9 @@ static void task__leave_scope(task_sched *s, uint32_t i) {
     if (--p->count == 0) {
         if (p->closing) {
             uint32_t owner = p->owner;
-            TASK__T(s, owner)->wait = TASK__W_NONE;
             task__scope_done(s, sc);
-            task__wake(s, owner, TASK_R_WAKE, NULL);
+            task__wake_done(s, owner, NULL);
         } else if (!p->owner) task__scope_done(s, sc);
-    }
-}
-
-/* task_abort of a live task. It stays a member of its scope (and in
-   every list) until its abort step has run and it ends. */
-static void task__abort(task_sched *s, uint32_t i) {
-    task__task *t = TASK__T(s, i);
-    if (t->flags & TASK__F_ABORT) return;
-    t->flags |= TASK__F_ABORT;
-    if (t->state == TASK_RUN) { /* itself: finished when its step returns */
-        task__unwait(s, i);
-        t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
-    } else if (t->state == TASK_WAIT || t->state == TASK_SLEEP) {
-        task__unwait(s, i);
-        task__setstate(s, t, TASK_READY);
-        task__q_push(s, &s->rhead, &s->rtail, i);
     }
 }
 
@@ -1009,6 +1320,130 @@ static void task__abort_members(task_sched *s, uint32_t sc) {
     } while (i != head);
 }
 
+static int task__scope_open(task_sched *s, task_id *out, int cancel_only, const char *fn) {
+    uint32_t k, sc, i = s->cur;
+    task__task *t;
+    task__scope *p;
+    if (out) *out = 0;
+    if (!i) return task__err(s, TASK_EPERM, "%s: no task is running", fn);
+    t = TASK__T(s, i);
+    if (task__tok_make(s, t->token, &k)) return task__err(s, TASK_ENOMEM, "%s: out of memory", fn);
+    if (task__pool_alloc(s, &s->scopes, &sc)) {
+        task__tok_gc(s, k);
+        return task__err(s, TASK_ENOMEM, "%s: out of memory", fn);
+    }
+    p = TASK__SCO(s, sc);
+    p->token = k;
+    p->owner = i;
+    p->count = p->members = 0;
+    p->closing = 0;
+    p->cancel_only = (uint8_t)cancel_only;
+    p->prev_token = t->token;
+    TASK__TOK(s, k)->scope = sc;
+    if (t->flags & TASK__F_CANCELLED) TASK__TOK(s, k)->cancelled = 1;
+    task__rebind(s, i, k); /* the new token is a child of the old: that one stays */
+    if (out) *out = task__pool_id(&s->scopes, TASK__K_SCOPE, sc);
+    return TASK_OK;
+}
+
+TASK__DEF int task_scope_open(task_sched *s, task_id *out) {
+    return task__scope_open(s, out, 0, "task_scope_open");
+}
+
+TASK__DEF int task_cancel_scope_open(task_sched *s, task_id *out) {
+    return task__scope_open(s, out, 1, "task_cancel_scope_open");
+}
+
+/* What both closes check: the scope exists, is of this kind, and is the
+   one the running task opened last. */
+static int task__closable(task_sched *s, task_id scope, int cancel_only, const char *fn, uint32_t *out) {
+    uint32_t sc = *out = task__pool_find(s, &s->scopes, TASK__K_SCOPE, scope, fn);
+    if (!sc) return TASK_ENOENT;
+    if (TASK__SCO(s, sc)->cancel_only != cancel_only)
+        return task__err(s, TASK_ESTATE, "%s: a %s scope closes with %s", fn, cancel_only ? "plain" : "cancel",
+                         cancel_only ? "task_scope_close" : "task_cancel_scope_close");
+    if (!s->cur || TASK__SCO(s, sc)->owner != s->cur)
+        return task__err(s, TASK_EPERM, "%s: only the task that opened the scope can close it", fn);
+    if (task__own_scope(s, s->cur) != sc)
+        return task__err(s, TASK_ESTATE, "%s: close the scopes opened inside it first", fn);
+    return TASK_OK;
+}
+
+TASK__DEF int task_cancel_scope_close(task_sched *s, task_id scope) {
+    uint32_t sc;
+    int rc = task__closable(s, scope, 1, "task_cancel_scope_close", &sc);
+    if (rc == TASK_OK) task__scope_done(s, sc); /* no members: the owner's token comes back now */
+    return rc;
+}
+
+TASK__DEF int task_scope_close(task_sched *s, task_id scope) {
+    uint32_t sc;
+    int rc = task__closable(s, scope, 0, "task_scope_close", &sc);
+    task__task *t = rc == TASK_OK ? task__arrange(s, "task_scope_close", 0, &rc) : NULL;
+    if (!t) return rc;
+    if (TASK__SCO(s, sc)->count == 0) {
+        task__scope_done(s, sc);
+        task__arranged(t, TASK__W_NONE);
+        task__wake(s, s->cur, TASK_WHY_WAKE, NULL);
+    } else {
+        TASK__SCO(s, sc)->closing = 1;
+        task__arranged(t, TASK__W_SCOPE)->link = sc;
+    }
+    return TASK_OK;
+}
+
+/* task_scope_cancel and task_scope_abort: the scope's token, or its members. */
+static int task__scope_stop(task_sched *s, task_id scope, int abort, const char *fn) {
+    uint32_t sc = task__pool_find(s, &s->scopes, TASK__K_SCOPE, scope, fn);
+    if (!sc) return TASK_ENOENT;
+    if (abort) task__abort_members(s, sc);
+    else task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    return TASK_OK;
+}
+
+TASK__DEF int task_scope_cancel(task_sched *s, task_id scope) {
+    return task__scope_stop(s, scope, 0, "task_scope_cancel");
+}
+
+TASK__DEF int task_scope_abort(task_sched *s, task_id scope) {
+    return task__scope_stop(s, scope, 1, "task_scope_abort");
+}
+
+TASK__DEF int task_scope_leave(task_sched *s, task_id id) {
+    if (!task__find(s, id, "task_scope_leave")) return TASK_ENOENT;
+    task__leave_scope(s, (uint32_t)id);
+    return TASK_OK;
+}
+
+TASK__DEF task_id task_scope_current(const task_sched *s) {
+    uint32_t sc = s->cur ? task__join_scope(s, s->cur) : 0;
+    return sc ? task__pool_id(&s->scopes, TASK__K_SCOPE, sc) : 0;
+}
+
+TASK__DEF int task_scope_of(const task_sched *s, task_id id, task_id *out) {
+    const task__task *t = task__find(s, id, "task_scope_of");
+    return task__answer(out, t != NULL, t && t->scope ? task__pool_id(&s->scopes, TASK__K_SCOPE, t->scope) : 0);
+}
+
+TASK__DEF int task_scope_owner(const task_sched *s, task_id scope, task_id *out) {
+    uint32_t sc = task__pool_find(s, &s->scopes, TASK__K_SCOPE, scope, "task_scope_owner");
+    return task__answer(out, sc != 0, sc && TASK__SCO(s, sc)->owner ? task__tid(s, TASK__SCO(s, sc)->owner) : 0);
+}
+
+TASK__DEF int task_scope_token(const task_sched *s, task_id scope, task_id *out) {
+    uint32_t sc = task__pool_find(s, &s->scopes, TASK__K_SCOPE, scope, "task_scope_token");
+    return task__answer(out, sc != 0, sc ? task__pool_id(&s->tokens, TASK__K_TOKEN, TASK__SCO(s, sc)->token) : 0);
+}
+
+TASK__DEF int task_scope_count(const task_sched *s, task_id scope) {
+    uint32_t sc = task__pool_find(s, &s->scopes, TASK__K_SCOPE, scope, "task_scope_count");
+    return sc ? (int)TASK__SCO(s, sc)->count : (int)TASK_ENOENT;
+}
+
+/* ---- tasks: ending, stepping, spawning, and the calls on a task ------- */
+
+/* The task ends (how: TASK_EXIT_*): it lets go of everything it was
+   part of, wakes its joiners and, if detached, is freed. */
 static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     task__task *t = TASK__T(s, i);
     uint32_t sc, gen;
@@ -1018,11 +1453,9 @@ static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
        nobody will close them, so their members are aborted too */
     while ((sc = task__own_scope(s, i)) != 0) {
         task__scope *p = TASK__SCO(s, sc);
-        uint32_t prev = p->prev_token;
-        if (how == TASK_X_ABORT) task__abort_members(s, sc);
+        if (how == TASK_EXIT_ABORT) task__abort_members(s, sc);
         p->owner = 0;
-        task__unbind(s, i);
-        task__bind(s, i, prev);
+        task__rebind(s, i, p->prev_token);
         if (p->count == 0) task__scope_done(s, sc);
     }
     task__unbind(s, i);
@@ -1032,8 +1465,7 @@ static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     while (t->joiners) {
         uint32_t j = t->joiners;
         task__l_del(s, &t->joiners, j, TASK__L_JOIN);
-        TASK__T(s, j)->wait = TASK__W_NONE;
-        task__wake(s, j, TASK_R_WAKE, t->value);
+        task__wake_done(s, j, t->value);
     }
     gen = t->gen;
     if (hooks && s->hooks.term) {
@@ -1041,15 +1473,14 @@ static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
         s->hooks.term(s, task__tid(s, i), s->hooks.ud);
         s->depth--;
     }
-    t = TASK__T(s, i);
-    if (t->gen == gen && (t->flags & TASK__F_DETACHED)) task__free_task(s, i);
+    /* unless the hook has released it already */
+    if (t->gen == gen && (t->flags & TASK__F_DETACHED)) task__task_free(s, i);
 }
-
-/* ---- running a task --------------------------------------------------- */
 
 static int task__step(task_sched *s, uint32_t i, int why) {
     task__task *t = TASK__T(s, i);
     task_ctx c;
+    int rc;
     c.sched = s;
     c.self = task__tid(s, i);
     c.why = why;
@@ -1059,57 +1490,329 @@ static int task__step(task_sched *s, uint32_t i, int why) {
     t->value = NULL;
     t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
     s->cur = i;
-    {
-        int rc = t->fn(&c);
-        s->cur = 0;
-        return rc;
-    }
+    rc = t->fn(&c);
+    s->cur = 0;
+    return rc;
 }
 
+/* The last step of an aborted task, then its end. */
+static void task__abort_step(task_sched *s, uint32_t i) {
+    task__step(s, i, TASK_WHY_ABORT);
+    task__exit(s, i, TASK_EXIT_ABORT, 1);
+}
+
+/* One resume of a READY task, and what its step returned. */
 static void task__run(task_sched *s, uint32_t i) {
     task__task *t = TASK__T(s, i);
     int rc;
     task__setstate(s, t, TASK_RUN);
-    if (t->flags & TASK__F_ABORT) {
-        task__step(s, i, TASK_R_ABORT);
-        task__exit(s, i, TASK_X_ABORT, 1);
-        return;
-    }
+    if (t->flags & TASK__F_ABORT) { task__abort_step(s, i); return; }
     rc = task__step(s, i, t->why);
     if (t->flags & TASK__F_ABORT) { /* it aborted itself */
         task__unwait(s, i);
-        task__step(s, i, TASK_R_ABORT);
-        task__exit(s, i, TASK_X_ABORT, 1);
+        task__abort_step(s, i);
         return;
     }
     switch (rc) {
-    case TASK_DONE: task__exit(s, i, TASK_X_DONE, 1); break;
-    case TASK_YIELD:
+    case TASK_STEP_DONE: task__exit(s, i, TASK_EXIT_DONE, 1); break;
+    case TASK_STEP_YIELD:
         task__unwait(s, i);
         t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
-        t->why = TASK_R_YIELD;
+        t->why = TASK_WHY_YIELD;
         task__setstate(s, t, TASK_READY);
         task__q_push(s, &s->yhead, &s->ytail, i);
         break;
-    case TASK_SUSPEND:
+    case TASK_STEP_SUSPEND:
         if (!(t->flags & (TASK__F_ARRANGED | TASK__F_WAKENOW))) {
             if (task__is_cancelled(s, t)) {
                 t->flags |= TASK__F_WAKENOW;
-                t->why = TASK_R_CANCEL;
+                t->why = TASK_WHY_CANCEL;
             } else t->wait = TASK__W_PLAIN;
         }
-        if (t->flags & TASK__F_WAKENOW) {
-            task__setstate(s, t, TASK_READY);
-            task__q_push(s, &s->rhead, &s->rtail, i);
-        } else task__setstate(s, t, t->wait == TASK__W_SLEEP ? TASK_SLEEP : TASK_WAIT);
+        if (t->flags & TASK__F_WAKENOW) task__ready(s, t, i);
+        else task__setstate(s, t, t->wait == TASK__W_SLEEP ? TASK_SLEEP : TASK_WAIT);
         break;
-    default: /* TASK_FAIL, or a value no step should return */
-        task__exit(s, i, TASK_X_FAIL, 1);
+    default: /* TASK_STEP_FAIL, or a value no step should return */
+        task__exit(s, i, TASK_EXIT_FAIL, 1);
         break;
     }
 }
 
-/* ---- the scheduler ---------------------------------------------------- */
+TASK__DEF int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out) {
+    uint32_t i, sc = 0, tok = 0;
+    task__task *t;
+    if (out) *out = 0;
+    if (!fn) return task__err(s, TASK_EINVAL, "task_spawn: no step function");
+    if (s->destroying) return task__err(s, TASK_EBUSY, "task_spawn: the scheduler is being destroyed");
+    if (opts && opts->scope) {
+        if (!(sc = task__pool_find(s, &s->scopes, TASK__K_SCOPE, opts->scope, "task_spawn"))) return TASK_ENOENT;
+        if (TASK__SCO(s, sc)->cancel_only)
+            return task__err(s, TASK_EINVAL, "task_spawn: a cancel scope takes no members");
+    } else if (s->cur) sc = task__join_scope(s, s->cur);
+    if (opts && opts->token) {
+        if (!(tok = task__pool_find(s, &s->tokens, TASK__K_TOKEN, opts->token, "task_spawn"))) return TASK_ENOENT;
+    } else if (sc) tok = TASK__SCO(s, sc)->token;
+    else if (s->cur) tok = TASK__T(s, s->cur)->token;
+    if (task__task_alloc(s, &i) != TASK_OK) return task__err(s, TASK_ENOMEM, "task_spawn: out of memory");
+    t = TASK__T(s, i);
+    t->gen = (t->gen & TASK__GENMASK) | TASK__LIVE;
+    t->state = TASK_READY;
+    s->count[TASK_READY]++;
+    t->flags = (uint8_t)(opts && (opts->flags & TASK_DETACHED) ? TASK__F_DETACHED : 0);
+    t->why = TASK_WHY_START;
+    t->wait = TASK__W_NONE;
+    t->link = t->joiners = 0;
+    t->fn = fn;
+    t->ud = ud;
+    t->value = NULL;
+    t->trace = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
+    t->scope = sc;
+    if (sc) {
+        TASK__SCO(s, sc)->count++;
+        task__l_add(s, &TASK__SCO(s, sc)->members, i, TASK__L_SCOPE);
+    } else t->mnext = t->mprev = 0;
+    t->tnext = t->tprev = 0;
+    task__bind(s, i, tok);
+    task__q_push(s, &s->rhead, &s->rtail, i);
+    if (out) *out = task__tid(s, i);
+    if (s->hooks.create) { /* it may end, drop or release the new task */
+        s->depth++;
+        s->hooks.create(s, task__tid(s, i), s->hooks.ud);
+        s->depth--;
+    }
+    return TASK_OK;
+}
+
+TASK__DEF int task_status(const task_sched *s, task_id id) {
+    const task__task *t = task__find(s, id, "task_status");
+    return t ? (int)t->state : (int)TASK_ENOENT;
+}
+
+TASK__DEF task_id task_self(const task_sched *s) { return s->cur ? task__tid(s, s->cur) : 0; }
+
+TASK__DEF int task_userdata(const task_sched *s, task_id id, void **out) {
+    const task__task *t = task__find(s, id, "task_userdata");
+    if (out) *out = t ? t->ud : NULL;
+    return t ? TASK_OK : TASK_ENOENT;
+}
+
+TASK__DEF int task_step_of(const task_sched *s, task_id id, task_fn *out) {
+    const task__task *t = task__find(s, id, "task_step_of");
+    if (out) *out = t ? t->fn : NULL;
+    return t ? TASK_OK : TASK_ENOENT;
+}
+
+TASK__DEF int task_release(task_sched *s, task_id id) {
+    task__task *t = task__find(s, id, "task_release");
+    if (!t) return TASK_ENOENT;
+    if (t->flags & TASK__F_DETACHED) return task__err(s, TASK_ESTATE, "task_release: task already released");
+    if (t->state == TASK_EXIT) task__task_free(s, (uint32_t)id);
+    else t->flags |= TASK__F_DETACHED;
+    return TASK_OK;
+}
+
+/* The checks of task_cancel and task_abort: TASK_OK for a live task. */
+static int task__check_live(task_sched *s, task_id id, const char *fn) {
+    const task__task *t = task__find(s, id, fn);
+    if (!t) return TASK_ENOENT;
+    if (t->state == TASK_EXIT) return task__err(s, TASK_ESTATE, "%s: the task has already ended", fn);
+    return TASK_OK;
+}
+
+TASK__DEF int task_cancel(task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id, sc, up;
+    int rc = task__check_live(s, id, "task_cancel");
+    if (rc) return rc;
+    TASK__T(s, i)->flags |= TASK__F_CANCELLED;
+    if ((sc = task__own_scope(s, i)) != 0) {
+        /* the outermost scope it owns: the inner ones' tokens are its children */
+        while ((up = task__outer_scope(s, sc)) != 0) sc = up;
+        task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    }
+    if (task__cancellable(TASK__T(s, i))) task__wake(s, i, TASK_WHY_CANCEL, NULL);
+    return TASK_OK;
+}
+
+TASK__DEF int task_cancelled(const task_sched *s, task_id id) {
+    const task__task *t = task__find(s, id, "task_cancelled");
+    return t ? task__is_cancelled(s, t) : (int)TASK_ENOENT;
+}
+
+TASK__DEF int task_self_cancelled(const task_sched *s) {
+    return s->cur ? task__is_cancelled(s, TASK__T(s, s->cur)) : 0;
+}
+
+TASK__DEF int task_abort(task_sched *s, task_id id) {
+    int rc = task__check_live(s, id, "task_abort");
+    if (rc == TASK_OK) task__abort(s, (uint32_t)id);
+    return rc;
+}
+
+TASK__DEF int task_drop(task_sched *s, task_id id) {
+    uint32_t i = (uint32_t)id;
+    task__task *t = task__find(s, id, "task_drop");
+    if (!t) return TASK_ENOENT;
+    if (t->state == TASK_RUN) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
+    if (t->state == TASK_READY) task__q_unlink(s, i);
+    if (t->state != TASK_EXIT) {
+        t->value = NULL; /* no result: not a wake value it never saw */
+        task__exit(s, i, TASK_EXIT_ABORT, 0);
+    }
+    if (task__get(s, id)) task__task_free(s, i); /* unless it was detached: then it is gone */
+    return TASK_OK;
+}
+
+TASK__DEF int task_set_result(task_sched *s, void *value) {
+    if (!s->cur) return task__err(s, TASK_EPERM, "task_set_result: no task is running");
+    TASK__T(s, s->cur)->value = value;
+    return TASK_OK;
+}
+
+TASK__DEF int task_result(const task_sched *s, task_id id, int *how, void **value) {
+    const task__task *t = task__find(s, id, "task_result");
+    int rc = t ? TASK_OK : TASK_ENOENT;
+    if (t && t->state != TASK_EXIT)
+        rc = task__err(s, TASK_ESTATE, "task_result: task is %s, not EXIT", task_state_name(t->state));
+    if (how) *how = rc == TASK_OK ? (int)t->why : 0;
+    if (value) *value = rc == TASK_OK ? t->value : NULL;
+    return rc;
+}
+
+static int task__wake_parked(task_sched *s, task_id id, void *value, int kind, const char *fn) {
+    task__task *t = task__find(s, id, fn);
+    if (!t) return TASK_ENOENT;
+    if (t->state != TASK_WAIT)
+        return task__err(s, TASK_ESTATE, "%s: task is %s, not WAIT", fn, task_state_name(t->state));
+    if (t->wait != kind)
+        return task__err(s, TASK_ESTATE, "%s: task is waiting for something else", fn);
+    task__wake(s, (uint32_t)id, TASK_WHY_WAKE, value);
+    return TASK_OK;
+}
+
+TASK__DEF int task_wakeup(task_sched *s, task_id id, void *value) {
+    return task__wake_parked(s, id, value, TASK__W_PLAIN, "task_wakeup");
+}
+
+TASK__DEF int task_unpark(task_sched *s, task_id id, void *value) {
+    return task__wake_parked(s, id, value, TASK__W_PARK, "task_unpark");
+}
+
+static int task__park_as(task_sched *s, int kind, const char *fn) {
+    int rc;
+    task__task *t = task__arrange(s, fn, 1, &rc);
+    if (!t) return rc;
+    task__arranged(t, kind);
+    return TASK_OK;
+}
+
+TASK__DEF int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, "task_wait"); }
+TASK__DEF int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, "task_park"); }
+
+TASK__DEF int task_sleep(task_sched *s, uint64_t ns) {
+    int rc;
+    task__task *t = task__arrange(s, "task_sleep", 1, &rc);
+    if (!t) return rc;
+    if (task__hreserve(s)) return task__err(s, TASK_ENOMEM, "task_sleep: out of memory");
+    task__arranged(t, TASK__W_SLEEP);
+    task__hinsert(s, ns, s->cur);
+    return TASK_OK;
+}
+
+TASK__DEF int task_join(task_sched *s, task_id id) {
+    int rc;
+    task__task *t = task__arrange(s, "task_join", 1, &rc), *x;
+    if (!t) return rc;
+    if (!(x = task__find(s, id, "task_join"))) return TASK_ENOENT;
+    if (x == t) return task__err(s, TASK_EDEADLK, "task_join: a task cannot join itself");
+    if (x->state == TASK_EXIT) {
+        task__arranged(t, TASK__W_NONE);
+        task__wake(s, s->cur, TASK_WHY_WAKE, x->value);
+    } else {
+        task__arranged(t, TASK__W_JOIN)->link = (uint32_t)id;
+        task__l_add(s, &x->joiners, s->cur, TASK__L_JOIN);
+    }
+    return TASK_OK;
+}
+
+/* ---- external ids ------------------------------------------------------
+   Before the tick, which drains the cross-thread posts into
+   task_ext_resume. */
+
+TASK__DEF int task_ext_alloc(task_sched *s, task_id *out) {
+    uint32_t k;
+    task__ext *e;
+    if (out) *out = 0;
+    if (task__pool_alloc(s, &s->exts, &k)) return task__err(s, TASK_ENOMEM, "task_ext_alloc: out of memory");
+    e = TASK__EXT(s, k);
+    e->waiter = e->resolved = 0;
+    e->value = NULL;
+    if (out) *out = task__pool_id(&s->exts, TASK__K_EXT, k);
+    return TASK_OK;
+}
+
+TASK__DEF int task_ext_wait(task_sched *s, task_id ext) {
+    int rc;
+    task__task *t = task__arrange(s, "task_ext_wait", 1, &rc);
+    uint32_t k;
+    task__ext *e;
+    if (!t) return rc;
+    if (!(k = task__pool_find(s, &s->exts, TASK__K_EXT, ext, "task_ext_wait"))) return TASK_ENOENT;
+    e = TASK__EXT(s, k);
+    if (e->waiter) return task__err(s, TASK_ESTATE, "task_ext_wait: another task waits for this id");
+    if (e->resolved) { /* the resume came first: it was kept */
+        void *value = e->value;
+        task__pool_free(&s->exts, k);
+        task__arranged(t, TASK__W_NONE);
+        task__wake(s, s->cur, TASK_WHY_WAKE, value);
+    } else {
+        e->waiter = s->cur;
+        task__arranged(t, TASK__W_EXT)->link = k;
+    }
+    return TASK_OK;
+}
+
+TASK__DEF int task_ext_resume(task_sched *s, task_id ext, void *value) {
+    uint32_t k = task__pool_find(s, &s->exts, TASK__K_EXT, ext, "task_ext_resume"), w;
+    task__ext *e;
+    if (!k) return TASK_ENOENT;
+    e = TASK__EXT(s, k);
+    if (e->resolved) return task__err(s, TASK_ESTATE, "task_ext_resume: id already resumed");
+    if ((w = e->waiter) != 0) {
+        task__pool_free(&s->exts, k);
+        task__wake_done(s, w, value);
+    } else {
+        e->resolved = 1;
+        e->value = value;
+    }
+    return TASK_OK;
+}
+
+TASK__DEF int task_ext_release(task_sched *s, task_id ext) {
+    uint32_t k = task__pool_find(s, &s->exts, TASK__K_EXT, ext, "task_ext_release");
+    if (!k) return TASK_ENOENT;
+    if (TASK__EXT(s, k)->waiter) return task__err(s, TASK_ESTATE, "task_ext_release: a task waits for this id");
+    task__pool_free(&s->exts, k);
+    return TASK_OK;
+}
+
+TASK__DEF int task_ext_status(const task_sched *s, task_id ext) {
+    uint32_t k = task__pool_find(s, &s->exts, TASK__K_EXT, ext, "task_ext_status");
+    return k ? (int)TASK__EXT(s, k)->resolved : (int)TASK_ENOENT;
+}
+
+/* A waiter is always live: it frees the id when it stops waiting. */
+TASK__DEF int task_ext_waiter(const task_sched *s, task_id ext, task_id *out) {
+    uint32_t k = task__pool_find(s, &s->exts, TASK__K_EXT, ext, "task_ext_waiter");
+    return task__answer(out, k != 0, k && TASK__EXT(s, k)->waiter ? task__tid(s, TASK__EXT(s, k)->waiter) : 0);
+}
+
+/* ---- the scheduler and its tick ---------------------------------------- */
+
+static void *task__default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud; (void)osize;
+    if (nsize == 0) { TASK_FREE(ptr); return NULL; }
+    return TASK_REALLOC(ptr, nsize);
+}
 
 TASK__DEF task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
     task_sched *s;
@@ -1130,10 +1833,6 @@ TASK__DEF task_sched *task_create(task_alloc_fn alloc, void *alloc_ud) {
     return s;
 }
 
-static void task__pool_destroy(task_sched *s, task__pool *p) {
-    if (p->items) s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, 0);
-}
-
 TASK__DEF int task_destroy(task_sched *s) {
     uint32_t i;
     if (!s) return TASK_EINVAL;
@@ -1146,7 +1845,7 @@ TASK__DEF int task_destroy(task_sched *s) {
         if (t->state == TASK__FREE_STATE || t->state == TASK_EXIT) continue;
         t->flags |= TASK__F_ABORT;
         task__setstate(s, t, TASK_RUN); /* it is the running task meanwhile */
-        task__step(s, i, TASK_R_ABORT);
+        task__step(s, i, TASK_WHY_ABORT);
         task__setstate(s, t, TASK_EXIT);
     }
     for (i = 0; i < s->npages; i++)
@@ -1185,12 +1884,14 @@ TASK__DEF int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wa
 TASK__DEF int task_post_resume(task_sched *s, task_id ext, void *value) {
     task_wake_fn wake;
     void *ud;
+    task__post *p;
     if (!s) return TASK_EINVAL;
     pthread_mutex_lock(&s->post_mu);
     if (!s->post) { pthread_mutex_unlock(&s->post_mu); return TASK_EINVAL; }
     if (s->post_n == s->post_cap) { pthread_mutex_unlock(&s->post_mu); return TASK_ENOMEM; }
-    s->post[(s->post_head + s->post_n) % s->post_cap].ext = ext;
-    s->post[(s->post_head + s->post_n) % s->post_cap].value = value;
+    p = &s->post[(s->post_head + s->post_n) % s->post_cap];
+    p->ext = ext;
+    p->value = value;
     s->post_n++;
     wake = s->wake;
     ud = s->wake_ud;
@@ -1199,7 +1900,7 @@ TASK__DEF int task_post_resume(task_sched *s, task_id ext, void *value) {
     return TASK_OK;
 }
 
-/* In task_tick: every post becomes a task_ext_resume (stale ids skipped). */
+/* Tick, first: every post becomes a task_ext_resume (stale ids skipped). */
 static void task__post_drain(task_sched *s) {
     pthread_mutex_lock(&s->post_mu);
     while (s->post_n) {
@@ -1212,26 +1913,10 @@ static void task__post_drain(task_sched *s) {
 }
 #endif
 
-TASK__DEF int task_tick(task_sched *s, uint64_t now) {
-    unsigned n = 0, stop, wake_limit;
-    uint32_t *head, *tail;
-    if (s->depth) /* steps only run inside task_tick and task_destroy */
-        return task__err(s, TASK_EBUSY, "task_tick: called from inside a task or callback");
-    if (now > s->now) s->now = now;
-    s->depth++; /* what it calls runs inside it */
-    if (s->yhead) { /* yielded in the last tick: their turn now */
-        if (s->rtail) {
-            TASK__T(s, s->rtail)->next = s->yhead;
-            TASK__T(s, s->yhead)->prev = s->rtail;
-        } else s->rhead = s->yhead;
-        s->rtail = s->ytail;
-        s->yhead = s->ytail = 0;
-    }
-#ifdef TASK_THREADS
-    task__post_drain(s);
-#endif
-    /* Collect every due timer before anything runs, so what runs cannot
-       make a timer due in this same tick. */
+/* Tick: every due timer, before anything runs, so nothing that runs can
+   make a timer due in this same tick. A sleeping task becomes READY; a
+   timer callback is queued on the fired list, in deadline order. */
+static void task__collect_timers(task_sched *s) {
     while (s->hn && s->heap[0].when <= s->now) {
         uint32_t ref = s->heap[0].ref;
         task__hremove(s, 0);
@@ -1244,20 +1929,23 @@ TASK__DEF int task_tick(task_sched *s, uint64_t now) {
         } else {
             task__task *t = TASK__T(s, ref);
             t->wait = TASK__W_NONE;
-            t->why = TASK_R_TIMER;
-            task__setstate(s, t, TASK_READY);
-            task__q_push(s, &s->rhead, &s->rtail, ref);
+            t->why = TASK_WHY_TIMER;
+            task__ready(s, t, ref);
         }
     }
+}
+
+/* Tick: the fired callbacks. Each timer is freed before its callback
+   runs (its id is stale there); one cancelled since it was collected was
+   retired then and is only recycled here. */
+static void task__run_timers(task_sched *s) {
     while (s->fhead) {
         uint32_t k = s->fhead;
         task__timer *tm = TASK__TMR(s, k);
         s->fhead = tm->h.nfree;
         if (!s->fhead) s->ftail = 0;
-        if (tm->state == TASK__TM_DEAD) { /* cancelled after it was collected */
-            tm->h.nfree = s->timers.free;
-            s->timers.free = k;
-        } else {
+        if (tm->state == TASK__TM_DEAD) task__recycle(&tm->h.nfree, &s->timers.free, k);
+        else {
             task_timer_fn cb = tm->cb;
             void *ud = tm->ud;
             task_id id = task__pool_id(&s->timers, TASK__K_TIMER, k);
@@ -1265,16 +1953,18 @@ TASK__DEF int task_tick(task_sched *s, uint64_t now) {
             cb(s, id, ud);
         }
     }
-    /* The fairness bound: the batch of tasks READY now runs first; what
-       they wake goes to the ready queue, which gets at most wake_limit
-       resumes in this tick. One loop, one call site: task__run inlines. */
+}
+
+/* Tick: the fairness bound. The batch of tasks READY now runs first; what
+   they wake goes to the ready queue, which gets at most wake_limit
+   resumes in this tick; tick_limit caps them all. One loop, one call
+   site: task__run inlines. */
+static unsigned task__run_ready(task_sched *s) {
+    unsigned n = 0, stop = s->tick_limit ? s->tick_limit : UINT_MAX, wake_limit = s->wake_limit;
+    uint32_t *head = &s->bhead, *tail = &s->btail;
     s->bhead = s->rhead;
     s->btail = s->rtail;
     s->rhead = s->rtail = 0;
-    stop = s->budget ? s->budget : UINT_MAX;
-    wake_limit = s->wake_limit;
-    head = &s->bhead;
-    tail = &s->btail;
     for (;;) {
         if (!*head) {
             if (head == &s->rhead) break;
@@ -1287,14 +1977,31 @@ TASK__DEF int task_tick(task_sched *s, uint64_t now) {
         task__run(s, task__q_pop(s, head, tail));
         n++;
     }
-    if (s->bhead) { /* the budget is spent: the rest of the batch goes first next time */
-        if (s->rhead) {
-            TASK__T(s, s->btail)->next = s->rhead;
-            TASK__T(s, s->rhead)->prev = s->btail;
-        } else s->rtail = s->btail;
+    if (s->bhead) { /* the tick limit stopped it: the rest of the batch goes first next time */
+        if (s->rhead) task__q_concat(s, &s->bhead, &s->btail, s->rhead, s->rtail);
         s->rhead = s->bhead;
+        s->rtail = s->btail;
         s->bhead = s->btail = 0;
     }
+    return n;
+}
+
+TASK__DEF int task_tick(task_sched *s, uint64_t now) {
+    unsigned n;
+    if (s->depth) /* steps only run inside task_tick and task_destroy */
+        return task__err(s, TASK_EBUSY, "task_tick: called from inside a task or callback");
+    if (now > s->now) s->now = now;
+    s->depth++; /* what it calls runs inside it */
+    if (s->yhead) { /* yielded in the last tick: their turn now */
+        task__q_concat(s, &s->rhead, &s->rtail, s->yhead, s->ytail);
+        s->yhead = s->ytail = 0;
+    }
+#ifdef TASK_THREADS
+    task__post_drain(s);
+#endif
+    task__collect_timers(s);
+    task__run_timers(s);
+    n = task__run_ready(s);
     s->depth--;
     return n > INT_MAX ? INT_MAX : (int)n;
 }
@@ -1324,350 +2031,10 @@ TASK__DEF int task_timeout_ms(const task_sched *s, uint64_t now) {
 
 TASK__DEF uint64_t task_now(const task_sched *s) { return s->now; }
 TASK__DEF uint64_t task_next_deadline(const task_sched *s) { return s->hn ? s->heap[0].when : TASK_FOREVER; }
-TASK__DEF void task_set_budget(task_sched *s, unsigned max_resumes) { s->budget = max_resumes; }
-TASK__DEF void task_set_wake_limit(task_sched *s, unsigned n) { s->wake_limit = n; }
-TASK__DEF const char *task_errmsg(const task_sched *s) { return s->err; }
+TASK__DEF void task_set_tick_limit(task_sched *s, unsigned max_resumes) { s->tick_limit = max_resumes; }
+TASK__DEF void task_set_wake_limit(task_sched *s, unsigned max_resumes) { s->wake_limit = max_resumes; }
 
-TASK__DEF const char *task_strerror(int status) {
-    switch (status) {
-    case TASK_OK: return "ok";
-    case TASK_ENOMEM: return "out of memory";
-    case TASK_EINVAL: return "invalid argument";
-    case TASK_ENOENT: return "unknown, released or stale id";
-    case TASK_ESTATE: return "wrong state";
-    case TASK_ECANCELED: return "task cancelled";
-    case TASK_EBUSY: return "not allowed from inside a task or callback";
-    case TASK_EPERM: return "not allowed here";
-    case TASK_EDEADLK: return "a task cannot wait for itself";
-    default: return "unknown status";
-    }
-}
-
-TASK__DEF const char *task_state_name(int state) {
-    static const char *const names[TASK_NSTATES] = {"RUN", "WAIT", "READY", "SLEEP", "EXIT"};
-    return state >= 0 && state < TASK_NSTATES ? names[state] : "?";
-}
-
-/* ---- tasks ------------------------------------------------------------ */
-
-static int task__new_slot(task_sched *s, uint32_t *out) {
-    uint32_t i;
-    if (s->tfree) {
-        i = s->tfree;
-        s->tfree = TASK__T(s, i)->next;
-    } else {
-        if (s->tused == s->npages * TASK__PAGE) {
-            task__task **np, *page;
-            uint32_t k;
-            if (s->npages >= (0x7FFFFFFFu >> TASK_PAGE_SHIFT)) return TASK_ENOMEM;
-            page = (task__task *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__task) * TASK__PAGE);
-            if (!page) return TASK_ENOMEM;
-            np = (task__task **)s->alloc(s->alloc_ud, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1));
-            if (!np) { s->alloc(s->alloc_ud, page, sizeof(task__task) * TASK__PAGE, 0); return TASK_ENOMEM; }
-            memset(page, 0, sizeof(task__task) * TASK__PAGE);
-            for (k = 0; k < TASK__PAGE; k++) { page[k].gen = 1; page[k].state = TASK__FREE_STATE; }
-            np[s->npages++] = page;
-            s->pages = np;
-            if (s->tused == 0) s->tused = 1; /* index 0 means "none" */
-        }
-        i = s->tused++;
-    }
-    *out = i;
-    return TASK_OK;
-}
-
-TASK__DEF int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out) {
-    uint32_t i, sc = 0, tok = 0;
-    task__task *t;
-    int rc;
-    if (out) *out = 0;
-    if (!fn) return task__err(s, TASK_EINVAL, "task_spawn: no step function");
-    if (s->destroying) return task__err(s, TASK_EBUSY, "task_spawn: the scheduler is being destroyed");
-    if (opts && opts->scope) {
-        if (!(sc = task__pool_get(&s->scopes, TASK__K_SCOPE, opts->scope)))
-            return task__err(s, TASK_ENOENT, "task_spawn: unknown or stale scope");
-        if (TASK__SCO(s, sc)->cancel_only)
-            return task__err(s, TASK_EINVAL, "task_spawn: a cancel scope takes no members");
-    } else if (s->cur) sc = task__join_scope(s, s->cur);
-    if (opts && opts->token) {
-        if (!(tok = task__pool_get(&s->tokens, TASK__K_TOKEN, opts->token)))
-            return task__err(s, TASK_ENOENT, "task_spawn: unknown or stale token");
-    } else if (sc) tok = TASK__SCO(s, sc)->token;
-    else if (s->cur) tok = TASK__T(s, s->cur)->token;
-    if ((rc = task__new_slot(s, &i)) != TASK_OK)
-        return task__err(s, rc, "task_spawn: out of memory");
-    t = TASK__T(s, i);
-    t->gen = (t->gen & TASK__GENMASK) | TASK__LIVE;
-    t->state = TASK_READY;
-    s->count[TASK_READY]++;
-    t->flags = (uint8_t)(opts && (opts->flags & TASK_DETACHED) ? TASK__F_DETACHED : 0);
-    t->why = TASK_R_START;
-    t->wait = TASK__W_NONE;
-    t->link = t->joiners = 0;
-    t->fn = fn;
-    t->ud = ud;
-    t->value = NULL;
-    t->trace = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
-    t->scope = sc;
-    if (sc) {
-        TASK__SCO(s, sc)->count++;
-        task__l_add(s, &TASK__SCO(s, sc)->members, i, TASK__L_SCOPE);
-    } else t->mnext = t->mprev = 0;
-    t->tnext = t->tprev = 0;
-    task__bind(s, i, tok);
-    task__q_push(s, &s->rhead, &s->rtail, i);
-    if (out) *out = task__tid(s, i);
-    if (s->hooks.create) { /* it may end, drop or release the new task */
-        s->depth++;
-        s->hooks.create(s, task__tid(s, i), s->hooks.ud);
-        s->depth--;
-    }
-    return TASK_OK;
-}
-
-TASK__DEF int task_status(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t ? (int)t->state : (int)TASK_ENOENT;
-}
-
-TASK__DEF task_id task_self(const task_sched *s) { return s->cur ? task__tid(s, s->cur) : 0; }
-
-TASK__DEF void *task_userdata(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t ? t->ud : NULL;
-}
-
-#define TASK__GET(s, id, fn, t) \
-    task__task *t = task__get((s), (id)); \
-    if (!t) return task__err((s), TASK_ENOENT, fn ": unknown, released or stale task id")
-
-TASK__DEF task_fn task_step_of(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t ? t->fn : NULL;
-}
-
-TASK__DEF int task_release(task_sched *s, task_id id) {
-    TASK__GET(s, id, "task_release", t);
-    if (t->flags & TASK__F_DETACHED) return task__err(s, TASK_ESTATE, "task_release: task already released");
-    if (t->state == TASK_EXIT) task__free_task(s, (uint32_t)id);
-    else t->flags |= TASK__F_DETACHED;
-    return TASK_OK;
-}
-
-TASK__DEF int task_cancel(task_sched *s, task_id id) {
-    uint32_t i = (uint32_t)id, sc;
-    TASK__GET(s, id, "task_cancel", t);
-    if (t->state == TASK_EXIT) return 0;
-    t->flags |= TASK__F_CANCELLED;
-    if ((sc = task__own_scope(s, i)) != 0) {
-        /* the outermost scope it owns: the inner ones' tokens are its children */
-        uint32_t k, up;
-        while ((k = TASK__SCO(s, sc)->prev_token) != 0 && (up = TASK__TOK(s, k)->scope) != 0 &&
-               TASK__SCO(s, up)->owner == i)
-            sc = up;
-        task__tok_cancel(s, TASK__SCO(s, sc)->token);
-    }
-    if (task__cancellable(t)) task__wake(s, i, TASK_R_CANCEL, NULL);
-    return 1;
-}
-
-TASK__DEF int task_cancelled(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t ? task__is_cancelled(s, t) : (int)TASK_ENOENT;
-}
-
-TASK__DEF int task_self_cancelled(const task_sched *s) {
-    return s->cur ? task__is_cancelled(s, TASK__T(s, s->cur)) : 0;
-}
-
-TASK__DEF int task_abort(task_sched *s, task_id id) {
-    TASK__GET(s, id, "task_abort", t);
-    if (t->state == TASK_EXIT) return 0;
-    task__abort(s, (uint32_t)id);
-    return 1;
-}
-
-TASK__DEF int task_drop(task_sched *s, task_id id) {
-    uint32_t i = (uint32_t)id;
-    TASK__GET(s, id, "task_drop", t);
-    if (t->state == TASK_RUN) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
-    if (t->state == TASK_READY) task__q_unlink(s, i);
-    if (t->state != TASK_EXIT) {
-        t->value = NULL; /* no result: not a wake value it never saw */
-        task__exit(s, i, TASK_X_ABORT, 0);
-    }
-    t = TASK__T(s, i);
-    if (t->state == TASK_EXIT && t->gen == ((uint32_t)(id >> 32 & TASK__GENMASK) | TASK__LIVE))
-        task__free_task(s, i);
-    return TASK_OK;
-}
-
-TASK__DEF int task_set_result(task_sched *s, void *value) {
-    if (!s->cur) return task__err(s, TASK_EPERM, "task_set_result: no task is running");
-    TASK__T(s, s->cur)->value = value;
-    return TASK_OK;
-}
-
-TASK__DEF int task_result(const task_sched *s, task_id id, void **value) {
-    const task__task *t = task__get(s, id);
-    if (!t) return TASK_ENOENT;
-    if (t->state != TASK_EXIT) return TASK_ESTATE;
-    if (value) *value = t->value;
-    return t->why;
-}
-
-static int task__wake_parked(task_sched *s, task_id id, void *value, int kind, const char *fn) {
-    task__task *t = task__get(s, id);
-    if (!t) return task__err(s, TASK_ENOENT, "%s: unknown, released or stale task id", fn);
-    if (t->state != TASK_WAIT)
-        return task__err(s, TASK_ESTATE, "%s: task is %s, not WAIT", fn, task_state_name(t->state));
-    if (t->wait != kind)
-        return task__err(s, TASK_ESTATE, "%s: task is waiting for something else", fn);
-    task__wake(s, (uint32_t)id, TASK_R_WAKE, value);
-    return TASK_OK;
-}
-
-TASK__DEF int task_wakeup(task_sched *s, task_id id, void *value) {
-    return task__wake_parked(s, id, value, TASK__W_PLAIN, "task_wakeup");
-}
-
-TASK__DEF int task_unpark(task_sched *s, task_id id, void *value) {
-    return task__wake_parked(s, id, value, TASK__W_PARK, "task_unpark");
-}
-
-/* ---- suspensions ------------------------------------------------------ */
-
-static task__task *task__arrange(task_sched *s, const char *fn, int cancellable, int *rc) {
-    task__task *t;
-    if (!s->cur) { *rc = task__err(s, TASK_EPERM, "%s: no task is running", fn); return NULL; }
-    t = TASK__T(s, s->cur);
-    if (t->flags & TASK__F_ABORT) { *rc = task__err(s, TASK_ESTATE, "%s: the task is being aborted", fn); return NULL; }
-    if (t->flags & (TASK__F_ARRANGED | TASK__F_WAKENOW)) {
-        *rc = task__err(s, TASK_ESTATE, "%s: the task already arranged to wait in this step", fn);
-        return NULL;
-    }
-    if (cancellable && task__is_cancelled(s, t)) { *rc = task__err(s, TASK_ECANCELED, "%s: task cancelled", fn); return NULL; }
-    *rc = TASK_OK;
-    return t;
-}
-
-static int task__park_as(task_sched *s, int kind, const char *fn) {
-    int rc;
-    task__task *t = task__arrange(s, fn, 1, &rc);
-    if (!t) return rc;
-    t->flags |= TASK__F_ARRANGED;
-    t->wait = (uint8_t)kind;
-    return TASK_OK;
-}
-
-TASK__DEF int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, "task_wait"); }
-TASK__DEF int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, "task_park"); }
-
-TASK__DEF int task_sleep(task_sched *s, uint64_t ns) {
-    int rc;
-    task__task *t = task__arrange(s, "task_sleep", 1, &rc);
-    if (!t) return rc;
-    if (task__hreserve(s)) return task__err(s, TASK_ENOMEM, "task_sleep: out of memory");
-    t->flags |= TASK__F_ARRANGED;
-    t->wait = TASK__W_SLEEP;
-    task__hinsert(s, task__deadline(s, ns), s->cur);
-    return TASK_OK;
-}
-
-TASK__DEF int task_join(task_sched *s, task_id id) {
-    int rc;
-    task__task *t = task__arrange(s, "task_join", 1, &rc), *x;
-    if (!t) return rc;
-    if (!(x = task__get(s, id))) return task__err(s, TASK_ENOENT, "task_join: unknown, released or stale task id");
-    if (x == t) return task__err(s, TASK_EDEADLK, "task_join: a task cannot join itself");
-    t->flags |= TASK__F_ARRANGED;
-    if (x->state == TASK_EXIT) {
-        t->flags |= TASK__F_WAKENOW;
-        t->why = TASK_R_WAKE;
-        t->value = x->value;
-    } else {
-        t->wait = TASK__W_JOIN;
-        t->link = (uint32_t)id;
-        task__l_add(s, &x->joiners, s->cur, TASK__L_JOIN);
-    }
-    return TASK_OK;
-}
-
-/* ---- external ids ----------------------------------------------------- */
-
-TASK__DEF int task_ext_alloc(task_sched *s, task_id *out) {
-    uint32_t k;
-    task__ext *e;
-    *out = 0;
-    if (task__pool_alloc(s, &s->exts, &k)) return task__err(s, TASK_ENOMEM, "task_ext_alloc: out of memory");
-    e = TASK__EXT(s, k);
-    e->waiter = e->resolved = 0;
-    e->value = NULL;
-    *out = task__pool_id(&s->exts, TASK__K_EXT, k);
-    return TASK_OK;
-}
-
-TASK__DEF int task_ext_wait(task_sched *s, task_id ext) {
-    int rc;
-    task__task *t = task__arrange(s, "task_ext_wait", 1, &rc);
-    uint32_t k;
-    task__ext *e;
-    if (!t) return rc;
-    if (!(k = task__pool_get(&s->exts, TASK__K_EXT, ext)))
-        return task__err(s, TASK_ENOENT, "task_ext_wait: unknown, resumed or stale external id");
-    e = TASK__EXT(s, k);
-    if (e->waiter) return task__err(s, TASK_ESTATE, "task_ext_wait: another task waits for this id");
-    t->flags |= TASK__F_ARRANGED;
-    if (e->resolved) { /* the resume came first: it was kept */
-        t->flags |= TASK__F_WAKENOW;
-        t->why = TASK_R_WAKE;
-        t->value = e->value;
-        task__pool_free(&s->exts, k);
-    } else {
-        e->waiter = s->cur;
-        t->wait = TASK__W_EXT;
-        t->link = k;
-    }
-    return TASK_OK;
-}
-
-TASK__DEF int task_ext_resume(task_sched *s, task_id ext, void *value) {
-    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext), w;
-    task__ext *e;
-    if (!k) return task__err(s, TASK_ENOENT, "task_ext_resume: unknown, already resumed or stale external id");
-    e = TASK__EXT(s, k);
-    if (e->resolved) return task__err(s, TASK_ESTATE, "task_ext_resume: id already resumed");
-    if ((w = e->waiter) != 0) {
-        TASK__T(s, w)->wait = TASK__W_NONE;
-        task__pool_free(&s->exts, k);
-        task__wake(s, w, TASK_R_WAKE, value);
-    } else {
-        e->resolved = 1;
-        e->value = value;
-    }
-    return TASK_OK;
-}
-
-TASK__DEF int task_ext_release(task_sched *s, task_id ext) {
-    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
-    if (!k) return task__err(s, TASK_ENOENT, "task_ext_release: unknown or stale external id");
-    if (TASK__EXT(s, k)->waiter) return task__err(s, TASK_ESTATE, "task_ext_release: a task waits for this id");
-    task__pool_free(&s->exts, k);
-    return TASK_OK;
-}
-
-TASK__DEF int task_ext_status(const task_sched *s, task_id ext) {
-    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
-    return k ? (int)TASK__EXT(s, k)->resolved : (int)TASK_ENOENT;
-}
-
-/* A waiter is always live: it frees the id when it stops waiting. */
-TASK__DEF task_id task_ext_waiter(const task_sched *s, task_id ext) {
-    uint32_t k = task__pool_get(&s->exts, TASK__K_EXT, ext);
-    return k && TASK__EXT(s, k)->waiter ? task__tid(s, TASK__EXT(s, k)->waiter) : 0;
-}
-
-/* ---- timers ----------------------------------------------------------- */
+/* ---- timers ------------------------------------------------------------ */
 
 TASK__DEF int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud, task_id *out) {
     uint32_t k;
@@ -1680,217 +2047,39 @@ TASK__DEF int task_after(task_sched *s, uint64_t ns, task_timer_fn fn, void *ud,
     tm->cb = fn;
     tm->ud = ud;
     tm->state = TASK__TM_ARMED;
-    task__hinsert(s, task__deadline(s, ns), k | TASK__TIMERBIT);
+    task__hinsert(s, ns, k | TASK__TIMERBIT);
     if (out) *out = task__pool_id(&s->timers, TASK__K_TIMER, k);
     return TASK_OK;
 }
 
 TASK__DEF int task_timer_cancel(task_sched *s, task_id id) {
-    uint32_t k = task__pool_get(&s->timers, TASK__K_TIMER, id);
+    uint32_t k = task__pool_find(s, &s->timers, TASK__K_TIMER, id, "task_timer_cancel");
     task__timer *tm;
-    if (!k) return task__err(s, TASK_ENOENT, "task_timer_cancel: unknown, fired or stale timer id");
+    if (!k) return TASK_ENOENT;
     tm = TASK__TMR(s, k);
     if (tm->state == TASK__TM_ARMED) {
         task__hremove(s, tm->heap);
         task__pool_free(&s->timers, k);
-    } else { /* collected in this tick: skipped, freed when reached */
+    } else { /* collected in this tick: skipped, recycled when the tick reaches it */
         tm->state = TASK__TM_DEAD;
-        tm->h.gen = task__nextgen(tm->h.gen & TASK__GENMASK);
+        task__retire(&tm->h.gen);
     }
     return TASK_OK;
 }
 
-/* ---- cancel tokens ---------------------------------------------------- */
-
-TASK__DEF int task_token_new(task_sched *s, task_id parent, task_id *out) {
-    uint32_t p = 0, k;
-    *out = 0;
-    if (parent && !(p = task__pool_get(&s->tokens, TASK__K_TOKEN, parent)))
-        return task__err(s, TASK_ENOENT, "task_token_new: unknown or stale parent token");
-    if (task__tok_make(s, p, &k)) return task__err(s, TASK_ENOMEM, "task_token_new: out of memory");
-    TASK__TOK(s, k)->held = 1;
-    *out = task__pool_id(&s->tokens, TASK__K_TOKEN, k);
-    return TASK_OK;
-}
-
-TASK__DEF int task_token_cancel(task_sched *s, task_id tok) {
-    uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
-    if (!k) return task__err(s, TASK_ENOENT, "task_token_cancel: unknown or stale token");
-    task__tok_cancel(s, k);
-    return TASK_OK;
-}
-
-TASK__DEF int task_token_cancelled(const task_sched *s, task_id tok) {
-    uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
-    return k ? (int)TASK__TOK(s, k)->cancelled : (int)TASK_ENOENT;
-}
-
-TASK__DEF int task_token_release(task_sched *s, task_id tok) {
-    uint32_t k = task__pool_get(&s->tokens, TASK__K_TOKEN, tok);
-    if (!k) return task__err(s, TASK_ENOENT, "task_token_release: unknown or stale token");
-    if (!TASK__TOK(s, k)->held) return task__err(s, TASK_ESTATE, "task_token_release: this token belongs to a scope");
-    TASK__TOK(s, k)->held = 0;
-    task__tok_gc(s, k);
-    return TASK_OK;
-}
-
-TASK__DEF task_id task_token_of(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t && t->token ? task__pool_id(&s->tokens, TASK__K_TOKEN, t->token) : 0;
-}
-
-/* ---- scopes ----------------------------------------------------------- */
-
-/* The last member ended and nobody waits any more: restore and free. */
-static void task__scope_done(task_sched *s, uint32_t sc) {
-    task__scope *p = TASK__SCO(s, sc);
-    uint32_t k = p->token, owner = p->owner;
-    if (owner) {
-        task__unbind(s, owner);
-        task__bind(s, owner, p->prev_token);
-    }
-    TASK__TOK(s, k)->scope = 0;
-    task__pool_free(&s->scopes, sc);
-    task__tok_gc(s, k);
-}
-
-static int task__scope_open(task_sched *s, task_id *out, int cancel_only, const char *fn) {
-    uint32_t k, sc, i = s->cur;
-    task__task *t;
-    task__scope *p;
-    if (out) *out = 0;
-    if (!i) return task__err(s, TASK_EPERM, "%s: no task is running", fn);
-    t = TASK__T(s, i);
-    if (task__tok_make(s, t->token, &k)) return task__err(s, TASK_ENOMEM, "%s: out of memory", fn);
-    if (task__pool_alloc(s, &s->scopes, &sc)) {
-        task__tok_gc(s, k);
-        return task__err(s, TASK_ENOMEM, "%s: out of memory", fn);
-    }
-    p = TASK__SCO(s, sc);
-    p->token = k;
-    p->owner = i;
-    p->count = p->members = 0;
-    p->closing = 0;
-    p->cancel_only = (uint8_t)cancel_only;
-    p->prev_token = t->token;
-    TASK__TOK(s, k)->scope = sc;
-    if (t->flags & TASK__F_CANCELLED) TASK__TOK(s, k)->cancelled = 1;
-    task__unbind(s, i); /* the new token is its child: the old one stays */
-    task__bind(s, i, k);
-    if (out) *out = task__pool_id(&s->scopes, TASK__K_SCOPE, sc);
-    return TASK_OK;
-}
-
-TASK__DEF int task_scope_open(task_sched *s, task_id *out) {
-    return task__scope_open(s, out, 0, "task_scope_open");
-}
-
-TASK__DEF int task_cancel_scope_open(task_sched *s, task_id *out) {
-    return task__scope_open(s, out, 1, "task_cancel_scope_open");
-}
-
-TASK__DEF int task_cancel_scope_close(task_sched *s, task_id scope) {
-    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
-    if (!sc) return task__err(s, TASK_ENOENT, "task_cancel_scope_close: unknown, closed or stale scope");
-    if (!TASK__SCO(s, sc)->cancel_only)
-        return task__err(s, TASK_ESTATE, "task_cancel_scope_close: a plain scope closes with task_scope_close");
-    if (!s->cur || TASK__SCO(s, sc)->owner != s->cur)
-        return task__err(s, TASK_EPERM, "task_cancel_scope_close: only the task that opened the scope can close it");
-    if (task__own_scope(s, s->cur) != sc)
-        return task__err(s, TASK_ESTATE, "task_cancel_scope_close: close the scopes opened inside it first");
-    task__scope_done(s, sc); /* no members: the owner's token comes back now */
-    return TASK_OK;
-}
-
-TASK__DEF int task_scope_close(task_sched *s, task_id scope) {
-    int rc;
-    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
-    task__task *t;
-    task__scope *p;
-    if (!sc) return task__err(s, TASK_ENOENT, "task_scope_close: unknown, closed or stale scope");
-    p = TASK__SCO(s, sc);
-    if (p->cancel_only)
-        return task__err(s, TASK_ESTATE, "task_scope_close: a cancel scope closes with task_cancel_scope_close");
-    if (!s->cur || p->owner != s->cur)
-        return task__err(s, TASK_EPERM, "task_scope_close: only the task that opened the scope can close it");
-    if (task__own_scope(s, s->cur) != sc)
-        return task__err(s, TASK_ESTATE, "task_scope_close: close the scopes opened inside it first");
-    if (!(t = task__arrange(s, "task_scope_close", 0, &rc))) return rc;
-    t->flags |= TASK__F_ARRANGED;
-    if (p->count == 0) {
-        task__scope_done(s, sc);
-        t->flags |= TASK__F_WAKENOW;
-        t->why = TASK_R_WAKE;
-        t->value = NULL;
-    } else {
-        p->closing = 1;
-        t->wait = TASK__W_SCOPE;
-        t->link = sc;
-    }
-    return TASK_OK;
-}
-
-#define TASK__SCOPE(s, id, fn, sc) \
-    uint32_t sc = task__pool_get(&(s)->scopes, TASK__K_SCOPE, (id)); \
-    if (!sc) return task__err((s), TASK_ENOENT, fn ": unknown, closed or stale scope")
-
-TASK__DEF int task_scope_cancel(task_sched *s, task_id scope) {
-    TASK__SCOPE(s, scope, "task_scope_cancel", sc);
-    task__tok_cancel(s, TASK__SCO(s, sc)->token);
-    return TASK_OK;
-}
-
-TASK__DEF int task_scope_abort(task_sched *s, task_id scope) {
-    TASK__SCOPE(s, scope, "task_scope_abort", sc);
-    task__abort_members(s, sc);
-    return TASK_OK;
-}
-
-TASK__DEF int task_scope_leave(task_sched *s, task_id id) {
-    TASK__GET(s, id, "task_scope_leave", t);
-    (void)t;
-    task__leave_scope(s, (uint32_t)id);
-    return TASK_OK;
-}
-
-TASK__DEF int task_scope_count(const task_sched *s, task_id scope) {
-    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
-    return sc ? (int)TASK__SCO(s, sc)->count : (int)TASK_ENOENT;
-}
-
-TASK__DEF task_id task_scope_token(const task_sched *s, task_id scope) {
-    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
-    return sc ? task__pool_id(&s->tokens, TASK__K_TOKEN, TASK__SCO(s, sc)->token) : 0;
-}
-
-TASK__DEF task_id task_scope_owner(const task_sched *s, task_id scope) {
-    uint32_t sc = task__pool_get(&s->scopes, TASK__K_SCOPE, scope);
-    return sc && TASK__SCO(s, sc)->owner ? task__tid(s, TASK__SCO(s, sc)->owner) : 0;
-}
-
-TASK__DEF task_id task_scope_current(const task_sched *s) {
-    uint32_t sc = s->cur ? task__join_scope(s, s->cur) : 0;
-    return sc ? task__pool_id(&s->scopes, TASK__K_SCOPE, sc) : 0;
-}
-
-TASK__DEF task_id task_scope_of(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t && t->scope ? task__pool_id(&s->scopes, TASK__K_SCOPE, t->scope) : 0;
-}
-
-/* ---- trace ids -------------------------------------------------------- */
+/* ---- trace ids ---------------------------------------------------------- */
 
 static uint64_t *task__trace_slot(task_sched *s) {
     return s->cur ? &TASK__T(s, s->cur)->trace : &s->host_trace;
 }
 
-TASK__DEF int task_tracenode(task_sched *s, unsigned node) {
-    if (node > 0xFFFFu) return task__err(s, TASK_EINVAL, "task_tracenode: node %u is out of range 0..65535", node);
+TASK__DEF int task_trace_node(task_sched *s, unsigned node) {
+    if (node > 0xFFFFu) return task__err(s, TASK_EINVAL, "task_trace_node: node %u is out of range 0..65535", node);
     s->node = node;
     return TASK_OK;
 }
 
-TASK__DEF uint64_t task_tracespawn(task_sched *s) {
+TASK__DEF uint64_t task_trace_spawn(task_sched *s) {
     uint64_t *p = task__trace_slot(s), old = *p;
     s->trace_seq = (s->trace_seq + 1) & 0xFFFFu;
     *p = ((uint64_t)s->node << 48) | (((s->now / TASK_SEC) & 0xFFFFu) << 32) |
@@ -1898,20 +2087,21 @@ TASK__DEF uint64_t task_tracespawn(task_sched *s) {
     return old;
 }
 
-TASK__DEF uint64_t task_traceset(task_sched *s, uint64_t trace) {
+TASK__DEF uint64_t task_trace_set(task_sched *s, uint64_t trace) {
     uint64_t *p = task__trace_slot(s), old = *p;
     *p = trace;
     return old;
 }
 
-TASK__DEF uint64_t task_tracepropagate(const task_sched *s) {
+TASK__DEF uint64_t task_trace_propagate(const task_sched *s) {
     uint64_t cur = s->cur ? TASK__T(s, s->cur)->trace : s->host_trace;
     return (cur & ~(uint64_t)0xFFFF) | (uint64_t)s->node;
 }
 
-TASK__DEF uint64_t task_trace_of(const task_sched *s, task_id id) {
-    const task__task *t = task__get(s, id);
-    return t ? t->trace : 0;
+TASK__DEF int task_trace_of(const task_sched *s, task_id id, uint64_t *out) {
+    const task__task *t = task__find(s, id, "task_trace_of");
+    if (out) *out = t ? t->trace : 0;
+    return t ? TASK_OK : TASK_ENOENT;
 }
 
 static void task__hex(char *out, uint64_t v, int digits) {
@@ -1935,7 +2125,7 @@ static int task__unhex(const char *p, int digits, uint64_t *v) {
     return 0;
 }
 
-TASK__DEF int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_LEN + 1]) {
+TASK__DEF int task_trace_format(uint64_t trace, char out[TASK_TRACE_HEADER_LEN + 1]) {
     uint64_t root = trace & ~(uint64_t)0xFFFF;
     out[0] = '\0';
     if (root == 0) return TASK_EINVAL;
@@ -1947,15 +2137,15 @@ TASK__DEF int task_traceparent_format(uint64_t trace, char out[TASK_TRACEPARENT_
     return TASK_OK;
 }
 
-TASK__DEF int task_traceparent_parse(const char *h, uint64_t *trace, unsigned *flags) {
+TASK__DEF int task_trace_parse(const char *h, uint64_t *trace, unsigned *flags) {
     size_t n;
     uint64_t ver, hi, lo, parent, fl;
     if (!h || !trace) return TASK_EINVAL;
     while (*h == ' ' || *h == '\t') h++;
     n = strlen(h);
     while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
-    if (n < TASK_TRACEPARENT_LEN || task__unhex(h, 2, &ver) != 0 || ver == 0xFF) return TASK_EINVAL;
-    if (ver == 0 ? n != TASK_TRACEPARENT_LEN : (n > TASK_TRACEPARENT_LEN && h[TASK_TRACEPARENT_LEN] != '-'))
+    if (n < TASK_TRACE_HEADER_LEN || task__unhex(h, 2, &ver) != 0 || ver == 0xFF) return TASK_EINVAL;
+    if (ver == 0 ? n != TASK_TRACE_HEADER_LEN : (n > TASK_TRACE_HEADER_LEN && h[TASK_TRACE_HEADER_LEN] != '-'))
         return TASK_EINVAL;
     if (h[2] != '-' || h[35] != '-' || h[52] != '-') return TASK_EINVAL;
     if (task__unhex(h + 3, 16, &hi) != 0 || task__unhex(h + 19, 16, &lo) != 0 ||
@@ -1973,7 +2163,7 @@ TASK__DEF int task_traceparent_parse(const char *h, uint64_t *trace, unsigned *f
     return TASK_OK;
 }
 
-/* ---- hooks and introspection ------------------------------------------ */
+/* ---- introspection ------------------------------------------------------ */
 
 TASK__DEF task_hooks task_set_hooks(task_sched *s, task_hooks h) {
     task_hooks old = s->hooks;
@@ -1993,6 +2183,7 @@ TASK__DEF int task_count(const task_sched *s, int state) {
 TASK__DEF int task_foreach(task_sched *s, int (*fn)(task_sched *, task_id, int, void *), void *ud) {
     uint32_t i;
     int r = 0;
+    if (!fn) return task__err(s, TASK_EINVAL, "task_foreach: no callback");
     s->depth++;
     for (i = 1; i < s->tused && r == 0; i++) {
         const task__task *t = TASK__T(s, i);

@@ -185,7 +185,7 @@ struct tl_task {
     int won;           /* the select index whose wait completed */
     int joiners;       /* Lua tasks waiting for it (join, select) */
     int nscopes;       /* Lua scopes it owns that are open */
-    int why;           /* the TASK_R_* of the resume a continuation runs in */
+    int why;           /* the TASK_WHY_* of the resume a continuation runs in */
     double raisenum;   /* the value a TL_RAISE_DURATION error names */
     unsigned char ended, joined, claimed, detached, suspending, code;
     unsigned char plain;    /* parked by a plain coroutine.yield() */
@@ -659,7 +659,7 @@ static void tl_arm(tl_state *st, tl_task *t, int why) {
     lua_State *co = t->co;
     if (t->plain) {
         t->plain = 0;
-        if (!t->raise && (why == TASK_R_CANCEL || task_self_cancelled(st->s))) t->raise = TL_RAISE_CANCEL;
+        if (!t->raise && (why == TASK_WHY_CANCEL || task_self_cancelled(st->s))) t->raise = TL_RAISE_CANCEL;
     }
     if (t->raise) lua_sethook(co, tl_raise_hook, LUA_MASKCOUNT | LUA_MASKRET, 1);
     else if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
@@ -773,8 +773,11 @@ static int tl_foreign(lua_State *L, tl_task *t) {
 
 static tl_task *tl_luatask(tl_state *st, task_id id) {
     tl_task *t;
-    if (task_step_of(st->s, id) != tl_step) return NULL;
-    t = (tl_task *)task_userdata(st->s, id);
+    task_fn fn;
+    void *ud;
+    if (task_step_of(st->s, id, &fn) != TASK_OK || fn != tl_step) return NULL;
+    task_userdata(st->s, id, &ud);
+    t = (tl_task *)ud;
     return t && t->st == st ? t : NULL;
 }
 
@@ -786,7 +789,7 @@ static void tl_run_hook(tl_state *st, tl_task *t, int term);
 static int tl_route_p(lua_State *L) {
     tl_state *st = (tl_state *)lua_touserdata(L, 1);
     tl_task *t = (tl_task *)lua_touserdata(L, 2);
-    task_id sid;
+    task_id sid, owner;
     lua_settop(L, 2);
     tl_info(L, 2, "err");
     /* cancellation that ends a cancelled task is not an error */
@@ -794,7 +797,8 @@ static int tl_route_p(lua_State *L) {
         task_cancelled(st->s, t->id) == 1)
         return 0;
     if (t->claimed || t->joiners > 0) return 0;
-    if (!t->detached && (sid = task_scope_of(st->s, t->id)) != 0 && task_scope_owner(st->s, sid) != 0) {
+    if (!t->detached && task_scope_of(st->s, t->id, &sid) == TASK_OK && sid != 0 &&
+        task_scope_owner(st->s, sid, &owner) == TASK_OK && owner != 0) {
         tl_getref(L, st->r_scopes);
         lua_rawgeti(L, -1, (lua_Integer)(uint32_t)sid);
         if (tl_classof(L, -1, st) == TL_C_SCOPE && ((tl_scope *)lua_touserdata(L, -1))->id == sid) {
@@ -867,9 +871,9 @@ static void tl_end(tl_state *st, tl_task *t, int how) {
     t->ended = (unsigned char)how;
     tl_unqueue(t);
     if (lua_checkstack(L, 3)) tl_unanchor_sel(L, st, t);
-    if (how == TASK_X_FAIL && t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
+    if (how == TASK_EXIT_FAIL && t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
     tl_complete_all(st, &t->waitq, TL_W_ENDED);
-    if (how == TASK_X_FAIL) tl_call_p(st, tl_route_p, t, 0);
+    if (how == TASK_EXIT_FAIL) tl_call_p(st, tl_route_p, t, 0);
     if (t->nscopes > 0) tl_call_p(st, tl_orphans_p, t, 0);
     tl_run_hook(st, t, 1);
     if (lua_checkstack(L, 3)) {
@@ -941,8 +945,8 @@ static int tl_fail_task(tl_state *st, tl_task *t) {
         (void)TL_CLOSETHREAD(t->co, st->L);
     }
     t->npend = 0;
-    tl_end(st, t, TASK_X_FAIL);
-    return TASK_FAIL;
+    tl_end(st, t, TASK_EXIT_FAIL);
+    return TASK_STEP_FAIL;
 }
 
 static void tl_abort(tl_state *st, tl_task *t) {
@@ -960,7 +964,7 @@ static void tl_abort(tl_state *st, tl_task *t) {
     t->npend = 0;
     if (status != LUA_OK) tl_call_p(st, tl_close_failed_p, t, 0);
     lua_settop(t->co, 0);
-    tl_end(st, t, TASK_X_ABORT);
+    tl_end(st, t, TASK_EXIT_ABORT);
 }
 
 /* Protected: moves the values resumed into t->extwait before the wait
@@ -992,13 +996,13 @@ static int tl_ext_pull_p(lua_State *L) {
    else raises when the task runs again. Also a preemption by the budget. */
 static int tl_plain_yield(tl_state *st, tl_task *t, int nres) {
     lua_State *co = t->co;
-    int code = TASK_YIELD, rc;
+    int code = TASK_STEP_YIELD, rc;
     t->waitkind = TL_WK_YIELD;
     if (nres == 1 && lua_type(co, -1) == LUA_TNUMBER) {
         lua_Integer id;
         if (lua_isinteger(co, -1) && ((uint64_t)(id = lua_tointeger(co, -1)) >> 56) != 0) {
             rc = task_ext_wait(st->s, (task_id)id);
-            if (rc == TASK_OK) { t->extwait = (task_id)id; code = TASK_SUSPEND; t->waitkind = TL_WK_EXT; }
+            if (rc == TASK_OK) { t->extwait = (task_id)id; code = TASK_STEP_SUSPEND; t->waitkind = TL_WK_EXT; }
             else if (rc == TASK_ECANCELED) t->raise = TL_RAISE_CANCEL;
             else t->raise = TL_RAISE_EXTID;
         } else {
@@ -1006,7 +1010,7 @@ static int tl_plain_yield(tl_state *st, tl_task *t, int nres) {
             if (!tl_msok(ms)) { t->raise = TL_RAISE_DURATION; t->raisenum = ms; }
             else if (tl_ms2ns(ms) > 0) {
                 rc = task_sleep(st->s, tl_ms2ns(ms));
-                if (rc == TASK_OK) { code = TASK_SUSPEND; t->waitkind = TL_WK_SLEEP; }
+                if (rc == TASK_OK) { code = TASK_STEP_SUSPEND; t->waitkind = TL_WK_SLEEP; }
                 else if (rc == TASK_ECANCELED) t->raise = TL_RAISE_CANCEL;
             }
         }
@@ -1026,12 +1030,12 @@ static int tl_step(task_ctx *c) {
     tl_state *st = t->st;
     lua_State *co = t->co;
     int nargs, nres = 0, rc;
-    if (st->closed) return TASK_DONE;
-    if (c->why == TASK_R_ABORT) {
+    if (st->closed) return TASK_STEP_DONE;
+    if (c->why == TASK_WHY_ABORT) {
         tl_abort(st, t);
-        return TASK_DONE;
+        return TASK_STEP_DONE;
     }
-    if (c->why == TASK_R_START) { /* [body, fn, args..., guard] */
+    if (c->why == TASK_WHY_START) { /* [body, fn, args..., guard] */
         if (lua_status(co) != LUA_OK || lua_gettop(co) != t->nstart + 3) {
             t->lost = lua_status(co) != LUA_OK ? TL_LOST_RESUMED : TL_LOST_CLOSED;
             return tl_fail_task(st, t);
@@ -1044,7 +1048,7 @@ static int tl_step(task_ctx *c) {
             return tl_fail_task(st, t);
         }
         if (t->plain && t->extwait) { /* coroutine.yield(id): the values resumed before it waited */
-            if (t->npend == 0 && c->why == TASK_R_WAKE) tl_call_p(st, tl_ext_pull_p, t, 0);
+            if (t->npend == 0 && c->why == TASK_WHY_WAKE) tl_call_p(st, tl_ext_pull_p, t, 0);
             t->extwait = 0;
         }
         nargs = t->npend;
@@ -1060,15 +1064,15 @@ static int tl_step(task_ctx *c) {
     st->cur = saved;
     if (rc == LUA_YIELD) {
         if (t->suspending) return t->code;
-        if (t->aborting) return TASK_SUSPEND; /* the core aborts it now */
+        if (t->aborting) return TASK_STEP_SUSPEND; /* the core aborts it now */
         return tl_plain_yield(st, t, nres);
     }
-    if (t->aborting) return TASK_DONE; /* stopped by its own abort: the core ends it */
+    if (t->aborting) return TASK_STEP_DONE; /* stopped by its own abort: the core ends it */
     if (rc == LUA_OK && !t->failed) {
         t->nres = nres;
         if (nres > 0 && lua_checkstack(co, 1)) lua_pushcfunction(co, tl_guard);
-        tl_end(st, t, TASK_X_DONE);
-        return TASK_DONE;
+        tl_end(st, t, TASK_EXIT_DONE);
+        return TASK_STEP_DONE;
     }
     return tl_fail_task(st, t);
 }
@@ -1141,7 +1145,7 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     lua_pop(L, 1);
     rc = task_spawn(st->s, tl_step, t, o, &t->id);
     if (rc != TASK_OK) {
-        t->ended = TASK_X_ABORT;
+        t->ended = TASK_EXIT_ABORT;
         lua_pop(L, 1);
         tl_fail(L, st, rc, fn);
     }
@@ -1158,7 +1162,7 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
         if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
             task_drop(st->s, t->id);
             t->id = 0; /* its __gc has nothing to release */
-            t->ended = TASK_X_ABORT;
+            t->ended = TASK_EXIT_ABORT;
             lua_error(L);
         }
     }
@@ -1225,7 +1229,7 @@ static int tl_fork(lua_State *L) {
    error and returns -1. The task counts as joined from then on. */
 static int tl_outcome(lua_State *L, tl_state *st, tl_task *x, int idx, int first_only) {
     int n = x->nres;
-    if (x->ended == TASK_X_DONE && n > 0 && (lua_status(x->co) != LUA_OK || lua_gettop(x->co) < n)) {
+    if (x->ended == TASK_EXIT_DONE && n > 0 && (lua_status(x->co) != LUA_OK || lua_gettop(x->co) < n)) {
         x->joined = 1;
         lua_pushliteral(L, "Task:join: the task's results were lost (its thread was used outside the scheduler)");
         return -1;
@@ -1233,13 +1237,13 @@ static int tl_outcome(lua_State *L, tl_state *st, tl_task *x, int idx, int first
     luaL_checkstack(L, first_only ? 1 : n + 1, "Task:join");
     x->joined = 1;
     task_release(st->s, x->id);
-    if (x->ended == TASK_X_FAIL) {
+    if (x->ended == TASK_EXIT_FAIL) {
         lua_pushvalue(L, idx); /* an error re-raised from it keeps its traceback (otb) */
         lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__originkey);
         tl_info(L, idx, "err");
         return -1;
     }
-    if (x->ended != TASK_X_DONE) { lua_pushliteral(L, "task aborted"); return -1; }
+    if (x->ended != TASK_EXIT_DONE) { lua_pushliteral(L, "task aborted"); return -1; }
     if (first_only && n == 0) lua_pushnil(L);
     else {
         if (first_only) n = 1;
@@ -1263,7 +1267,7 @@ static int tl_k_join(lua_State *L, int status, lua_KContext ctx) {
     tl_task *x = (tl_task *)lua_touserdata(L, 1);
     (void)status;
     if (t->joining) { x->joiners--; t->joining = NULL; }
-    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
     return tl_take(L, t->st, x, 1);
 }
 
@@ -1280,14 +1284,14 @@ static int tl_join(lua_State *L) {
     if ((rc = task_join(st->s, x->id)) != TASK_OK) return tl_fail(L, st, rc, "Task:join");
     x->joiners++;
     t->joining = x;
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_JOIN, tl_k_join);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_JOIN, tl_k_join);
 }
 
 static int tl_task_cancel(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_task *x = tl_checktask(L, st, 1);
     /* false once finished or already cancelled (its own or its scope's token) */
-    int r = !x->ended && task_cancelled(st->s, x->id) == 0 && task_cancel(st->s, x->id) == 1;
+    int r = !x->ended && task_cancelled(st->s, x->id) == 0 && task_cancel(st->s, x->id) == TASK_OK;
     lua_pushboolean(L, r);
     return 1;
 }
@@ -1295,10 +1299,10 @@ static int tl_task_cancel(lua_State *L) {
 static int tl_task_abort(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_task *x = tl_checktask(L, st, 1);
-    int r = !x->ended && !x->aborting && task_abort(st->s, x->id) == 1;
+    int r = !x->ended && !x->aborting && task_abort(st->s, x->id) == TASK_OK;
     if (r && x == st->cur) { /* itself: it stops here, or raises where it cannot */
         if (x->co == L && lua_isyieldable(L) && !x->closing)
-            return tl_park(L, x, TASK_SUSPEND, TL_WK_NONE, NULL);
+            return tl_park(L, x, TASK_STEP_SUSPEND, TL_WK_NONE, NULL);
         x->aborting = 1;
         return tl_raise_literal(L, "task aborted");
     }
@@ -1331,7 +1335,7 @@ static int tl_task_elapsed(lua_State *L) {
 static int tl_task_traceback(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_task *x = tl_checktask(L, st, 1);
-    if (x->ended == TASK_X_FAIL) tl_info(L, 1, "tb");
+    if (x->ended == TASK_EXIT_FAIL) tl_info(L, 1, "tb");
     else if (!x->ended && lua_status(x->co) == LUA_YIELD) luaL_traceback(L, x->co, NULL, 0);
     else if (!x->ended && x->co == L) luaL_traceback(L, L, NULL, 1);
     else lua_pushnil(L);
@@ -1429,7 +1433,7 @@ static int tl_status(lua_State *L) {
 static int tl_k_sleep(lua_State *L, int status, lua_KContext ctx) {
     TL_RESUMED(L, ctx, t);
     (void)status;
-    if (t->why == TASK_R_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
     return 0;
 }
 
@@ -1438,7 +1442,7 @@ static int tl_yield(lua_State *L) {
     tl_task *t;
     tl_checkcancel(L, st);
     t = tl_need(L, st, "task.yield");
-    return tl_park(L, t, TASK_YIELD, TL_WK_YIELD, tl_k_sleep);
+    return tl_park(L, t, TASK_STEP_YIELD, TL_WK_YIELD, tl_k_sleep);
 }
 
 static int tl_sleep(lua_State *L) {
@@ -1448,9 +1452,9 @@ static int tl_sleep(lua_State *L) {
     int rc;
     tl_checkcancel(L, st);
     t = tl_need(L, st, "task.sleep");
-    if (ns == 0) return tl_park(L, t, TASK_YIELD, TL_WK_YIELD, tl_k_sleep);
+    if (ns == 0) return tl_park(L, t, TASK_STEP_YIELD, TL_WK_YIELD, tl_k_sleep);
     if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, st, rc, "task.sleep");
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_SLEEP, tl_k_sleep);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SLEEP, tl_k_sleep);
 }
 
 static int tl_checkpoint(lua_State *L) {
@@ -1485,7 +1489,7 @@ static int tl_k_wait(lua_State *L, int status, lua_KContext ctx) {
     task_id id = t->extwait;
     (void)status;
     t->extwait = 0;
-    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
     if (n == 0 && id) return tl_ext_values(L, t->st, (lua_Integer)id); /* resumed before it waited */
     return n;
 }
@@ -1505,13 +1509,13 @@ static int tl_wait(lua_State *L) {
             return tl_fail(L, st, rc, "task.wait");
         }
         t->extwait = (task_id)id;
-        return tl_park(L, t, TASK_SUSPEND, TL_WK_EXT, tl_k_wait);
+        return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_EXT, tl_k_wait);
     }
     lua_settop(L, 0);
     tl_checkcancel(L, st);
     t = tl_need(L, st, "task.wait");
     if ((rc = task_wait(st->s)) != TASK_OK) return tl_fail(L, st, rc, "task.wait");
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_WAIT, tl_k_wait);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_WAIT, tl_k_wait);
 }
 
 static int tl_wakeup(lua_State *L) {
@@ -1567,12 +1571,15 @@ static int tl_resume_p(lua_State *L) {
 static int tl_resume_ext(lua_State *L, tl_state *st, task_id ext, int nvalues, const char **msg) {
     int s = task_ext_status(st->s, ext);
     task_id w;
+    task_fn fn;
+    void *ud;
     const char *why = NULL;
     int rc = TASK_OK;
     if (s < 0) { rc = TASK_ENOENT; why = "unknown, already used or stale external id"; }
     else if (s > 0) { rc = TASK_ESTATE; why = "id already resumed"; }
-    else if ((w = task_ext_waiter(st->s, ext)) != 0) {
-        tl_task *wt = task_step_of(st->s, w) == tl_step ? (tl_task *)task_userdata(st->s, w) : NULL;
+    else if (task_ext_waiter(st->s, ext, &w) == TASK_OK && w != 0) {
+        tl_task *wt = task_step_of(st->s, w, &fn) == TASK_OK && fn == tl_step &&
+                      task_userdata(st->s, w, &ud) == TASK_OK ? (tl_task *)ud : NULL;
         if (wt && wt->st != st) { rc = TASK_EINVAL; why = "the task waiting for this id belongs to another lua_State"; }
         else if (wt && (lua_status(wt->co) != LUA_YIELD || !lua_checkstack(wt->co, nvalues))) {
             rc = TASK_ENOMEM; why = "cannot hand the values to the waiting task";
@@ -1742,39 +1749,39 @@ static int tl_tracenode(lua_State *L) {
     tl_state *st = tl_st(L);
     lua_Integer n = luaL_checkinteger(L, 1);
     if (n < 0 || n > 65535) return luaL_error(L, "task.tracenode: node must be 0..65535, got %I", n);
-    task_tracenode(st->s, (unsigned)n);
+    task_trace_node(st->s, (unsigned)n);
     return 0;
 }
 
 static int tl_tracespawn(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)task_tracespawn(tl_st(L)->s));
+    lua_pushinteger(L, (lua_Integer)task_trace_spawn(tl_st(L)->s));
     return 1;
 }
 
 static int tl_traceset(lua_State *L) {
     tl_state *st = tl_st(L);
     lua_Integer id = luaL_checkinteger(L, 1);
-    lua_pushinteger(L, (lua_Integer)task_traceset(st->s, (uint64_t)id));
+    lua_pushinteger(L, (lua_Integer)task_trace_set(st->s, (uint64_t)id));
     return 1;
 }
 
 static int tl_tracepropagate(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)task_tracepropagate(tl_st(L)->s));
+    lua_pushinteger(L, (lua_Integer)task_trace_propagate(tl_st(L)->s));
     return 1;
 }
 
 /* traceparent() -> the W3C header for the running task's trace as it
    leaves this node (tracepropagate()); traceparent(header) -> trace id,
-   or nil, err. The mapping is task.h's task_traceparent_format/parse. */
+   or nil, err. The mapping is task.h's task_trace_format/parse. */
 static int tl_traceparent(lua_State *L) {
     tl_state *st = tl_st(L);
-    char buf[TASK_TRACEPARENT_LEN + 1];
+    char buf[TASK_TRACE_HEADER_LEN + 1];
     uint64_t id;
     size_t len;
     const char *h;
     if (lua_isnoneornil(L, 1)) {
-        id = task_tracepropagate(st->s);
-        if (task_traceparent_format(id, buf) != TASK_OK) {
+        id = task_trace_propagate(st->s);
+        if (task_trace_format(id, buf) != TASK_OK) {
             lua_pushnil(L);
             lua_pushliteral(L, "task.traceparent: no trace id (bits 63..16 are zero; call task.tracespawn())");
             return 2;
@@ -1783,7 +1790,7 @@ static int tl_traceparent(lua_State *L) {
         return 1;
     }
     h = luaL_checklstring(L, 1, &len);
-    if (strlen(h) != len || task_traceparent_parse(h, &id, NULL) != TASK_OK) {
+    if (strlen(h) != len || task_trace_parse(h, &id, NULL) != TASK_OK) {
         lua_pushnil(L);
         lua_pushliteral(L, "task.traceparent: invalid traceparent header");
         return 2;
@@ -1944,7 +1951,7 @@ static int tl_k_chan(lua_State *L, int status, lua_KContext ctx) {
     TL_RESUMED(L, ctx, t);
     (void)status;
     tl_unqueue(t);
-    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
     switch (t->wake) {
     case TL_W_VALUE: return lua_gettop(L) - t->kbase;
     case TL_W_CLOSED: lua_pushnil(L); lua_pushliteral(L, "closed"); return 2;
@@ -1959,7 +1966,7 @@ static int tl_park_on(lua_State *L, tl_state *st, const char *fn, void *obj, int
     if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, st, rc, fn);
     tl_reg_add(&t->direct, t, obj, kind, 0, q);
     t->direct.vidx = vidx;
-    return tl_park(L, t, TASK_SUSPEND, wk, tl_k_chan);
+    return tl_park(L, t, TASK_STEP_SUSPEND, wk, tl_k_chan);
 }
 
 static int tl_chan_send(lua_State *L) {
@@ -2131,7 +2138,7 @@ static int tl_k_select(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
     tl_unqueue(t);
     tl_unanchor_sel(L, st, t);
-    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
     switch (t->wake) {
     case TL_W_VALUE: /* a channel's value */
         lua_pushinteger(L, won);
@@ -2218,7 +2225,7 @@ static int tl_select(lua_State *L) {
     t->sel = regs;
     t->nsel = (int)n;
     t->won = 0;
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_SELECT, tl_k_select);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SELECT, tl_k_select);
 }
 
 /* ---- scopes and the combinators ------------------------------------------ */
@@ -2288,7 +2295,7 @@ static tl_scope *tl_scope_new(lua_State *L, tl_state *st, tl_task *t, int nameid
             }
             /* an empty scope closes at once, but the core needs the owner
                to park for it */
-            if (task_scope_close(st->s, id) == TASK_OK) tl_park(L, t, TASK_SUSPEND, TL_WK_NONE, tl_k_raise);
+            if (task_scope_close(st->s, id) == TASK_OK) tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_NONE, tl_k_raise);
             lua_error(L);
         }
         lua_pushnil(L); /* for the pop below */
@@ -2366,7 +2373,7 @@ static int tl_k_scope_body(lua_State *L, int status, lua_KContext ctx) {
         return luaL_error(L, "task.scope: stack overflow");
     }
     if ((rc = task_scope_close(st->s, sc->id)) != TASK_OK) return tl_fail(L, st, rc, "task.scope");
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_SCOPE, tl_k_scope_closed);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SCOPE, tl_k_scope_closed);
 }
 
 /* Runs the function below the top nargs values as the body of the scope at
@@ -2544,7 +2551,7 @@ static int tl_k_race_first(lua_State *L, int status, lua_KContext ctx) {
     tl_unqueue(t);
     tl_unanchor_sel(L, st, t);
     task_scope_cancel(st->s, ((tl_scope *)lua_touserdata(L, 1))->id); /* the losers */
-    if (t->why == TASK_R_CANCEL) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
     lua_pushinteger(L, t->won);
     lua_insert(L, -2); /* index, children */
     return 2;
@@ -2589,7 +2596,7 @@ static int tl_race_body(lua_State *L) {
     t->won = 0;
     lua_replace(L, 2); /* 1: Scope, 2: children */
     lua_settop(L, 2);
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_RACE, tl_k_race_first);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_RACE, tl_k_race_first);
 }
 
 /* race(f1, ..., fn) -> index, result of the first to end */
@@ -2686,7 +2693,7 @@ static int tl_k_external(lua_State *L, int status, lua_KContext ctx) {
         return tl_fail(L, st, rc, "task.external");
     }
     t->extwait = id;
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_EXT, tl_k_wait);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_EXT, tl_k_wait);
 }
 
 static int tl_external(lua_State *L) {
@@ -2745,7 +2752,7 @@ static int tl_k_after_call(lua_State *L, int status, lua_KContext ctx) {
 static int tl_k_after(lua_State *L, int status, lua_KContext ctx) {
     TL_RESUMED(L, ctx, t);
     (void)status;
-    if (t->why == TASK_R_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
     lua_callk(L, 0, LUA_MULTRET, 0, tl_k_after_call);
@@ -2757,9 +2764,9 @@ static int tl_after_body(lua_State *L) { /* ms (ns as an integer), fn */
     tl_task *t = tl_need(L, st, "task.after");
     uint64_t ns = (uint64_t)lua_tointeger(L, 1);
     int rc;
-    if (ns == 0) return tl_park(L, t, TASK_YIELD, TL_WK_YIELD, tl_k_after);
+    if (ns == 0) return tl_park(L, t, TASK_STEP_YIELD, TL_WK_YIELD, tl_k_after);
     if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, st, rc, "task.after");
-    return tl_park(L, t, TASK_SUSPEND, TL_WK_SLEEP, tl_k_after);
+    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SLEEP, tl_k_after);
 }
 
 static int tl_after(lua_State *L) {
@@ -2800,7 +2807,8 @@ static int tl_scope_cancel(lua_State *L) {
 static int tl_scope_token(lua_State *L) {
     tl_state *st = tl_st(L);
     tl_scope *sc = tl_checkscope(L, st, 1);
-    task_id k = sc->open ? task_scope_token(st->s, sc->id) : 0;
+    task_id k = 0;
+    if (sc->open) task_scope_token(st->s, sc->id, &k);
     if (!k) return luaL_error(L, "Scope:token: the scope is closed");
     tl_pushtoken(L, st, k, 0);
     return 1;
@@ -2915,7 +2923,7 @@ static void tl_run_stop(tl_state *st) {
 /* The main task failed: its error, and when it is a string, the traceback
    of the task where it was raised below it. */
 static int tl_run_error(lua_State *L, tl_state *st, tl_task *main, int idx) {
-    if (main->ended != TASK_X_FAIL) return tl_take(L, st, main, idx);
+    if (main->ended != TASK_EXIT_FAIL) return tl_take(L, st, main, idx);
     tl_info(L, idx, "err");
     if (lua_type(L, -1) == LUA_TSTRING) {
         tl_info(L, idx, "otb");

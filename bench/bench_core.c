@@ -1,4 +1,4 @@
-/* bench_core.c: the C core's benchmarks (issue 4, C rows).
+/* bench_core.c: the C core's benchmarks (the C rows of make bench).
  *
  *   bench_core [--quick] [--smoke]
  *
@@ -108,14 +108,14 @@ static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /* ---- step functions ---------------------------------------------------- */
 
-static int step_done(task_ctx *c) { (void)c; return TASK_DONE; }
+static int step_done(task_ctx *c) { (void)c; return TASK_STEP_DONE; }
 
 typedef struct counted { long left; } counted;
 
 static int step_yield(task_ctx *c) {
     counted *y = (counted *)c->ud;
-    if (c->why == TASK_R_ABORT || y->left-- <= 0) return TASK_DONE;
-    return TASK_YIELD;
+    if (c->why == TASK_WHY_ABORT || y->left-- <= 0) return TASK_STEP_DONE;
+    return TASK_STEP_YIELD;
 }
 
 typedef struct pingpong { task_id other; long *left; int leads; } pingpong;
@@ -125,21 +125,21 @@ typedef struct pingpong { task_id other; long *left; int leads; } pingpong;
    when *left runs out. */
 static int step_ping(task_ctx *c) {
     pingpong *p = (pingpong *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    if (c->why != TASK_R_START || p->leads) {
-        if (*p->left <= 0) return TASK_DONE;
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    if (c->why != TASK_WHY_START || p->leads) {
+        if (*p->left <= 0) return TASK_STEP_DONE;
         --*p->left;
         if (task_wakeup(c->sched, p->other, NULL) != TASK_OK) die("task_wakeup", c->sched);
     }
     if (task_wait(c->sched) != TASK_OK) die("task_wait", c->sched);
-    return TASK_SUSPEND;
+    return TASK_STEP_SUSPEND;
 }
 
 /* Sleeps once for (uintptr_t)ud ns, then ends. */
 static int step_sleep(task_ctx *c) {
-    if (c->why != TASK_R_START) return TASK_DONE;
+    if (c->why != TASK_WHY_START) return TASK_STEP_DONE;
     if (task_sleep(c->sched, (uint64_t)(uintptr_t)c->ud) != TASK_OK) die("task_sleep", c->sched);
-    return TASK_SUSPEND;
+    return TASK_STEP_SUSPEND;
 }
 
 static void cb_count(task_sched *s, task_id id, void *ud) {

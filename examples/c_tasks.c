@@ -12,7 +12,7 @@
  *   7. trace ids
  *   8. a summary: hooks, counts, and the bytes the allocator saw
  *
- * Each task is a step function written with the TASK_BEGIN macros: its
+ * Each task is a step function written with the TASK_PT_BEGIN macros: its
  * state lives in a struct passed as the task's ud, because locals do not
  * survive a suspension. The host loop is the one from the top of task.h:
  * tick with the current time, ask task_timeout() how long it may sleep,
@@ -120,11 +120,11 @@ static void part(const char *title) { printf("\n== %s\n", title); }
 
 static const char *why_name(int why) {
     static const char *const names[] = {"START", "WAKE", "TIMER", "YIELD", "CANCEL", "ABORT"};
-    return why >= 0 && why <= TASK_R_ABORT ? names[why] : "?";
+    return why >= 0 && why <= TASK_WHY_ABORT ? names[why] : "?";
 }
 
 static const char *ending_name(int how) {
-    return how == TASK_X_DONE ? "DONE" : how == TASK_X_FAIL ? "FAIL" : how == TASK_X_ABORT ? "ABORT" : "?";
+    return how == TASK_EXIT_DONE ? "DONE" : how == TASK_EXIT_FAIL ? "FAIL" : how == TASK_EXIT_ABORT ? "ABORT" : "?";
 }
 
 static const char *dur(uint64_t ns, char *buf, size_t n) {
@@ -145,15 +145,15 @@ struct sleeper { int pc; const char *name; uint64_t ns, start; };
 static int sleeper(task_ctx *c) {
     struct sleeper *z = (struct sleeper *)c->ud;
     char b[32];
-    if (c->why == TASK_R_ABORT) return TASK_DONE; /* task_destroy with it alive */
-    TASK_BEGIN(c, z->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE; /* task_destroy with it alive */
+    TASK_PT_BEGIN(c, z->pc);
     z->start = task_now(c->sched);
     printf("  %-6s sleeps %s\n", z->name, dur(z->ns, b, sizeof b));
-    TASK_SLEEP(c, z->ns);
+    TASK_PT_SLEEP(c, z->ns);
     if (task_now(c->sched) - z->start < z->ns) early_wakeups++;
     printf("  %-6s woke up (%s), after at least %s: %s\n", z->name, why_name(c->why),
            dur(z->ns, b, sizeof b), yes(task_now(c->sched) - z->start >= z->ns));
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- 2. wait and wakeup ---------------------------------------------------- */
@@ -162,27 +162,27 @@ struct waiter { int pc; };
 
 static int waiter(task_ctx *c) {
     struct waiter *w = (struct waiter *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, w->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, w->pc);
     printf("  waiter: task_wait()\n");
-    TASK_WAIT(c);
+    TASK_PT_WAIT(c);
     printf("  waiter: woken (%s) with \"%s\"\n", why_name(c->why), (const char *)c->value);
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct waker { int pc; task_id target; };
 
 static int waker(task_ctx *c) {
     struct waker *w = (struct waker *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, w->pc);
-    TASK_SLEEP(c, 2 * TASK_MSEC);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, w->pc);
+    TASK_PT_SLEEP(c, 2 * TASK_MSEC);
     printf("  waker: waiter is %s; task_wakeup(waiter, \"ping\")\n",
            task_state_name(task_status(c->sched, w->target)));
     must(c->sched, task_wakeup(c->sched, w->target, (void *)"ping"), "task_wakeup");
     if (task_wakeup(c->sched, w->target, (void *)"again") < 0)
         printf("  waker: a second wakeup is refused: %s\n", task_errmsg(c->sched));
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- 3. external ids --------------------------------------------------------- */
@@ -191,12 +191,12 @@ struct fetcher { int pc; const char *name, *label; task_id ext; };
 
 static int fetcher(task_ctx *c) {
     struct fetcher *f = (struct fetcher *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, f->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, f->pc);
     printf("  %s: waits for ext %s\n", f->name, f->label);
-    TASK_AWAIT_EXT(c, f->ext);
+    TASK_PT_EXT_WAIT(c, f->ext);
     printf("  %s: got \"%s\" (%s)\n", f->name, (const char *)c->value, why_name(c->why));
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- 4. join --------------------------------------------------------------- */
@@ -207,25 +207,25 @@ struct worker { int pc; };
 
 static int worker(task_ctx *c) {
     struct worker *w = (struct worker *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, w->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, w->pc);
     printf("  worker: computing for 1 ms\n");
-    TASK_SLEEP(c, 1 * TASK_MSEC);
+    TASK_PT_SLEEP(c, 1 * TASK_MSEC);
     printf("  worker: done, result %d\n", answer);
     task_set_result(c->sched, &answer);
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct stuck { int pc; };
 
 static int stuck(task_ctx *c) {
     struct stuck *k = (struct stuck *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, k->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, k->pc);
     printf("  stuck: waits for a wakeup that never comes\n");
-    TASK_WAIT(c);
+    TASK_PT_WAIT(c);
     printf("  stuck: woken (%s): cleaning up and returning\n", why_name(c->why));
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct parent { int pc; task_id child; struct worker w; struct stuck k; };
@@ -234,12 +234,12 @@ static int parent(task_ctx *c) {
     struct parent *p = (struct parent *)c->ud;
     void *result = NULL;
     int how;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, p->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, p->pc);
     must(c->sched, task_spawn(c->sched, worker, &p->w, NULL, &p->child), "task_spawn");
     printf("  parent: spawned worker, joins it\n");
-    TASK_JOIN(c, p->child);
-    how = task_result(c->sched, p->child, &result);
+    TASK_PT_JOIN(c, p->child);
+    must(c->sched, task_result(c->sched, p->child, &how, &result), "task_result");
     printf("  parent: worker ended %s, result %d (the join's value is the result: %s)\n",
            ending_name(how), *(int *)result, yes(c->value == result));
     must(c->sched, task_release(c->sched, p->child), "task_release");
@@ -247,15 +247,15 @@ static int parent(task_ctx *c) {
            task_status(c->sched, p->child) == TASK_ENOENT ? "ENOENT" : "live?");
 
     must(c->sched, task_spawn(c->sched, stuck, &p->k, NULL, &p->child), "task_spawn");
-    TASK_YIELD_NOW(c); /* let it start and park */
+    TASK_PT_YIELD(c); /* let it start and park */
     printf("  parent: stuck is %s; task_cancel(stuck), then join it\n",
            task_state_name(task_status(c->sched, p->child)));
     task_cancel(c->sched, p->child);
-    TASK_JOIN(c, p->child);
-    printf("  parent: stuck ended %s: a cancelled task still wakes its joiners\n",
-           ending_name(task_result(c->sched, p->child, NULL)));
+    TASK_PT_JOIN(c, p->child);
+    must(c->sched, task_result(c->sched, p->child, &how, NULL), "task_result");
+    printf("  parent: stuck ended %s: a cancelled task still wakes its joiners\n", ending_name(how));
     must(c->sched, task_release(c->sched, p->child), "task_release");
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- 5. a scope, cancelled and drained ------------------------------------- */
@@ -264,24 +264,25 @@ struct member { int pc, n; };
 
 static int member(task_ctx *c) {
     struct member *m = (struct member *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, m->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, m->pc);
     printf("  member %d: sleeps 10 s\n", m->n);
-    TASK_SLEEP(c, 10 * TASK_SEC);
+    TASK_PT_SLEEP(c, 10 * TASK_SEC);
     printf("  member %d: woken (%s)\n", m->n, why_name(c->why));
     if (m->n == 1) { /* cancellation is level-triggered: it holds at every park */
-        TASK_SLEEP(c, 1 * TASK_MSEC);
+        TASK_PT_SLEEP(c, 1 * TASK_MSEC);
         printf("  member 1: a cleanup sleep is refused too: %s\n", task_strerror(c->err));
     }
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct supervisor { int pc; task_id scope; struct member m[3]; int walked, in_scope, sleeping; };
 
 static int walk(task_sched *s, task_id t, int state, void *ud) {
     struct supervisor *v = (struct supervisor *)ud;
+    task_id scope = 0;
     v->walked++;
-    if (task_scope_of(s, t) == v->scope) v->in_scope++;
+    if (task_scope_of(s, t, &scope) == TASK_OK && scope == v->scope) v->in_scope++;
     if (state == TASK_SLEEP) v->sleeping++;
     return 0; /* non-zero stops the walk */
 }
@@ -289,8 +290,8 @@ static int walk(task_sched *s, task_id t, int state, void *ud) {
 static int supervisor(task_ctx *c) {
     struct supervisor *v = (struct supervisor *)c->ud;
     int i;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, v->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, v->pc);
     must(c->sched, task_scope_open(c->sched, &v->scope), "task_scope_open");
     for (i = 0; i < 3; i++) {
         v->m[i].pc = 0;
@@ -298,19 +299,19 @@ static int supervisor(task_ctx *c) {
         must(c->sched, task_spawn(c->sched, member, &v->m[i], &detached, NULL), "task_spawn");
     }
     printf("  supervisor: opened a scope, spawned 3 members into it\n");
-    TASK_SLEEP(c, 1 * TASK_MSEC);
+    TASK_PT_SLEEP(c, 1 * TASK_MSEC);
     task_foreach(c->sched, walk, v);
     printf("  supervisor: task_foreach: %d tasks, %d in the scope, %d SLEEP; counts: RUN %d, SLEEP %d\n",
            v->walked, v->in_scope, v->sleeping, task_count(c->sched, TASK_RUN), task_count(c->sched, TASK_SLEEP));
     printf("  supervisor: %d members live; task_scope_cancel, then close (drain)\n",
            task_scope_count(c->sched, v->scope));
     must(c->sched, task_scope_cancel(c->sched, v->scope), "task_scope_cancel");
-    TASK_SCOPE_CLOSE(c, v->scope);
+    TASK_PT_SCOPE_CLOSE(c, v->scope);
     printf("  supervisor: scope closed, every member ended; the scope id is now stale: %s\n",
            yes(task_scope_count(c->sched, v->scope) == TASK_ENOENT));
     printf("  supervisor: still cancelled after the scope closed: %s\n",
            yes(task_cancelled(c->sched, c->self) == 1));
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- 6. a cancel token with a child ---------------------------------------- */
@@ -319,22 +320,22 @@ struct holder { int pc; const char *name; };
 
 static int holder(task_ctx *c) {
     struct holder *h = (struct holder *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, h->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, h->pc);
     printf("  %s: waits\n", h->name);
-    TASK_WAIT(c);
+    TASK_PT_WAIT(c);
     printf("  %s: woken (%s); cancelled: %s\n", h->name, why_name(c->why),
-           yes(TASK_CANCELLED(c)));
-    TASK_END(c);
+           yes(TASK_PT_CANCELLED(c)));
+    TASK_PT_END(c);
 }
 
 struct canceller { int pc; task_id parent_tok, child_tok, grandchild_tok; };
 
 static int canceller(task_ctx *c) {
     struct canceller *k = (struct canceller *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, k->pc);
-    TASK_SLEEP(c, 1 * TASK_MSEC);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, k->pc);
+    TASK_PT_SLEEP(c, 1 * TASK_MSEC);
     printf("  canceller: task_token_cancel(parent)\n");
     must(c->sched, task_token_cancel(c->sched, k->parent_tok), "task_token_cancel");
     printf("  canceller: the child token is cancelled too: %s\n",
@@ -342,7 +343,7 @@ static int canceller(task_ctx *c) {
     must(c->sched, task_token_new(c->sched, k->child_tok, &k->grandchild_tok), "task_token_new");
     printf("  canceller: a token made under it starts cancelled: %s\n",
            yes(task_token_cancelled(c->sched, k->grandchild_tok) == 1));
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- 7. trace ids ---------------------------------------------------------- */
@@ -353,15 +354,22 @@ static void print_trace(const char *who, const char *what, uint64_t id) {
            (unsigned)(id >> 16 & 0xFFFF), (unsigned)(id & 0xFFFF));
 }
 
+/* The running task's own trace id. */
+static uint64_t my_trace(task_ctx *c) {
+    uint64_t id = 0;
+    must(c->sched, task_trace_of(c->sched, c->self, &id), "task_trace_of");
+    return id;
+}
+
 struct subcall { int pc; uint64_t parent_trace; };
 
 static int subcall(task_ctx *c) {
     struct subcall *u = (struct subcall *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, u->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, u->pc);
     printf("  subcall: started with the request's trace: %s\n",
-           yes(task_trace_of(c->sched, c->self) == u->parent_trace));
-    TASK_END(c);
+           yes(my_trace(c) == u->parent_trace));
+    TASK_PT_END(c);
 }
 
 struct request { int pc; task_id sub; struct subcall u; };
@@ -369,22 +377,22 @@ struct request { int pc; task_id sub; struct subcall u; };
 static int request(task_ctx *c) {
     struct request *r = (struct request *)c->ud;
     uint64_t old, remote;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, r->pc);
-    old = task_tracespawn(c->sched);
-    print_trace("request", "task_tracespawn", task_trace_of(c->sched, c->self));
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, r->pc);
+    old = task_trace_spawn(c->sched);
+    print_trace("request", "task_trace_spawn", my_trace(c));
     printf("  request: the old id was %llu\n", (unsigned long long)old);
-    r->u.parent_trace = task_trace_of(c->sched, c->self);
+    r->u.parent_trace = my_trace(c);
     must(c->sched, task_spawn(c->sched, subcall, &r->u, NULL, &r->sub), "task_spawn");
-    TASK_JOIN(c, r->sub);
+    TASK_PT_JOIN(c, r->sub);
     must(c->sched, task_release(c->sched, r->sub), "task_release");
-    print_trace("request", "task_tracepropagate (to send)", task_tracepropagate(c->sched));
+    print_trace("request", "task_trace_propagate (to send)", task_trace_propagate(c->sched));
     /* an id received from node 3, as a message header would carry it */
     remote = (uint64_t)3 << 48 | (uint64_t)5 << 16 | 3;
-    task_traceset(c->sched, remote);
-    print_trace("request", "task_traceset (received)", task_trace_of(c->sched, c->self));
-    print_trace("request", "task_tracepropagate", task_tracepropagate(c->sched));
-    TASK_END(c);
+    task_trace_set(c->sched, remote);
+    print_trace("request", "task_trace_set (received)", my_trace(c));
+    print_trace("request", "task_trace_propagate", task_trace_propagate(c->sched));
+    TASK_PT_END(c);
 }
 
 /* ---- 8. hooks for the summary ---------------------------------------------- */
@@ -486,11 +494,11 @@ int main(void) {
     {
         static struct request r;
         part("7. trace ids (this node is 7)");
-        must(s, task_tracenode(s, 7), "task_tracenode");
+        must(s, task_trace_node(s, 7), "task_trace_node");
         must(s, task_spawn(s, request, &r, &detached, NULL), "task_spawn");
         run(s);
         {   /* outside tasks the trace calls act on the host's own id */
-            uint64_t host = task_traceset(s, 0);
+            uint64_t host = task_trace_set(s, 0);
             printf("host: its own trace id was left alone by the tasks: %s\n", yes(host == 0));
         }
     }

@@ -1,16 +1,16 @@
 /*
  * frame_loop.c: task.h in a fixed 60 Hz frame loop, the way a game engine
  * would drive it. No graphics: each frame ticks the scheduler once, with a
- * budget of resumes per tick so a burst of tasks can never blow the
+ * tick limit (resumes per tick) so a burst of tasks can never blow the
  * frame's time, and prints one line.
  *
  * The tasks:
- *   ai        "thinks" once per frame: it yields every frame (TASK_YIELD_NOW),
+ *   ai        "thinks" once per frame: it yields every frame (TASK_PT_YIELD),
  *             so it runs at the next tick, never twice in one
  *   spawner   every 8 frames spawns a wave of particles (3 waves)
  *   particle  lives 4 resumes (it yields in between), then ends
  *   door      sleeps across frames: opens after 0.25 s, closes 0.2 s later
- * With a budget of 4 resumes per tick, a wave does not all run in the frame
+ * With a tick limit of 4 resumes, a wave does not all run in the frame
  * it was spawned: what is left stays queued, first in line at the next
  * frame (the ready queue is FIFO), and the per-frame line shows it.
  *
@@ -34,7 +34,7 @@
 #include <time.h>
 
 #define FRAME_NS (TASK_SEC / 60) /* 16.67 ms */
-#define BUDGET 4u                /* resumes per tick */
+#define TICK_LIMIT 4u            /* resumes per tick */
 #define WAVES 3
 #define WAVE_SIZE 5
 #define PARTICLE_LIFE 3          /* yields before it ends */
@@ -69,15 +69,15 @@ struct ai { int pc, thinks; const char *mode; };
 
 static int ai(task_ctx *c) {
     struct ai *a = (struct ai *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE; /* the game shuts down */
-    TASK_BEGIN(c, a->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE; /* the game shuts down */
+    TASK_PT_BEGIN(c, a->pc);
     for (;;) {
         const char *mode = a->thinks < 10 ? "patrols" : a->thinks < 20 ? "chases the player" : "returns to post";
         a->thinks++;
         if (mode != a->mode) event("ai %s", a->mode = mode);
-        TASK_YIELD_NOW(c); /* one think per frame */
+        TASK_PT_YIELD(c); /* one think per frame */
     }
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct particle { int pc, n, age; };
@@ -85,11 +85,11 @@ static struct particle particles[WAVES * WAVE_SIZE];
 
 static int particle(task_ctx *c) {
     struct particle *p = (struct particle *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, p->pc);
-    for (p->age = 0; p->age < PARTICLE_LIFE; p->age++) TASK_YIELD_NOW(c);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, p->pc);
+    for (p->age = 0; p->age < PARTICLE_LIFE; p->age++) TASK_PT_YIELD(c);
     game.particles_alive--;
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct spawner { int pc, wave; };
@@ -98,10 +98,10 @@ static int spawner(task_ctx *c) {
     struct spawner *w = (struct spawner *)c->ud;
     static const task_opts detached = {0, 0, TASK_DETACHED};
     int i;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, w->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, w->pc);
     for (w->wave = 1; w->wave <= WAVES; w->wave++) {
-        TASK_SLEEP(c, (w->wave == 1 ? 2 : 8) * FRAME_NS);
+        TASK_PT_SLEEP(c, (w->wave == 1 ? 2 : 8) * FRAME_NS);
         for (i = 0; i < WAVE_SIZE; i++) {
             struct particle *p = &particles[game.particles_spawned++];
             p->pc = 0;
@@ -111,20 +111,20 @@ static int spawner(task_ctx *c) {
         }
         event("spawner: wave %d, %d particles", w->wave, WAVE_SIZE);
     }
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 struct door { int pc; };
 
 static int door(task_ctx *c) {
     struct door *d = (struct door *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, d->pc);
-    TASK_SLEEP(c, 250 * TASK_MSEC); /* a duration in seconds, not in frames */
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, d->pc);
+    TASK_PT_SLEEP(c, 250 * TASK_MSEC); /* a duration in seconds, not in frames */
     event("door opens");
-    TASK_SLEEP(c, 200 * TASK_MSEC);
+    TASK_PT_SLEEP(c, 200 * TASK_MSEC);
     event("door closes");
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 /* ---- the frame loop ------------------------------------------------------- */
@@ -160,11 +160,11 @@ int main(int argc, char **argv) {
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     if ((s = task_create(NULL, NULL)) == NULL) return 1;
-    task_set_budget(s, BUDGET);
+    task_set_tick_limit(s, TICK_LIMIT);
     must(s, task_spawn(s, ai, &a, NULL, NULL), "task_spawn");
     must(s, task_spawn(s, spawner, &sp, NULL, NULL), "task_spawn");
     must(s, task_spawn(s, door, &d, NULL, NULL), "task_spawn");
-    printf("frame_loop: 60 Hz, %d frames, budget %u resumes per tick, %s clock\n", frames, BUDGET,
+    printf("frame_loop: 60 Hz, %d frames, tick limit %u resumes, %s clock\n", frames, TICK_LIMIT,
            fake ? "fake" : "real");
 
     start = mono_ns();
@@ -178,14 +178,14 @@ int main(int argc, char **argv) {
         /* ... render ... */
         printf("frame %02d %5lu.%lu ms  ran %d/%u  queued %d  sleeping %d  particles %2d%s%s\n",
                game.frame, tenths / 10, tenths % 10,
-               ran, BUDGET, task_ready_count(s), task_count(s, TASK_SLEEP), game.particles_alive,
+               ran, TICK_LIMIT, task_ready_count(s), task_count(s, TASK_SLEEP), game.particles_alive,
                game.events[0] ? "  | " : "", game.events);
         if (!fake) sleep_until(start + (uint64_t)(game.frame + 1) * FRAME_NS);
     }
-    printf("after %d frames: the ai thought %d times (the budget made it skip %d frames), "
+    printf("after %d frames: the ai thought %d times (the tick limit made it skip %d frames), "
            "%d particles spawned, %d alive\n",
            frames, a.thinks, frames - a.thinks, game.particles_spawned, game.particles_alive);
-    printf("task_destroy ends the %d task(s) still live (each gets one last step, TASK_R_ABORT)\n",
+    printf("task_destroy ends the %d task(s) still live (each gets one last step, TASK_WHY_ABORT)\n",
            task_count(s, -1));
     must(s, task_destroy(s), "task_destroy");
     return 0;

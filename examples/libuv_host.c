@@ -106,11 +106,11 @@ struct nap { int pc; const char *name; uint64_t ns; };
 
 static int nap(task_ctx *c) {
     struct nap *n = (struct nap *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, n->pc);
-    TASK_SLEEP(c, n->ns);
-    printf("  %s woke (%s)\n", n->name, c->why == TASK_R_TIMER ? "timer" : "?");
-    TASK_END(c);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, n->pc);
+    TASK_PT_SLEEP(c, n->ns);
+    printf("  %s woke (%s)\n", n->name, c->why == TASK_WHY_TIMER ? "timer" : "?");
+    TASK_PT_END(c);
 }
 
 struct app { int pc, i; struct host *h; struct nap naps[3]; task_id kids[3]; };
@@ -118,17 +118,17 @@ struct app { int pc, i; struct host *h; struct nap naps[3]; task_id kids[3]; };
 static int app(task_ctx *c) {
     struct app *a = (struct app *)c->ud;
     struct host *h = a->h;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    TASK_BEGIN(c, a->pc);
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    TASK_PT_BEGIN(c, a->pc);
     printf("app: started in the first tick; sleeps 5 ms\n");
-    TASK_SLEEP(c, 5 * TASK_MSEC);
+    TASK_PT_SLEEP(c, 5 * TASK_MSEC);
     printf("app: woke from its sleep (the uv_timer set from task_timeout fired)\n");
 
     /* Some "I/O" that a uv_timer completes 10 ms from now. */
     must(c->sched, task_ext_alloc(c->sched, &h->io_ext), "task_ext_alloc");
     must_uv(uv_timer_start(&h->io, on_io, 10, 0), "uv_timer_start");
     printf("app: started I/O, waits for its external id\n");
-    TASK_AWAIT_EXT(c, h->io_ext);
+    TASK_PT_EXT_WAIT(c, h->io_ext);
     printf("app: I/O done: \"%s\"\n", (const char *)c->value);
 
     /* Work on another thread, which comes back with uv_async_send. */
@@ -136,7 +136,7 @@ static int app(task_ctx *c) {
     must_uv(uv_thread_create(&h->thread, worker_thread, h), "uv_thread_create");
     h->thread_started = 1;
     printf("app: started a worker thread, waits for its external id\n");
-    TASK_AWAIT_EXT(c, h->async_ext);
+    TASK_PT_EXT_WAIT(c, h->async_ext);
     printf("app: the thread computed 1+2+...+1000 = %lu\n", *(unsigned long *)c->value);
 
     /* Three sleepers, one under a millisecond, joined in spawn order. */
@@ -147,11 +147,11 @@ static int app(task_ctx *c) {
         must(c->sched, task_spawn(c->sched, nap, &a->naps[a->i], NULL, &a->kids[a->i]), "task_spawn");
     printf("app: spawned 3 sleepers, joins them\n");
     for (a->i = 0; a->i < 3; a->i++) {
-        TASK_JOIN(c, a->kids[a->i]);
+        TASK_PT_JOIN(c, a->kids[a->i]);
         must(c->sched, task_release(c->sched, a->kids[a->i]), "task_release");
     }
     printf("app: joined all 3; done\n");
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 int main(void) {

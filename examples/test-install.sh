@@ -35,7 +35,7 @@ cat >"$root/hello.c" <<'C'
 #define TASK_IMPLEMENTATION
 #include <task.h>
 #include <stdio.h>
-static int hello(task_ctx *c) { (void)c; puts("hello from an installed task.h"); return TASK_DONE; }
+static int hello(task_ctx *c) { (void)c; puts("hello from an installed task.h"); return TASK_STEP_DONE; }
 int main(void) {
     task_sched *s = task_create(NULL, NULL);
     if (!s || task_spawn(s, hello, NULL, NULL, NULL) != TASK_OK || task_tick(s, 0) != 1) return 1;

@@ -44,18 +44,18 @@ cat >"$out/src/prog.h" <<'EOF'
 #define TASK_IMPLEMENTATION
 #include "task.h"
 struct st { int pc, n; task_id sc; };
-static int child(task_ctx *c) { return c->why == TASK_R_START ? TASK_YIELD : TASK_DONE; }
+static int child(task_ctx *c) { return c->why == TASK_WHY_START ? TASK_STEP_YIELD : TASK_STEP_DONE; }
 static int step(task_ctx *c) {
     struct st *p = (struct st *)c->ud;
-    TASK_BEGIN(c, p->pc);
-    TASK_SLEEP(c, TASK_MSEC);
-    TASK_YIELD_NOW(c);
+    TASK_PT_BEGIN(c, p->pc);
+    TASK_PT_SLEEP(c, TASK_MSEC);
+    TASK_PT_YIELD(c);
     if (task_scope_open(c->sched, &p->sc) == TASK_OK) {
         (void)task_spawn(c->sched, child, NULL, NULL, NULL);
-        TASK_SCOPE_CLOSE(c, p->sc);
+        TASK_PT_SCOPE_CLOSE(c, p->sc);
     }
     p->n++;
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 static void cb(task_sched *s, task_id t, void *ud) { (void)s; (void)t; ++*(int *)ud; }
 int main(void) {
@@ -64,7 +64,7 @@ int main(void) {
     task_id id, ext, tok;
     int fired = 0;
     uint64_t now = 0, tr = 0;
-    char tp[TASK_TRACEPARENT_LEN + 1];
+    char tp[TASK_TRACE_HEADER_LEN + 1];
     if (!s) return 1;
     if (task_token_new(s, 0, &tok) != TASK_OK || task_ext_alloc(s, &ext) != TASK_OK) return 2;
     if (task_spawn(s, step, &a, NULL, &id) != TASK_OK || task_after(s, 5, cb, &fired, NULL) != TASK_OK) return 3;
@@ -77,9 +77,9 @@ int main(void) {
     task_tick(s, now);
     (void)task_token_cancel(s, tok);
     (void)task_token_release(s, tok);
-    (void)task_tracespawn(s);
-    if (task_traceparent_format(task_tracepropagate(s) | 0x10000u, tp) != TASK_OK ||
-        task_traceparent_parse(tp, &tr, NULL) != TASK_OK) return 5;
+    (void)task_trace_spawn(s);
+    if (task_trace_format(task_trace_propagate(s) | 0x10000u, tp) != TASK_OK ||
+        task_trace_parse(tp, &tr, NULL) != TASK_OK) return 5;
     if (task_destroy(s) != TASK_OK) return 6;
     return a.n == 1 && fired == 1 ? 0 : 7;
 }

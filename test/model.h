@@ -15,7 +15,7 @@
  * The fairness bound: the model counts the tasks queued when the first
  * step of a tick runs (the batch) and, once they are done, the resumes of
  * tasks woken during the tick, which may not exceed the wake limit; tasks
- * may be left queued only when the budget or that limit stopped the tick.
+ * may be left queued only when the tick limit or that limit stopped the tick.
  *
  * Where the contract does not fix an order (the tasks woken together by
  * one token cancel, or the joiners of one task), the model puts them in a
@@ -47,7 +47,7 @@ typedef struct mtask {
     int flag_cancel, abort, detached, token; /* token: model index, -1 none */
     int why;                /* expected at the next step */
     uintptr_t value;        /* its wake value, then its result */
-    int how;                /* TASK_X_* once ended */
+    int how;                /* TASK_EXIT_* once ended */
     uint64_t trace;
 } mtask;
 
@@ -70,7 +70,7 @@ struct model {
     int rq[M_MAXT], rqg[M_MAXT], nrq; /* ready queue and group of each entry */
     int yq[M_MAXT], nyq;              /* yielded: ready at the next tick */
     int fired[M_MAXTM], nfired;       /* timers collected by this tick */
-    int group, budget, runs, in_tick, destroying;
+    int group, tick_limit, runs, in_tick, destroying;
     int wake_limit, nbatch, wruns;    /* nbatch: -1 until the tick's first step */
     int cur, arranged, wakenow;       /* the running task, and its step */
     int abort_now;                    /* stepped again at once, aborted */
@@ -87,6 +87,18 @@ struct model {
     printf(__VA_ARGS__); printf("\n"); } (m)->failed = 1; } while (0)
 #define M_EXPECT(m, got, want) do { long long m__g = (long long)(got), m__w = (long long)(want); \
     if (m__g != m__w) M_FAIL(m, "%s:%d: %s == %lld, expected %lld", __FILE__, __LINE__, #got, m__g, m__w); } while (0)
+
+/* The queries that answer through an out-pointer, as values. */
+static task_id m_token_of(const task_sched *s, task_id t) {
+    task_id k = 0;
+    (void)task_token_of(s, t, &k);
+    return k;
+}
+static uint64_t m_trace_of(const task_sched *s, task_id t) {
+    uint64_t v = 0;
+    (void)task_trace_of(s, t, &v);
+    return v;
+}
 
 static uint32_t model_xorshift(model *m) {
     uint64_t x = m->rng;
@@ -188,7 +200,7 @@ static void m_exit(model *m, int i, int how, uintptr_t result) {
     for (j = 0; j < M_MAXT; j++)
         if (m->t[j].used && m->t[j].state == TASK_WAIT && m->t[j].wait == MW_JOIN && m->t[j].link == i) {
             m->t[j].wait = MW_NONE;
-            m_wake(m, j, TASK_R_WAKE, result, g);
+            m_wake(m, j, TASK_WHY_WAKE, result, g);
         }
     if (t->detached) m_free_task(m, i);
 }
@@ -208,7 +220,7 @@ static void m_token_cancel(model *m, int j) {
     for (i = 0; i < M_MAXK; i++) if (mark[i]) m->k[i].cancelled = 1;
     for (i = 0; i < M_MAXT; i++)
         if (m_live(&m->t[i]) && m->t[i].token >= 0 && mark[m->t[i].token] && m_cancellable(m, i))
-            m_wake(m, i, TASK_R_CANCEL, 0, g);
+            m_wake(m, i, TASK_WHY_CANCEL, 0, g);
 }
 
 /* ---- picking targets --------------------------------------------------- */
@@ -285,7 +297,7 @@ static void op_spawn(model *m, int in_task) {
     m->t[i].state = TASK_READY;
     m->t[i].token = tok;
     m->t[i].detached = o.flags != 0;
-    m->t[i].why = TASK_R_START;
+    m->t[i].why = TASK_WHY_START;
     m->t[i].trace = in_task ? m->t[m->cur].trace : m->host_trace;
     m_rq_push(m, i, ++m->group);
 }
@@ -301,7 +313,7 @@ static void op_wakeup(model *m) {
     else want = TASK_OK;
     M_EXPECT(m, rc, want);
     if (rc != TASK_OK) CHECK_CONTAINS(task_errmsg(m->s), unpark ? "task_unpark" : "task_wakeup");
-    if (want == TASK_OK) { m->t[i].wait = MW_NONE; m_wake(m, i, TASK_R_WAKE, v, ++m->group); }
+    if (want == TASK_OK) { m->t[i].wait = MW_NONE; m_wake(m, i, TASK_WHY_WAKE, v, ++m->group); }
 }
 
 static void op_cancel(model *m, int not_self) {
@@ -310,10 +322,10 @@ static void op_cancel(model *m, int not_self) {
     if (not_self && i == m->cur) return;
     rc = task_cancel(m->s, id);
     if (i < 0) { M_EXPECT(m, rc, TASK_ENOENT); return; }
-    if (m->t[i].state == TASK_EXIT) { M_EXPECT(m, rc, 0); return; }
-    M_EXPECT(m, rc, 1);
+    if (m->t[i].state == TASK_EXIT) { M_EXPECT(m, rc, TASK_ESTATE); return; }
+    M_EXPECT(m, rc, TASK_OK);
     m->t[i].flag_cancel = 1;
-    if (m_cancellable(m, i)) m_wake(m, i, TASK_R_CANCEL, 0, ++m->group);
+    if (m_cancellable(m, i)) m_wake(m, i, TASK_WHY_CANCEL, 0, ++m->group);
 }
 
 static void op_abort(model *m) {
@@ -322,8 +334,8 @@ static void op_abort(model *m) {
     if (i >= 0 && i == m->cur) return; /* the running task: see A_ABORT_SELF */
     rc = task_abort(m->s, id);
     if (i < 0) { M_EXPECT(m, rc, TASK_ENOENT); return; }
-    if (m->t[i].state == TASK_EXIT) { M_EXPECT(m, rc, 0); return; }
-    M_EXPECT(m, rc, 1);
+    if (m->t[i].state == TASK_EXIT) { M_EXPECT(m, rc, TASK_ESTATE); return; }
+    M_EXPECT(m, rc, TASK_OK);
     if (m->t[i].abort) return;
     m->t[i].abort = 1;
     if (m->t[i].state == TASK_WAIT || m->t[i].state == TASK_SLEEP) {
@@ -341,7 +353,7 @@ static void op_drop(model *m) {
     if (i == m->cur) { M_EXPECT(m, rc, TASK_EBUSY); return; }
     M_EXPECT(m, rc, TASK_OK);
     if (m->t[i].state == TASK_READY) m_rq_remove(m, i);
-    if (m->t[i].state != TASK_EXIT) m_exit(m, i, TASK_X_ABORT, 0);
+    if (m->t[i].state != TASK_EXIT) m_exit(m, i, TASK_EXIT_ABORT, 0);
     if (m->t[i].used) m_free_task(m, i);
 }
 
@@ -369,7 +381,7 @@ static void op_ext_resume(model *m) {
         int w = m->e[x].waiter;
         m->t[w].wait = MW_NONE;
         m_free_ext(m, x);
-        m_wake(m, w, TASK_R_WAKE, v, ++m->group);
+        m_wake(m, w, TASK_WHY_WAKE, v, ++m->group);
     } else {
         m->e[x].resolved = 1;
         m->e[x].value = v;
@@ -454,21 +466,21 @@ static int m_return(model *m, int i, int code) {
     int g;
     if (m->abort_now == i) { m->cur = -1; return code; } /* the abort step follows at once */
     switch (code) {
-    case TASK_DONE: case TASK_FAIL:
-        if (code == TASK_DONE || chance(m, 50)) {
+    case TASK_STEP_DONE: case TASK_STEP_FAIL:
+        if (code == TASK_STEP_DONE || chance(m, 50)) {
             uintptr_t r = 1 + rnd(m, 1000);
             M_EXPECT(m, task_set_result(m->s, (void *)r), TASK_OK);
-            m_exit(m, i, code == TASK_DONE ? TASK_X_DONE : TASK_X_FAIL, r);
-        } else m_exit(m, i, TASK_X_FAIL, 0);
+            m_exit(m, i, code == TASK_STEP_DONE ? TASK_EXIT_DONE : TASK_EXIT_FAIL, r);
+        } else m_exit(m, i, TASK_EXIT_FAIL, 0);
         break;
-    case TASK_YIELD:
+    case TASK_STEP_YIELD:
         t->state = TASK_READY;
-        t->why = TASK_R_YIELD;
+        t->why = TASK_WHY_YIELD;
         m->yq[m->nyq++] = i;
         break;
-    default: /* TASK_SUSPEND */
+    default: /* TASK_STEP_SUSPEND */
         if (!m->arranged && !m->wakenow) {
-            if (m_cancelled(m, i)) { m->wakenow = 1; t->why = TASK_R_CANCEL; t->value = 0; }
+            if (m_cancelled(m, i)) { m->wakenow = 1; t->why = TASK_WHY_CANCEL; t->value = 0; }
             else t->wait = MW_PLAIN;
         }
         if (m->wakenow) { t->state = TASK_READY; g = ++m->group; m_rq_push(m, i, g); }
@@ -485,14 +497,14 @@ static int model_step(task_ctx *c) {
     mtask *t = &m->t[i];
     uint32_t r;
     if (m->destroying) {
-        M_EXPECT(m, c->why, TASK_R_ABORT);
+        M_EXPECT(m, c->why, TASK_WHY_ABORT);
         M_EXPECT(m, task_status(c->sched, c->self), TASK_RUN);
-        return TASK_DONE;
+        return TASK_STEP_DONE;
     }
-    if (m->failed) return TASK_DONE;
-    if (!t->used || t->id != c->self) { M_FAIL(m, "stepped an unknown task %llx", (unsigned long long)c->self); return TASK_DONE; }
+    if (m->failed) return TASK_STEP_DONE;
+    if (!t->used || t->id != c->self) { M_FAIL(m, "stepped an unknown task %llx", (unsigned long long)c->self); return TASK_STEP_DONE; }
     if (m->abort_now == i) {
-        M_EXPECT(m, c->why, TASK_R_ABORT);
+        M_EXPECT(m, c->why, TASK_WHY_ABORT);
     } else {
         /* it must be in the head group of the ready queue */
         int found = -1;
@@ -500,80 +512,80 @@ static int model_step(task_ctx *c) {
         for (k = 0; k < m->nrq && m->rqg[k] == m->rqg[0]; k++) if (m->rq[k] == i) { found = k; break; }
         if (found < 0) {
             M_FAIL(m, "stepped task slot %d, expected slot %d (queue of %d)", i, m->nrq ? m->rq[0] : -1, m->nrq);
-            return TASK_DONE;
+            return TASK_STEP_DONE;
         }
         if (found < m->nbatch) m->nbatch--;
         else if (++m->wruns > m->wake_limit) M_FAIL(m, "%d resumes of woken tasks, the limit is %d", m->wruns, m->wake_limit);
-        if (m->budget && m->runs >= m->budget) M_FAIL(m, "more than %d resumes in a tick", m->budget);
+        if (m->tick_limit && m->runs >= m->tick_limit) M_FAIL(m, "more than %d resumes in a tick", m->tick_limit);
         memmove(&m->rq[found], &m->rq[found + 1], sizeof m->rq[0] * (size_t)(m->nrq - found - 1));
         memmove(&m->rqg[found], &m->rqg[found + 1], sizeof m->rqg[0] * (size_t)(m->nrq - found - 1));
         m->nrq--;
         m->runs++;
-        M_EXPECT(m, c->why, t->abort ? TASK_R_ABORT : t->why);
+        M_EXPECT(m, c->why, t->abort ? TASK_WHY_ABORT : t->why);
         M_EXPECT(m, (uintptr_t)c->value, t->value);
     }
     M_EXPECT(m, task_status(c->sched, c->self), TASK_RUN);
     M_EXPECT(m, task_count(c->sched, TASK_RUN), 1);
     m->n_steps++;
-    if (c->why == TASK_R_CANCEL) m->n_cancel_wake++;
-    if (c->why == TASK_R_ABORT) m->n_abort_steps++;
+    if (c->why == TASK_WHY_CANCEL) m->n_cancel_wake++;
+    if (c->why == TASK_WHY_ABORT) m->n_abort_steps++;
     t->state = TASK_RUN;
     t->value = 0;
     m->cur = i;
     m->arranged = m->wakenow = 0;
-    if (c->why == TASK_R_ABORT) {
+    if (c->why == TASK_WHY_ABORT) {
         int rc = task_wait(c->sched);
         M_EXPECT(m, rc, TASK_ESTATE);
         m->abort_now = -1;
         if (chance(m, 50)) {
             uintptr_t v = 1 + rnd(m, 1000);
             M_EXPECT(m, task_set_result(c->sched, (void *)v), TASK_OK);
-            m_exit(m, i, TASK_X_ABORT, v);
-        } else m_exit(m, i, TASK_X_ABORT, 0);
+            m_exit(m, i, TASK_EXIT_ABORT, v);
+        } else m_exit(m, i, TASK_EXIT_ABORT, 0);
         m->cur = -1;
-        return TASK_DONE;
+        return TASK_STEP_DONE;
     }
     /* trace: its own, inherited; sometimes a new root */
-    M_EXPECT(m, task_trace_of(c->sched, c->self), t->trace);
+    M_EXPECT(m, m_trace_of(c->sched, c->self), t->trace);
     if (chance(m, 5)) {
-        uint64_t old = task_tracespawn(c->sched);
+        uint64_t old = task_trace_spawn(c->sched);
         M_EXPECT(m, old, t->trace);
         m->trace_seq = (m->trace_seq + 1) & 0xFFFFu;
         t->trace = ((uint64_t)m->node << 48) | (((m->now / TASK_SEC) & 0xFFFFu) << 32) |
                    ((uint64_t)m->trace_seq << 16) | m->node;
-        M_EXPECT(m, task_trace_of(c->sched, c->self), t->trace);
+        M_EXPECT(m, m_trace_of(c->sched, c->self), t->trace);
     }
     if (chance(m, 30)) side_action(m, 1);
-    if (!t->used || t->state != TASK_RUN) { M_FAIL(m, "the running task changed state"); return TASK_DONE; }
+    if (!t->used || t->state != TASK_RUN) { M_FAIL(m, "the running task changed state"); return TASK_STEP_DONE; }
     /* the main action */
     r = rnd(m, 92);
     for (a = 0; a < A_N - 1 && r >= action_weight[a]; a++) r -= action_weight[a];
     switch (a) {
-    case A_DONE: return m_return(m, i, TASK_DONE);
-    case A_FAIL: return m_return(m, i, TASK_FAIL);
-    case A_YIELD: return m_return(m, i, TASK_YIELD);
-    case A_NOTHING: return m_return(m, i, TASK_SUSPEND);
+    case A_DONE: return m_return(m, i, TASK_STEP_DONE);
+    case A_FAIL: return m_return(m, i, TASK_STEP_FAIL);
+    case A_YIELD: return m_return(m, i, TASK_STEP_YIELD);
+    case A_NOTHING: return m_return(m, i, TASK_STEP_SUSPEND);
     case A_SLEEP: case A_SLEEP_CANCEL: {
         uint64_t ns = pick_ns(m);
         int rc = task_sleep(c->sched, ns);
-        if (m_refused(m, i, rc, m_cancelled(m, i) ? TASK_ECANCELED : TASK_OK, "task_sleep")) return m_return(m, i, TASK_FAIL);
+        if (m_refused(m, i, rc, m_cancelled(m, i) ? TASK_ECANCELED : TASK_OK, "task_sleep")) return m_return(m, i, TASK_STEP_FAIL);
         m->arranged = 1;
         t->wait = MW_SLEEP;
         t->deadline = ns > UINT64_MAX - m->now ? UINT64_MAX : m->now + ns;
         t->seq = m->seq++;
         if (a == A_SLEEP_CANCEL) { /* cancelled after arranging: woken at once */
-            M_EXPECT(m, task_cancel(c->sched, c->self), 1);
+            M_EXPECT(m, task_cancel(c->sched, c->self), TASK_OK);
             t->flag_cancel = 1;
-            m_wake(m, i, TASK_R_CANCEL, 0, 0);
+            m_wake(m, i, TASK_WHY_CANCEL, 0, 0);
         }
-        return m_return(m, i, TASK_SUSPEND);
+        return m_return(m, i, TASK_STEP_SUSPEND);
     }
     case A_WAIT: {
         int rc = task_wait(c->sched);
-        if (m_refused(m, i, rc, m_cancelled(m, i) ? TASK_ECANCELED : TASK_OK, "task_wait")) return m_return(m, i, TASK_FAIL);
+        if (m_refused(m, i, rc, m_cancelled(m, i) ? TASK_ECANCELED : TASK_OK, "task_wait")) return m_return(m, i, TASK_STEP_FAIL);
         m->arranged = 1;
         t->wait = MW_PLAIN;
-        return m_return(m, i, TASK_SUSPEND);
+        return m_return(m, i, TASK_STEP_SUSPEND);
     }
     case A_EXT: {
         int x = pick_ext(m), rc, want;
@@ -586,20 +598,20 @@ static int model_step(task_ctx *c) {
         else if (x < 0) want = TASK_ENOENT;
         else if (m->e[x].waiter >= 0) want = TASK_ESTATE;
         else want = TASK_OK;
-        if (m_refused(m, i, rc, want, "task_ext_wait")) return m_return(m, i, TASK_FAIL);
+        if (m_refused(m, i, rc, want, "task_ext_wait")) return m_return(m, i, TASK_STEP_FAIL);
         m->arranged = 1;
         if (m->e[x].resolved) {
             uintptr_t v = m->e[x].value;
             m_free_ext(m, x);
             m->wakenow = 1;
-            t->why = TASK_R_WAKE;
+            t->why = TASK_WHY_WAKE;
             t->value = v;
         } else {
             m->e[x].waiter = i;
             t->wait = MW_EXT;
             t->link = x;
         }
-        return m_return(m, i, TASK_SUSPEND);
+        return m_return(m, i, TASK_STEP_SUSPEND);
     }
     case A_JOIN: {
         int j, rc, want;
@@ -609,29 +621,29 @@ static int model_step(task_ctx *c) {
         else if (j < 0) want = TASK_ENOENT;
         else if (j == i) want = TASK_EDEADLK;
         else want = TASK_OK;
-        if (m_refused(m, i, rc, want, "task_join")) return m_return(m, i, TASK_FAIL);
+        if (m_refused(m, i, rc, want, "task_join")) return m_return(m, i, TASK_STEP_FAIL);
         m->arranged = 1;
         if (m->t[j].state == TASK_EXIT) {
             m->wakenow = 1;
-            t->why = TASK_R_WAKE;
+            t->why = TASK_WHY_WAKE;
             t->value = m->t[j].value;
         } else {
             t->wait = MW_JOIN;
             t->link = j;
         }
-        return m_return(m, i, TASK_SUSPEND);
+        return m_return(m, i, TASK_STEP_SUSPEND);
     }
     default: { /* A_ABORT_SELF: what it arranged is undone, then one abort step */
         if (!m_cancelled(m, i) && chance(m, 50)) {
             M_EXPECT(m, task_sleep(c->sched, 5), TASK_OK);
             m->seq++;
         }
-        M_EXPECT(m, task_abort(c->sched, c->self), 1);
+        M_EXPECT(m, task_abort(c->sched, c->self), TASK_OK);
         t->abort = 1;
         t->wait = MW_NONE;
         m->abort_now = i;
         t->value = 0;
-        return m_return(m, i, chance(m, 50) ? TASK_YIELD : TASK_SUSPEND);
+        return m_return(m, i, chance(m, 50) ? TASK_STEP_YIELD : TASK_STEP_SUSPEND);
     }
     }
 }
@@ -687,7 +699,7 @@ static void m_tick(model *m, uint64_t now) {
         if (bt >= 0) {
             m->t[bt].wait = MW_NONE;
             m->t[bt].state = TASK_READY;
-            m->t[bt].why = TASK_R_TIMER;
+            m->t[bt].why = TASK_WHY_TIMER;
             m->t[bt].value = 0;
             m_rq_push(m, bt, ++m->group);
         } else if (bm >= 0) {
@@ -703,10 +715,10 @@ static void m_tick(model *m, uint64_t now) {
     if (m->failed) return;
     M_EXPECT(m, m->nfired, 0);
     M_EXPECT(m, n, m->runs);
-    /* whatever is left was stopped by the budget or by the wake limit */
-    if (m->nrq && !(m->budget && n == m->budget)) m->n_limit_stops++;
-    if (m->nrq && !(m->budget && n == m->budget) && !(m->nbatch == 0 && m->wruns == m->wake_limit))
-        M_FAIL(m, "%d tasks left READY after %d resumes (budget %d, %d woken, limit %d)", m->nrq, n, m->budget,
+    /* whatever is left was stopped by the tick limit or by the wake limit */
+    if (m->nrq && !(m->tick_limit && n == m->tick_limit)) m->n_limit_stops++;
+    if (m->nrq && !(m->tick_limit && n == m->tick_limit) && !(m->nbatch == 0 && m->wruns == m->wake_limit))
+        M_FAIL(m, "%d tasks left READY after %d resumes (tick limit %d, %d woken, limit %d)", m->nrq, n, m->tick_limit,
                m->wruns, m->wake_limit);
 }
 
@@ -722,13 +734,15 @@ static void model_verify(model *m) {
         cnt[t->state]++;
         M_EXPECT(m, task_status(s, t->id), t->state);
         M_EXPECT(m, task_cancelled(s, t->id), m_cancelled(m, i));
-        M_EXPECT(m, task_token_of(s, t->id), t->token >= 0 ? m->k[t->token].id : 0);
-        M_EXPECT(m, task_trace_of(s, t->id), t->trace);
+        M_EXPECT(m, m_token_of(s, t->id), t->token >= 0 ? m->k[t->token].id : 0);
+        M_EXPECT(m, m_trace_of(s, t->id), t->trace);
         if (t->state == TASK_EXIT) {
             void *v = NULL;
-            M_EXPECT(m, task_result(s, t->id, &v), t->how);
+            int how = 0;
+            M_EXPECT(m, task_result(s, t->id, &how, &v), TASK_OK);
+            M_EXPECT(m, how, t->how);
             M_EXPECT(m, (uintptr_t)v, t->value);
-        } else M_EXPECT(m, task_result(s, t->id, NULL), TASK_ESTATE);
+        } else M_EXPECT(m, task_result(s, t->id, NULL, NULL), TASK_ESTATE);
         if (t->state == TASK_SLEEP && t->deadline < next) next = t->deadline;
     }
     for (i = 0; i < M_MAXTM; i++) if (m->tm[i].used && m->tm[i].deadline < next) next = m->tm[i].deadline;
@@ -769,10 +783,13 @@ static void op_stale(model *m) {
         M_EXPECT(m, task_release(s, t), TASK_ENOENT);
         CHECK_CONTAINS(task_errmsg(s), "task_release");
         M_EXPECT(m, task_cancelled(s, t), TASK_ENOENT);
-        M_EXPECT(m, task_result(s, t, NULL), TASK_ENOENT);
-        M_EXPECT(m, task_token_of(s, t), 0);
-        M_EXPECT(m, task_trace_of(s, t), 0);
-        CHECK(task_userdata(s, t) == NULL);
+        M_EXPECT(m, task_result(s, t, NULL, NULL), TASK_ENOENT);
+        CHECK_CONTAINS(task_errmsg(s), "task_result");
+        M_EXPECT(m, task_token_of(s, t, &out), TASK_ENOENT);
+        M_EXPECT(m, out, 0);
+        M_EXPECT(m, task_trace_of(s, t, NULL), TASK_ENOENT);
+        M_EXPECT(m, task_userdata(s, t, NULL), TASK_ENOENT);
+        CHECK_CONTAINS(task_errmsg(s), "task_userdata");
         M_EXPECT(m, task_ext_status(s, t), TASK_ENOENT);   /* foreign kind */
         M_EXPECT(m, task_timer_cancel(s, t), TASK_ENOENT);
         M_EXPECT(m, task_token_cancel(s, t), TASK_ENOENT);
@@ -890,9 +907,9 @@ static void model_op(model *m) {
     else if (r < 87) { m->opname = "timer_cancel"; op_timer_cancel(m); }
     else if (r < 89) {
         if (chance(m, 50)) {
-            m->opname = "budget";
-            m->budget = chance(m, 50) ? 0 : (int)(1 + rnd(m, 3));
-            task_set_budget(m->s, (unsigned)m->budget);
+            m->opname = "tick_limit";
+            m->tick_limit = chance(m, 50) ? 0 : (int)(1 + rnd(m, 3));
+            task_set_tick_limit(m->s, (unsigned)m->tick_limit);
         } else {
             m->opname = "wake_limit";
             m->wake_limit = chance(m, 40) ? TASK_WAKE_LIMIT : (int)rnd(m, 4);
@@ -903,10 +920,10 @@ static void model_op(model *m) {
         m->opname = "trace";
         if (chance(m, 50)) {
             m->node = rnd(m, 65536);
-            M_EXPECT(m, task_tracenode(m->s, m->node), TASK_OK);
+            M_EXPECT(m, task_trace_node(m->s, m->node), TASK_OK);
         } else {
             uint64_t v = ((uint64_t)m->rnd(m) << 32) | m->rnd(m);
-            M_EXPECT(m, task_traceset(m->s, v), m->host_trace);
+            M_EXPECT(m, task_trace_set(m->s, v), m->host_trace);
             m->host_trace = v;
         }
     }

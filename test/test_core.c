@@ -104,10 +104,10 @@ static int bot_step(task_ctx *c) {
     b->self = c->self;
     if (c->value) logp("%s%c=%d ", b->name, W[c->why], IV(c->value));
     else logp("%s%c ", b->name, W[c->why]);
-    if (c->why == TASK_R_ABORT) {
+    if (c->why == TASK_WHY_ABORT) {
         b->aborts++;
         if (b->hook) b->hook(c, b);
-        return TASK_DONE;
+        return TASK_STEP_DONE;
     }
     if (b->hook) {
         int r = b->hook(c, b);
@@ -116,19 +116,19 @@ static int bot_step(task_ctx *c) {
     for (;;) {
         int i = b->n, rc;
         act a;
-        if (i >= 12) return TASK_DONE;
+        if (i >= 12) return TASK_STEP_DONE;
         a = b->s[i];
         b->n++;
     again:
         switch (a.op) {
         case A_DONE:
             if (a.arg) CHECK_INT(task_set_result(c->sched, V(a.arg)), TASK_OK);
-            return TASK_DONE;
+            return TASK_STEP_DONE;
         case A_FAIL:
             if (a.arg) CHECK_INT(task_set_result(c->sched, V(a.arg)), TASK_OK);
-            return TASK_FAIL;
-        case A_YIELD: return TASK_YIELD;
-        case A_NOTHING: return TASK_SUSPEND;
+            return TASK_STEP_FAIL;
+        case A_YIELD: return TASK_STEP_YIELD;
+        case A_NOTHING: return TASK_STEP_SUSPEND;
         case A_WAIT: rc = task_wait(c->sched); break;
         case A_PARK: rc = task_park(c->sched); break;
         case A_SLEEP: rc = task_sleep(c->sched, a.arg); break;
@@ -141,13 +141,22 @@ static int bot_step(task_ctx *c) {
             b->rc[i] = rc;
             if (rc) logp("%s!%d ", b->name, rc);
             continue;
-        default: return TASK_FAIL;
+        default: return TASK_STEP_FAIL;
         }
         if (rc == TASK_ENOMEM && retry_enomem) { enomem_seen++; goto again; }
         b->rc[i] = rc;
-        if (rc == TASK_OK) return TASK_SUSPEND;
+        if (rc == TASK_OK) return TASK_STEP_SUSPEND;
         logp("%s!%d ", b->name, rc);
     }
+}
+
+/* Readies a bot that outlives its test case's frame (one a hook spawns):
+   a name and its first action. */
+static void bot_reset(bot *b, const char *name, int op, uint64_t arg) {
+    memset(b, 0, sizeof *b);
+    b->name = name;
+    b->s[0].op = op;
+    b->s[0].arg = arg;
 }
 
 static task_id spawn_opts(bot *b, const task_opts *o) {
@@ -164,6 +173,57 @@ static void timer_cb(task_sched *s, task_id timer, void *ud) {
     (void)s; (void)timer;
     logp("t%d ", IV(ud));
 }
+
+/* ---- queries that answer through an out-pointer, as values ------------
+   Tests compare ids; each helper also checks the result convention: a
+   failing query answers TASK_ENOENT, writes 0 (or NULL) and names itself
+   in task_errmsg. */
+
+static task_id id_query(int (*q)(const task_sched *, task_id, task_id *), const char *name, task_sched *s,
+                        task_id x) {
+    task_id out = 12345;
+    int rc = q(s, x, &out);
+    if (rc != TASK_OK) {
+        CHECK_INT(rc, TASK_ENOENT);
+        CHECK_U64(out, 0);
+        CHECK_CONTAINS(task_errmsg(s), name);
+    }
+    return out;
+}
+static task_id token_of(task_sched *s, task_id t) { return id_query(task_token_of, "task_token_of", s, t); }
+static task_id scope_token(task_sched *s, task_id sc) { return id_query(task_scope_token, "task_scope_token", s, sc); }
+static task_id scope_owner(task_sched *s, task_id sc) { return id_query(task_scope_owner, "task_scope_owner", s, sc); }
+static task_id scope_of(task_sched *s, task_id t) { return id_query(task_scope_of, "task_scope_of", s, t); }
+static task_id ext_waiter(task_sched *s, task_id e) { return id_query(task_ext_waiter, "task_ext_waiter", s, e); }
+
+static uint64_t trace_of(task_sched *s, task_id t) {
+    uint64_t out = 12345;
+    if (task_trace_of(s, t, &out) != TASK_OK) { CHECK_U64(out, 0); CHECK_CONTAINS(task_errmsg(s), "task_trace_of"); }
+    return out;
+}
+
+static void *userdata_of(task_sched *s, task_id t) {
+    void *out = &out;
+    if (task_userdata(s, t, &out) != TASK_OK) { CHECK(out == NULL); CHECK_CONTAINS(task_errmsg(s), "task_userdata"); }
+    return out;
+}
+
+static task_fn step_of(task_sched *s, task_id t) {
+    task_fn out = bot_step;
+    if (task_step_of(s, t, &out) != TASK_OK) { CHECK(out == NULL); CHECK_CONTAINS(task_errmsg(s), "task_step_of"); }
+    return out;
+}
+
+/* How a task ended (TASK_EXIT_*) and its result, or task_result's error. */
+static int ended_with(task_sched *s, task_id t, void **value) {
+    int how = -1, rc = task_result(s, t, &how, value);
+    if (rc == TASK_OK) return how;
+    CHECK_INT(how, 0);
+    if (value) CHECK(*value == NULL);
+    CHECK_CONTAINS(task_errmsg(s), "task_result");
+    return rc;
+}
+static int ended(task_sched *s, task_id t) { return ended_with(s, t, NULL); }
 
 /* ---- the scheduler object --------------------------------------------- */
 
@@ -226,13 +286,114 @@ TEST_CASE(strerror_and_state_names) {
     finish();
 }
 
+TEST_CASE(version) {
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", TASK_VERSION_MAJOR, TASK_VERSION_MINOR, TASK_VERSION_PATCH);
+    CHECK_STR(TASK_VERSION, v);
+#if TASK_VERSION_MAJOR == 0 && TASK_VERSION_MINOR < 2
+    CHECK(0); /* the numbers are usable in #if */
+#endif
+}
+
+/* Every failing call answers a negative code and names itself in
+   task_errmsg; every out-pointer may be NULL and is zeroed on failure. */
+static void expect_refused(int rc, int want, const char *fn) {
+    CHECK_INT(rc, want);
+    CHECK_CONTAINS(task_errmsg(S), fn);
+    task__err(S, TASK_OK, "%s", ""); /* so the next check sees a fresh message */
+}
+
+static int stop_walk(task_sched *s, task_id t, int state, void *ud) {
+    (void)s; (void)t; (void)state; (void)ud;
+    return 5;
+}
+
+TEST_CASE(result_convention) {
+    bot a = {"a"};
+    task_id dead, id = 1, tok, ext, sc = 1;
+    uint64_t trace = 1;
+    void *v = &v;
+    task_fn fn = bot_step;
+    int how = 1;
+    begin();
+    dead = spawn(&a);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_release(S, dead), TASK_OK);
+    CHECK_INT(task_token_new(S, 0, &tok), TASK_OK);
+    CHECK_INT(task_ext_alloc(S, &ext), TASK_OK);
+    /* queries of an unknown id */
+    expect_refused(task_status(S, dead), TASK_ENOENT, "task_status: unknown, released or stale task id");
+    expect_refused(task_cancelled(S, dead), TASK_ENOENT, "task_cancelled");
+    expect_refused(task_result(S, dead, &how, &v), TASK_ENOENT, "task_result: unknown, released or stale task id");
+    CHECK_INT(how, 0);
+    CHECK(v == NULL);
+    expect_refused(task_userdata(S, dead, &v), TASK_ENOENT, "task_userdata");
+    expect_refused(task_step_of(S, dead, &fn), TASK_ENOENT, "task_step_of");
+    CHECK(fn == NULL);
+    expect_refused(task_token_of(S, dead, &id), TASK_ENOENT, "task_token_of");
+    CHECK_U64(id, 0);
+    expect_refused(task_scope_of(S, dead, &sc), TASK_ENOENT, "task_scope_of");
+    CHECK_U64(sc, 0);
+    expect_refused(task_trace_of(S, dead, &trace), TASK_ENOENT, "task_trace_of");
+    CHECK_U64(trace, 0);
+    expect_refused(task_token_cancelled(S, ext), TASK_ENOENT, "task_token_cancelled: unknown or stale token");
+    expect_refused(task_ext_status(S, tok), TASK_ENOENT, "task_ext_status: unknown, resumed or stale external id");
+    id = 1;
+    expect_refused(task_ext_waiter(S, tok, &id), TASK_ENOENT, "task_ext_waiter");
+    CHECK_U64(id, 0);
+    expect_refused(task_scope_count(S, tok), TASK_ENOENT, "task_scope_count: unknown, closed or stale scope");
+    id = 1;
+    expect_refused(task_scope_token(S, tok, &id), TASK_ENOENT, "task_scope_token");
+    CHECK_U64(id, 0);
+    id = 1;
+    expect_refused(task_scope_owner(S, tok, &id), TASK_ENOENT, "task_scope_owner");
+    CHECK_U64(id, 0);
+    /* the same with no out-pointers */
+    expect_refused(task_result(S, dead, NULL, NULL), TASK_ENOENT, "task_result");
+    expect_refused(task_userdata(S, dead, NULL), TASK_ENOENT, "task_userdata");
+    expect_refused(task_step_of(S, dead, NULL), TASK_ENOENT, "task_step_of");
+    expect_refused(task_token_of(S, dead, NULL), TASK_ENOENT, "task_token_of");
+    expect_refused(task_trace_of(S, dead, NULL), TASK_ENOENT, "task_trace_of");
+    expect_refused(task_ext_waiter(S, 0, NULL), TASK_ENOENT, "task_ext_waiter");
+    /* a query that succeeds with nothing to name */
+    id = 1;
+    CHECK_INT(task_ext_waiter(S, ext, &id), TASK_OK);
+    CHECK_U64(id, 0);
+    CHECK_INT(task_ext_waiter(S, ext, NULL), TASK_OK);
+    /* operations on an ended task: TASK_ESTATE, never 0 */
+    T[0] = spawn(&a);
+    expect_refused(task_result(S, T[0], &how, NULL), TASK_ESTATE, "task_result: task is READY, not EXIT");
+    CHECK_INT(how, 0);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK); /* already requested: still TASK_OK */
+    CHECK_INT(task_tick(S, 0), 1);
+    expect_refused(task_cancel(S, T[0]), TASK_ESTATE, "task_cancel: the task has already ended");
+    expect_refused(task_abort(S, T[0]), TASK_ESTATE, "task_abort: the task has already ended");
+    CHECK_INT(task_result(S, T[0], &how, NULL), TASK_OK);
+    CHECK_INT(how, TASK_EXIT_DONE);
+    CHECK_INT(task_result(S, T[0], NULL, NULL), TASK_OK);
+    /* optional out-pointers of the calls that make ids */
+    CHECK_INT(task_ext_alloc(S, NULL), TASK_OK);
+    CHECK_INT(task_token_new(S, 0, NULL), TASK_OK);
+    CHECK_INT(task_after(S, 5, timer_cb, NULL, NULL), TASK_OK);
+    id = 1;
+    expect_refused(task_token_new(S, dead, &id), TASK_ENOENT, "task_token_new");
+    CHECK_U64(id, 0);
+    /* task_foreach: the value that stopped it, or a refusal */
+    CHECK_INT(task_foreach(S, stop_walk, NULL), 5);
+    expect_refused(task_foreach(S, NULL, NULL), TASK_EINVAL, "task_foreach");
+    expect_refused(task_trace_node(S, 70000), TASK_EINVAL, "task_trace_node");
+    log_take();
+    finish();
+}
+
 /* ---- spawning, FIFO order and the tick --------------------------------- */
 
 static int self_hook(task_ctx *c, bot *b) {
     CHECK(task_self(c->sched) == c->self);
     CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
     CHECK_INT(task_count(c->sched, TASK_RUN), 1);
-    CHECK(task_userdata(c->sched, c->self) == (void *)b);
+    CHECK(userdata_of(c->sched, c->self) == (void *)b);
     CHECK(c->ud == (void *)b);
     CHECK(c->sched == S);
     return -1;
@@ -252,8 +413,8 @@ TEST_CASE(spawn_and_fifo) {
     CHECK_INT(task_ready_count(S), 3);
     CHECK_INT(task_count(S, TASK_READY), 3);
     CHECK_INT(task_count(S, -1), 3);
-    CHECK(task_userdata(S, T[1]) == (void *)&b);
-    CHECK(task_userdata(S, 0) == NULL);
+    CHECK(userdata_of(S, T[1]) == (void *)&b);
+    CHECK(userdata_of(S, 0) == NULL);
     CHECK(task_self(S) == 0);
     CHECK_U64(task_timeout(S, 0), 0);
     CHECK_INT(task_timeout_ms(S, 0), 0);
@@ -302,9 +463,9 @@ TEST_CASE(woken_runs_same_tick_yield_next_tick) {
 
 static int yield_forever(task_ctx *c) {
     int *n = (int *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
     ++*n;
-    return TASK_YIELD;
+    return TASK_STEP_YIELD;
 }
 
 TEST_CASE(yield_loop_does_not_trap_tick) {
@@ -319,12 +480,12 @@ TEST_CASE(yield_loop_does_not_trap_tick) {
     finish();
 }
 
-TEST_CASE(budget) {
+TEST_CASE(tick_limit) {
     bot b[5] = {{"a", {{A_YIELD}}}, {"b", {{A_YIELD}}}, {"c", {{A_YIELD}}}, {"d", {{A_YIELD}}}, {"e", {{A_YIELD}}}};
     int i;
     begin();
     for (i = 0; i < 5; i++) T[i] = spawn(&b[i]);
-    task_set_budget(S, 2);
+    task_set_tick_limit(S, 2);
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "aS bS");
     CHECK_U64(task_timeout(S, 0), 0);
@@ -335,11 +496,11 @@ TEST_CASE(budget) {
     CHECK_STR(log_take(), "eS aY");
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "bY cY");
-    task_set_budget(S, 0); /* no cap */
+    task_set_tick_limit(S, 0); /* no cap */
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "dY eY");
     CHECK_INT(task_count(S, TASK_EXIT), 5);
-    /* a task woken during the tick is subject to the budget too */
+    /* a task woken during the tick is subject to the tick limit too */
     {
         bot w = {"w", {{A_WAIT}}}, x = {"x"}, y = {"y"};
         T[0] = spawn(&w);
@@ -347,7 +508,7 @@ TEST_CASE(budget) {
         T[1] = spawn(&x);
         T[2] = spawn(&y);
         CHECK_INT(task_wakeup(S, T[0], V(1)), TASK_OK);
-        task_set_budget(S, 1);
+        task_set_tick_limit(S, 1);
         CHECK_INT(task_tick(S, 0), 1);
         CHECK_INT(task_tick(S, 0), 1);
         CHECK_INT(task_tick(S, 0), 1);
@@ -408,10 +569,7 @@ TEST_CASE(sleep_counts_from_the_tick_clock) {
     /* a huge sleep saturates */
     {
         static bot h;
-        memset(&h, 0, sizeof h);
-        h.name = "h";
-        h.s[0].op = A_SLEEP;
-        h.s[0].arg = TASK_FOREVER - 1;
+        bot_reset(&h, "h", A_SLEEP, TASK_FOREVER - 1);
         T[1] = spawn(&h);
         CHECK_INT(task_tick(S, 600), 1);
         CHECK_U64(task_next_deadline(S), TASK_FOREVER);
@@ -693,7 +851,7 @@ static int twice_hook(task_ctx *c, bot *b) {
     CHECK_CONTAINS(task_errmsg(s), "task_join");
     CHECK_INT(task_ext_wait(s, E[0]), TASK_ESTATE);
     CHECK_INT(task_ext_status(s, E[0]), 0);
-    return TASK_SUSPEND;
+    return TASK_STEP_SUSPEND;
 }
 
 TEST_CASE(arrange_twice_refused) {
@@ -783,7 +941,7 @@ TEST_CASE(ext_waiter_gives_up) {
     CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
     T[0] = spawn(&a);
     CHECK_INT(task_tick(S, 0), 1);
-    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
     /* the waiter gave up: the id is of no use and is freed */
     CHECK_INT(task_ext_status(S, E[0]), TASK_ENOENT);
     CHECK_INT(task_ext_resume(S, E[0], V(1)), TASK_ENOENT);
@@ -818,23 +976,23 @@ TEST_CASE(join) {
     T[0] = spawn(&a);
     T[1] = spawn(&b);
     T[2] = spawn(&c);
-    CHECK_INT(task_result(S, T[1], &v), TASK_ESTATE);
-    CHECK_INT(task_result(S, 0, &v), TASK_ENOENT);
+    CHECK_INT(ended_with(S, T[1], &v), TASK_ESTATE);
+    CHECK_INT(ended_with(S, 0, &v), TASK_ENOENT);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_INT(task_status(S, T[0]), TASK_WAIT);
     CHECK_INT(task_tick(S, TASK_MSEC), 3);
     /* joiners woken in join order, with the result as value */
     CHECK_STR(log_take(), "gS aS bS cS t0 bT aW=42 cW=42");
-    CHECK_INT(task_result(S, T[1], &v), TASK_X_DONE);
+    CHECK_INT(ended_with(S, T[1], &v), TASK_EXIT_DONE);
     CHECK(v == V(42));
-    CHECK_INT(task_result(S, T[1], NULL), TASK_X_DONE);
+    CHECK_INT(ended(S, T[1]), TASK_EXIT_DONE);
     /* join an already-ended task: woken in the same tick */
     T[3] = spawn(&d);
     CHECK_INT(task_tick(S, TASK_MSEC), 1);
     T[4] = spawn(&e);
     CHECK_INT(task_tick(S, TASK_MSEC), 2);
     CHECK_STR(log_take(), "dS eS eW=5");
-    CHECK_INT(task_result(S, T[4], &v), TASK_X_DONE);
+    CHECK_INT(ended_with(S, T[4], &v), TASK_EXIT_DONE);
     CHECK(v == NULL);
     finish();
 }
@@ -853,15 +1011,15 @@ TEST_CASE(join_failed_cancelled_aborted) {
     CHECK_INT(task_tick(S, 0), 6);
     CHECK_STR(log_take(), "fS kS xS jS lS mS");
     CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
-    CHECK_INT(task_cancel(S, T[1]), 1);
-    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK_INT(task_cancel(S, T[1]), TASK_OK);
+    CHECK_INT(task_abort(S, T[2]), TASK_OK);
     CHECK_INT(task_tick(S, 0), 6);
     CHECK_STR(log_take(), "fW kC xA jW=5 lW=6 mW");
-    CHECK_INT(task_result(S, T[0], &v), TASK_X_FAIL);
+    CHECK_INT(ended_with(S, T[0], &v), TASK_EXIT_FAIL);
     CHECK(v == V(5));
-    CHECK_INT(task_result(S, T[1], &v), TASK_X_DONE);
+    CHECK_INT(ended_with(S, T[1], &v), TASK_EXIT_DONE);
     CHECK(v == V(6));
-    CHECK_INT(task_result(S, T[2], &v), TASK_X_ABORT);
+    CHECK_INT(ended_with(S, T[2], &v), TASK_EXIT_ABORT);
     CHECK(v == NULL);
     finish();
 }
@@ -873,7 +1031,7 @@ TEST_CASE(joiner_cancelled_leaves_the_list) {
     T[1] = spawn(&b);
     T[2] = spawn(&c);
     CHECK_INT(task_tick(S, 0), 3);
-    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_INT(task_status(S, T[0]), TASK_EXIT);
     CHECK_INT(task_release(S, T[0]), TASK_OK);
@@ -887,9 +1045,9 @@ TEST_CASE(joiner_cancelled_leaves_the_list) {
 static int cancel_self_hook(task_ctx *c, bot *b) {
     if (b->steps == 1) {
         CHECK_INT(task_cancelled(c->sched, c->self), 0);
-        CHECK_INT(task_cancel(c->sched, c->self), 1);
+        CHECK_INT(task_cancel(c->sched, c->self), TASK_OK);
         CHECK_INT(task_cancelled(c->sched, c->self), 1);
-        return TASK_SUSPEND; /* nothing arranged: woken at once, cancelled */
+        return TASK_STEP_SUSPEND; /* nothing arranged: woken at once, cancelled */
     }
     return -1;
 }
@@ -897,9 +1055,9 @@ static int cancel_self_hook(task_ctx *c, bot *b) {
 static int arrange_then_cancel_hook(task_ctx *c, bot *b) {
     if (b->steps == 1) {
         CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK);
-        CHECK_INT(task_cancel(c->sched, c->self), 1);
+        CHECK_INT(task_cancel(c->sched, c->self), TASK_OK);
         CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
-        return TASK_SUSPEND;
+        return TASK_STEP_SUSPEND;
     }
     return -1;
 }
@@ -915,11 +1073,11 @@ TEST_CASE(cancel) {
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "aS bS");
     /* a parked task is woken at once */
-    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
     CHECK_INT(task_status(S, T[0]), TASK_READY);
     CHECK_INT(task_cancelled(S, T[0]), 1);
-    CHECK_INT(task_cancel(S, T[0]), 1); /* again: still requested */
-    CHECK_INT(task_cancel(S, T[1]), 1);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK); /* again: still requested */
+    CHECK_INT(task_cancel(S, T[1]), TASK_OK);
     CHECK_U64(task_next_deadline(S), TASK_FOREVER); /* the sleep is gone */
     CHECK_INT(task_tick(S, 0), 2);
     /* level-triggered: every later park is refused */
@@ -929,10 +1087,10 @@ TEST_CASE(cancel) {
     CHECK_INT(task_status(S, T[1]), TASK_READY); /* yielded: yield is not a park */
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_STR(log_take(), "bY b!-5");
-    CHECK_INT(task_cancel(S, T[0]), 0); /* already ended */
+    CHECK_INT(task_cancel(S, T[0]), TASK_ESTATE); /* already ended */
     CHECK_INT(task_cancelled(S, T[0]), 1);
     CHECK_INT(task_ext_status(S, E[0]), 0); /* the refused wait did not take it */
-    /* TASK_SUSPEND with nothing arranged while cancelled: woken at once */
+    /* TASK_STEP_SUSPEND with nothing arranged while cancelled: woken at once */
     c.hook = cancel_self_hook;
     T[2] = spawn(&c);
     d.hook = arrange_then_cancel_hook;
@@ -943,7 +1101,7 @@ TEST_CASE(cancel) {
     /* a READY task: its first park is refused */
     T[4] = spawn(&e);
     e.s[0].op = A_WAIT;
-    CHECK_INT(task_cancel(S, T[4]), 1);
+    CHECK_INT(task_cancel(S, T[4]), TASK_OK);
     CHECK_INT(task_status(S, T[4]), TASK_READY);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_STR(log_take(), "eS e!-5");
@@ -963,11 +1121,9 @@ TEST_CASE(cancel) {
 static int spawn_child_hook(task_ctx *c, bot *b) {
     if (b->steps == 1) {
         static bot kid = {"k", {{A_WAIT}}};
-        memset(&kid, 0, sizeof kid);
-        kid.name = "k";
-        kid.s[0].op = A_WAIT;
+        bot_reset(&kid, "k", A_WAIT, 0);
         CHECK_INT(task_spawn(c->sched, bot_step, &kid, NULL, &T[7]), TASK_OK);
-        CHECK(task_token_of(c->sched, T[7]) == task_token_of(c->sched, c->self));
+        CHECK(token_of(c->sched, T[7]) == token_of(c->sched, c->self));
     }
     return -1;
 }
@@ -991,12 +1147,12 @@ TEST_CASE(tokens) {
     o.token = g;
     a.hook = spawn_child_hook;
     T[0] = spawn_opts(&a, &o);
-    CHECK(task_token_of(S, T[0]) == g);
+    CHECK(token_of(S, T[0]) == g);
     o.token = c1;
     T[1] = spawn_opts(&b, &o);
     T[2] = spawn(&x);
-    CHECK(task_token_of(S, T[2]) == 0);
-    CHECK(task_token_of(S, 0) == 0);
+    CHECK(token_of(S, T[2]) == 0);
+    CHECK(token_of(S, 0) == 0);
     CHECK_INT(task_tick(S, 0), 4);
     CHECK_STR(log_take(), "aS bS xS kS");
     /* cancelling the parent cancels the children and wakes their tasks */
@@ -1056,9 +1212,7 @@ TEST_CASE(tokens) {
         CHECK_INT(task_token_new(S, 0, &stale), TASK_OK);
         CHECK_INT(task_token_cancel(S, stale), TASK_OK);
         o.token = stale;
-        memset(&y, 0, sizeof y);
-        y.name = "z";
-        y.s[0].op = A_SLEEP;
+        bot_reset(&y, "z", A_SLEEP, 0);
         T[4] = spawn_opts(&y, &o);
         CHECK_INT(task_cancelled(S, T[4]), 1);
         CHECK_INT(task_tick(S, 0), 1);
@@ -1084,31 +1238,25 @@ static int scope_owner_hook(task_ctx *c, bot *b) {
     CHECK_INT(task_scope_open(s, &SC[0]), TASK_OK);
     CHECK_U64(SC[0] >> 56, 5);
     CHECK(task_scope_current(s) == SC[0]);
-    CHECK(task_token_of(s, c->self) == task_scope_token(s, SC[0]));
-    CHECK(task_scope_token(s, SC[0]) != 0);
-    CHECK_INT(task_token_cancelled(s, task_scope_token(s, SC[0])), 0);
-    CHECK_INT(task_token_release(s, task_scope_token(s, SC[0])), TASK_ESTATE); /* the scope's */
+    CHECK(token_of(s, c->self) == scope_token(s, SC[0]));
+    CHECK(scope_token(s, SC[0]) != 0);
+    CHECK_INT(task_token_cancelled(s, scope_token(s, SC[0])), 0);
+    CHECK_INT(task_token_release(s, scope_token(s, SC[0])), TASK_ESTATE); /* the scope's */
     CHECK_CONTAINS(task_errmsg(s), "task_token_release");
     CHECK_INT(task_spawn(s, bot_step, &m1, NULL, &T[1]), TASK_OK);
     CHECK_INT(task_spawn(s, bot_step, &m2, NULL, &T[2]), TASK_OK);
-    CHECK(task_scope_of(s, T[1]) == SC[0]);
-    CHECK(task_scope_of(s, c->self) == 0);
-    CHECK(task_token_of(s, T[1]) == task_scope_token(s, SC[0]));
+    CHECK(scope_of(s, T[1]) == SC[0]);
+    CHECK(scope_of(s, c->self) == 0);
+    CHECK(token_of(s, T[1]) == scope_token(s, SC[0]));
     CHECK_INT(task_scope_count(s, SC[0]), 2);
     return -1;
 }
 
 static void scope_setup(bot *o, const char *n1, act a1, const char *n2, act a2) {
-    memset(o, 0, sizeof *o);
-    o->name = "o";
+    bot_reset(o, "o", A_CLOSE, 0);
     o->hook = scope_owner_hook;
-    o->s[0].op = A_CLOSE;
-    memset(&m1, 0, sizeof m1);
-    memset(&m2, 0, sizeof m2);
-    m1.name = n1;
-    m1.s[0] = a1;
-    m2.name = n2;
-    m2.s[0] = a2;
+    bot_reset(&m1, n1, a1.op, a1.arg);
+    bot_reset(&m2, n2, a2.op, a2.arg);
 }
 
 TEST_CASE(scope_close_waits_for_all) {
@@ -1130,9 +1278,9 @@ TEST_CASE(scope_close_waits_for_all) {
     CHECK_STR(log_take(), "nW=1 mT oW");
     /* closed: the id is stale and the owner's token is restored */
     CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
-    CHECK(task_scope_token(S, SC[0]) == 0);
-    CHECK(task_scope_of(S, T[1]) == 0);
-    CHECK(task_token_of(S, T[0]) == 0);
+    CHECK(scope_token(S, SC[0]) == 0);
+    CHECK(scope_of(S, T[1]) == 0);
+    CHECK(token_of(S, T[0]) == 0);
     CHECK_INT(task_status(S, T[0]), TASK_EXIT);
     finish();
 }
@@ -1148,11 +1296,11 @@ TEST_CASE(scope_close_not_interrupted_by_cancel) {
     CHECK_STR(log_take(), "oS mS nS");
     /* cancelling the owner cancels its scope: the members are woken, the
        closing owner is not */
-    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
     CHECK_INT(task_status(S, T[0]), TASK_WAIT);
     CHECK_INT(task_status(S, T[1]), TASK_READY);
     CHECK_INT(task_status(S, T[2]), TASK_READY);
-    CHECK_INT(task_token_cancelled(S, task_scope_token(S, SC[0])), 1);
+    CHECK_INT(task_token_cancelled(S, scope_token(S, SC[0])), 1);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "mC m!-5 nC oW");
     CHECK_INT(task_status(S, T[0]), TASK_EXIT);
@@ -1188,9 +1336,9 @@ TEST_CASE(scope_cancel_and_abort) {
     CHECK_U64(task_next_deadline(S), TASK_FOREVER);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "mA nA oW");
-    CHECK_INT(task_result(S, T[1], NULL), TASK_X_ABORT);
-    CHECK_INT(task_result(S, T[2], NULL), TASK_X_ABORT);
-    CHECK_INT(task_result(S, T[0], NULL), TASK_X_DONE);
+    CHECK_INT(ended(S, T[1]), TASK_EXIT_ABORT);
+    CHECK_INT(ended(S, T[2]), TASK_EXIT_ABORT);
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_DONE);
     finish();
 }
 
@@ -1198,38 +1346,34 @@ static int open_and_leave_hook(task_ctx *c, bot *b) {
     if (b->steps != 1) return -1;
     CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
     CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
-    return TASK_DONE;
+    return TASK_STEP_DONE;
 }
 
 static int open_empty_hook(task_ctx *c, bot *b) {
     if (b->steps != 1) return -1;
     CHECK_INT(task_scope_open(c->sched, &SC[1]), TASK_OK);
-    return TASK_FAIL;
+    return TASK_STEP_FAIL;
 }
 
 TEST_CASE(scope_ownerless) {
     bot o = {"o"}, p = {"p"};
     task_opts op;
     begin();
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_WAIT;
-    memset(&m2, 0, sizeof m2);
-    m2.name = "n";
-    m2.s[0].op = A_WAIT;
+    bot_reset(&m1, "m", A_WAIT, 0);
+    bot_reset(&m2, "n", A_WAIT, 0);
     o.hook = open_and_leave_hook;
     T[0] = spawn(&o);
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "oS mS");
     CHECK_INT(task_status(S, T[0]), TASK_EXIT);
     CHECK_INT(task_scope_count(S, SC[0]), 1);  /* it lives on, without owner */
-    CHECK(task_token_of(S, T[0]) == 0);
+    CHECK(token_of(S, T[0]) == 0);
     /* the host can still add members */
     memset(&op, 0, sizeof op);
     op.scope = SC[0];
     T[2] = spawn_opts(&m2, &op);
-    CHECK(task_scope_of(S, T[2]) == SC[0]);
-    CHECK(task_token_of(S, T[2]) == task_scope_token(S, SC[0]));
+    CHECK(scope_of(S, T[2]) == SC[0]);
+    CHECK(token_of(S, T[2]) == scope_token(S, SC[0]));
     CHECK_INT(task_scope_count(S, SC[0]), 2);
     /* only the owner closes, and there is none */
     CHECK_INT(task_scope_close(S, SC[0]), TASK_EPERM);
@@ -1247,7 +1391,7 @@ TEST_CASE(scope_ownerless) {
     T[3] = spawn(&p);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
-    CHECK_INT(task_result(S, T[3], NULL), TASK_X_FAIL);
+    CHECK_INT(ended(S, T[3]), TASK_EXIT_FAIL);
     op.scope = SC[1];
     CHECK_INT(task_spawn(S, bot_step, &m2, &op, NULL), TASK_ENOENT);
     CHECK_CONTAINS(task_errmsg(S), "task_spawn");
@@ -1274,16 +1418,14 @@ static int nested_hook(task_ctx *c, bot *b) {
     CHECK_INT(task_scope_close(s, SC[0]), TASK_ESTATE);
     CHECK_CONTAINS(task_errmsg(s), "task_scope_close");
     CHECK_INT(task_spawn(s, bot_step, &m3, NULL, &T[3]), TASK_OK);
-    CHECK(task_scope_of(s, T[3]) == SC[1]);
+    CHECK(scope_of(s, T[3]) == SC[1]);
     return -1;
 }
 
 TEST_CASE(scope_nested_and_owner_only) {
     bot o = {"o", {{A_CLOSE, 1}, {A_CLOSE, 0}}}, x = {"x"};
     begin();
-    memset(&m3, 0, sizeof m3);
-    m3.name = "m";
-    m3.s[0].op = A_WAIT;
+    bot_reset(&m3, "m", A_WAIT, 0);
     o.hook = nested_hook;
     x.hook = close_other_hook;
     T[0] = spawn(&o);
@@ -1302,16 +1444,16 @@ TEST_CASE(scope_nested_and_owner_only) {
     CHECK_STR(log_take(), "xS mW oW oW");
     CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
     CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
-    CHECK(task_scope_token(S, 0) == 0);
-    CHECK(task_scope_of(S, 0) == 0);
+    CHECK(scope_token(S, 0) == 0);
+    CHECK(scope_of(S, 0) == 0);
     finish();
 }
 
 static int cancelled_open_hook(task_ctx *c, bot *b) {
     if (b->steps != 1) return -1;
-    CHECK_INT(task_cancel(c->sched, c->self), 1);
+    CHECK_INT(task_cancel(c->sched, c->self), TASK_OK);
     CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
-    CHECK_INT(task_token_cancelled(c->sched, task_scope_token(c->sched, SC[0])), 1);
+    CHECK_INT(task_token_cancelled(c->sched, scope_token(c->sched, SC[0])), 1);
     CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
     CHECK_INT(task_cancelled(c->sched, T[1]), 1);
     return -1;
@@ -1320,9 +1462,7 @@ static int cancelled_open_hook(task_ctx *c, bot *b) {
 TEST_CASE(scope_of_cancelled_task) {
     bot o = {"o", {{A_CLOSE, 0}}};
     begin();
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_WAIT;
+    bot_reset(&m1, "m", A_WAIT, 0);
     o.hook = cancelled_open_hook;
     T[0] = spawn(&o);
     CHECK_INT(task_tick(S, 0), 3);
@@ -1334,30 +1474,30 @@ TEST_CASE(scope_of_cancelled_task) {
 /* ---- abort and drop ---------------------------------------------------- */
 
 static int abort_hook(task_ctx *c, bot *b) {
-    if (c->why == TASK_R_ABORT) {
+    if (c->why == TASK_WHY_ABORT) {
         CHECK_INT(task_wait(c->sched), TASK_ESTATE);
         CHECK_CONTAINS(task_errmsg(c->sched), "task_wait");
         CHECK_INT(task_sleep(c->sched, 1), TASK_ESTATE);
-        CHECK_INT(task_cancel(c->sched, c->self), 1);
+        CHECK_INT(task_cancel(c->sched, c->self), TASK_OK);
         CHECK_INT(task_set_result(c->sched, V(b->x)), TASK_OK);
         CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
-        CHECK_INT(task_abort(c->sched, c->self), 1);
+        CHECK_INT(task_abort(c->sched, c->self), TASK_OK);
     }
     return -1;
 }
 
 static int self_abort_hook(task_ctx *c, bot *b) {
-    if (c->why == TASK_R_ABORT) return abort_hook(c, b);
+    if (c->why == TASK_WHY_ABORT) return abort_hook(c, b);
     CHECK_INT(task_sleep(c->sched, 10), TASK_OK);
-    CHECK_INT(task_abort(c->sched, c->self), 1);
-    CHECK_INT(task_abort(c->sched, c->self), 1);
+    CHECK_INT(task_abort(c->sched, c->self), TASK_OK);
+    CHECK_INT(task_abort(c->sched, c->self), TASK_OK);
     CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
-    return TASK_YIELD;
+    return TASK_STEP_YIELD;
 }
 
 static int abort_other_hook(task_ctx *c, bot *b) {
     (void)b;
-    if (c->why == TASK_R_START) CHECK_INT(task_abort(c->sched, T[0]), 1);
+    if (c->why == TASK_WHY_START) CHECK_INT(task_abort(c->sched, T[0]), TASK_OK);
     return -1;
 }
 
@@ -1373,24 +1513,24 @@ TEST_CASE(abort_tasks) {
     T[4] = spawn(&j);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "aS bS jS");
-    /* parked (WAIT and SLEEP): READY at once, stepped once with TASK_R_ABORT */
-    CHECK_INT(task_abort(S, T[0]), 1);
+    /* parked (WAIT and SLEEP): READY at once, stepped once with TASK_WHY_ABORT */
+    CHECK_INT(task_abort(S, T[0]), TASK_OK);
     CHECK_INT(task_status(S, T[0]), TASK_READY);
-    CHECK_INT(task_abort(S, T[0]), 1);
-    CHECK_INT(task_abort(S, T[1]), 1);
+    CHECK_INT(task_abort(S, T[0]), TASK_OK);
+    CHECK_INT(task_abort(S, T[1]), TASK_OK);
     CHECK_U64(task_next_deadline(S), TASK_FOREVER);
-    CHECK_INT(task_cancel(S, T[0]), 1); /* an aborting task is not woken twice */
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK); /* an aborting task is not woken twice */
     CHECK_INT(task_wakeup(S, T[0], NULL), TASK_ESTATE);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "aA bA jW=11");
     CHECK_INT(a.steps, 2);
     CHECK_INT(a.aborts, 1);
-    CHECK_INT(task_result(S, T[0], &v), TASK_X_ABORT);
+    CHECK_INT(ended_with(S, T[0], &v), TASK_EXIT_ABORT);
     CHECK(v == V(11));
-    CHECK_INT(task_abort(S, T[0]), 0);
+    CHECK_INT(task_abort(S, T[0]), TASK_ESTATE);
     /* READY, before its first step: the first step is the abort */
     T[2] = spawn(&c);
-    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK_INT(task_abort(S, T[2]), TASK_OK);
     CHECK_INT(task_status(S, T[2]), TASK_READY);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_STR(log_take(), "cA");
@@ -1402,7 +1542,7 @@ TEST_CASE(abort_tasks) {
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "dS dA kS kW"); /* k joins an ended task */
     CHECK_INT(d.aborts, 1);
-    CHECK_INT(task_result(S, T[3], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, T[3]), TASK_EXIT_ABORT);
     CHECK_U64(task_next_deadline(S), TASK_FOREVER);
     /* another task aborts a parked one: it runs in the same tick */
     T[0] = spawn(&y);
@@ -1524,7 +1664,7 @@ TEST_CASE(release) {
     finish();
 }
 
-static int quick(task_ctx *c) { (void)c; return TASK_DONE; }
+static int quick(task_ctx *c) { (void)c; return TASK_STEP_DONE; }
 
 TEST_CASE(many_tasks_and_slot_reuse) {
     static task_id ids[3000];
@@ -1559,16 +1699,16 @@ static uint64_t trace_seen;
 static int trace_hook(task_ctx *c, bot *b) {
     task_sched *s = c->sched;
     if (b->steps != 1) return -1;
-    CHECK_U64(task_tracepropagate(s), (trace_seen & ~0xFFFFull) | 3);
-    CHECK_U64(task_trace_of(s, c->self), trace_seen);
+    CHECK_U64(task_trace_propagate(s), (trace_seen & ~0xFFFFull) | 3);
+    CHECK_U64(trace_of(s, c->self), trace_seen);
     if (b->x) {
-        uint64_t old = task_tracespawn(s);
+        uint64_t old = task_trace_spawn(s);
         CHECK_U64(old, trace_seen);
-        CHECK_U64(task_trace_of(s, c->self), (3ull << 48) | (4464ull << 32) | (3ull << 16) | 3);
+        CHECK_U64(trace_of(s, c->self), (3ull << 48) | (4464ull << 32) | (3ull << 16) | 3);
         CHECK_INT(task_spawn(s, bot_step, &m1, NULL, &T[5]), TASK_OK);
-        CHECK_U64(task_trace_of(s, T[5]), task_trace_of(s, c->self));
-        CHECK_U64(task_traceset(s, 0xABCD), (3ull << 48) | (4464ull << 32) | (3ull << 16) | 3);
-        CHECK_U64(task_trace_of(s, c->self), 0xABCD);
+        CHECK_U64(trace_of(s, T[5]), trace_of(s, c->self));
+        CHECK_U64(task_trace_set(s, 0xABCD), (3ull << 48) | (4464ull << 32) | (3ull << 16) | 3);
+        CHECK_U64(trace_of(s, c->self), 0xABCD);
     }
     return -1;
 }
@@ -1577,46 +1717,45 @@ TEST_CASE(trace_ids) {
     uint64_t now = 70000 * TASK_SEC + 123, t1, t2;
     bot a = {"a"}, b = {"b"};
     begin();
-    CHECK_INT(task_tracenode(S, 65536), TASK_EINVAL);
-    CHECK_CONTAINS(task_errmsg(S), "task_tracenode");
-    CHECK_INT(task_tracenode(S, 0xFFFFFFFFu), TASK_EINVAL);
-    CHECK_INT(task_tracenode(S, 65535), TASK_OK);
-    CHECK_INT(task_tracenode(S, 7), TASK_OK);
+    CHECK_INT(task_trace_node(S, 65536), TASK_EINVAL);
+    CHECK_CONTAINS(task_errmsg(S), "task_trace_node");
+    CHECK_INT(task_trace_node(S, 0xFFFFFFFFu), TASK_EINVAL);
+    CHECK_INT(task_trace_node(S, 65535), TASK_OK);
+    CHECK_INT(task_trace_node(S, 7), TASK_OK);
     CHECK_INT(task_tick(S, now), 0);
-    CHECK_U64(task_tracepropagate(S), 7); /* the host's id is 0 */
-    CHECK_U64(task_tracespawn(S), 0);
+    CHECK_U64(task_trace_propagate(S), 7); /* the host's id is 0 */
+    CHECK_U64(task_trace_spawn(S), 0);
     /* 70000 s mod 65536 = 4464 */
     t1 = (7ull << 48) | (4464ull << 32) | (1ull << 16) | 7;
-    CHECK_U64(task_tracepropagate(S), t1);
-    CHECK_U64(task_tracespawn(S), t1);
+    CHECK_U64(task_trace_propagate(S), t1);
+    CHECK_U64(task_trace_spawn(S), t1);
     t2 = (7ull << 48) | (4464ull << 32) | (2ull << 16) | 7;
-    CHECK_U64(task_traceset(S, t1), t2);
-    CHECK_INT(task_tracenode(S, 3), TASK_OK);
-    CHECK_U64(task_tracepropagate(S), (t1 & ~0xFFFFull) | 3);
+    CHECK_U64(task_trace_set(S, t1), t2);
+    CHECK_INT(task_trace_node(S, 3), TASK_OK);
+    CHECK_U64(task_trace_propagate(S), (t1 & ~0xFFFFull) | 3);
     /* a task spawned by the host starts with the host's trace */
     trace_seen = t1;
     a.hook = trace_hook;
     T[0] = spawn(&a);
-    CHECK_U64(task_trace_of(S, T[0]), t1);
+    CHECK_U64(trace_of(S, T[0]), t1);
     b.hook = trace_hook;
     b.x = 1;
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
+    bot_reset(&m1, "m", A_DONE, 0);
     T[1] = spawn(&b);
     CHECK_INT(task_tick(S, now), 3);
     CHECK_STR(log_take(), "aS bS mS");
     /* the task's own changes did not touch the host's */
-    CHECK_U64(task_traceset(S, 0), t1);
-    CHECK_U64(task_trace_of(S, T[1]), 0xABCD);
-    CHECK_U64(task_trace_of(S, 0), 0);
+    CHECK_U64(task_trace_set(S, 0), t1);
+    CHECK_U64(trace_of(S, T[1]), 0xABCD);
+    CHECK_U64(trace_of(S, 0), 0);
     CHECK_INT(task_release(S, T[1]), TASK_OK);
-    CHECK_U64(task_trace_of(S, T[1]), 0);
+    CHECK_U64(trace_of(S, T[1]), 0);
     /* the sequence is 16 bits */
     {
         int i;
         uint64_t x;
-        for (i = 0; i < 65536; i++) task_tracespawn(S);
-        x = task_tracepropagate(S);
+        for (i = 0; i < 65536; i++) task_trace_spawn(S);
+        x = task_trace_propagate(S);
         CHECK_U64((x >> 16) & 0xFFFF, 3); /* 3 + 65536 */
         CHECK_U64(x >> 48, 3);
     }
@@ -1666,7 +1805,7 @@ TEST_CASE(hooks_chain) {
     T[4] = spawn(&e);
     CHECK_STR(log_take(), "c2y c1x c2y c1x c2y c1x c2y c1x c2y c1x");
     CHECK_INT(task_tick(S, 0), 5);
-    CHECK_INT(task_abort(S, T[2]), 1);
+    CHECK_INT(task_abort(S, T[2]), TASK_OK);
     CHECK_INT(task_drop(S, T[3]), TASK_OK);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_STR(log_take(), "aS t2y t1x bS t2y t1x cS dS eS cA t2y t1x");
@@ -1773,35 +1912,35 @@ static void pt_rec(struct pt *p, task_ctx *c) {
 
 static int pt_step(task_ctx *c) {
     struct pt *p = (struct pt *)c->ud;
-    TASK_BEGIN(c, p->pc);
+    TASK_PT_BEGIN(c, p->pc);
     logp("p0 ");
-    TASK_SLEEP(c, TASK_MSEC);
+    TASK_PT_SLEEP(c, TASK_MSEC);
     pt_rec(p, c);                     /* 0: timer */
-    TASK_YIELD_NOW(c);
+    TASK_PT_YIELD(c);
     pt_rec(p, c);                     /* 1: yield */
-    TASK_WAIT(c);
+    TASK_PT_WAIT(c);
     pt_rec(p, c);                     /* 2: woken, value 5 */
-    TASK_JOIN(c, p->other);
+    TASK_PT_JOIN(c, p->other);
     pt_rec(p, c);                     /* 3: joined, value 8 */
-    TASK_AWAIT_EXT(c, p->ext);
+    TASK_PT_EXT_WAIT(c, p->ext);
     pt_rec(p, c);                     /* 4: ext resolved before: same tick, value 9 */
     CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
     CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[4]), TASK_OK);
-    TASK_SCOPE_CLOSE(c, SC[0]);
+    TASK_PT_SCOPE_CLOSE(c, SC[0]);
     pt_rec(p, c);                     /* 5: the scope closed */
-    TASK_JOIN(c, c->self);
+    TASK_PT_JOIN(c, c->self);
     pt_rec(p, c);                     /* 6: refused EDEADLK, went on */
-    CHECK_INT(task_cancel(c->sched, c->self), 1);
-    TASK_WAIT(c);
+    CHECK_INT(task_cancel(c->sched, c->self), TASK_OK);
+    TASK_PT_WAIT(c);
     pt_rec(p, c);                     /* 7: refused ECANCELED, why = CANCEL */
-    CHECK(TASK_CANCELLED(c));
-    TASK_SLEEP(c, 5);
+    CHECK(TASK_PT_CANCELLED(c));
+    TASK_PT_SLEEP(c, 5);
     pt_rec(p, c);                     /* 8: refused too */
-    TASK_YIELD_NOW(c);                /* not a park: allowed */
+    TASK_PT_YIELD(c);                /* not a park: allowed */
     pt_rec(p, c);                     /* 9 */
-    CHECK(TASK_CANCELLED(c));         /* by the flag */
+    CHECK(TASK_PT_CANCELLED(c));         /* by the flag */
     logp("p1 ");
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 TEST_CASE(protothreads) {
@@ -1809,9 +1948,7 @@ TEST_CASE(protothreads) {
     bot o = {"o", {{A_WAIT}, {A_DONE, 8}}};
     begin();
     memset(&p, 0, sizeof p);
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_YIELD;
+    bot_reset(&m1, "m", A_YIELD, 0);
     CHECK_INT(task_ext_alloc(S, &p.ext), TASK_OK);
     p.other = T[1] = spawn(&o);
     CHECK_INT(task_spawn(S, pt_step, &p, NULL, &T[0]), TASK_OK);
@@ -1830,19 +1967,19 @@ TEST_CASE(protothreads) {
     CHECK_INT(task_status(S, T[0]), TASK_READY); /* after the yield */
     CHECK_INT(task_tick(S, TASK_MSEC), 1);
     CHECK_INT(task_status(S, T[0]), TASK_EXIT);
-    CHECK_INT(task_result(S, T[0], NULL), TASK_X_DONE);
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_DONE);
     CHECK_STR(log_take(), "oS p0 oW mS mY p1");
     CHECK_INT(p.k, 10);
-    CHECK_INT(p.err[0], TASK_OK); CHECK_INT(p.why[0], TASK_R_TIMER);
-    CHECK_INT(p.err[1], TASK_OK); CHECK_INT(p.why[1], TASK_R_YIELD);
-    CHECK_INT(p.why[2], TASK_R_WAKE); CHECK_INT(p.val[2], 5);
-    CHECK_INT(p.why[3], TASK_R_WAKE); CHECK_INT(p.val[3], 8);
-    CHECK_INT(p.why[4], TASK_R_WAKE); CHECK_INT(p.val[4], 9);
-    CHECK_INT(p.why[5], TASK_R_WAKE); CHECK_INT(p.err[5], TASK_OK);
-    CHECK_INT(p.err[6], TASK_EDEADLK); CHECK_INT(p.why[6], TASK_R_WAKE);
-    CHECK_INT(p.err[7], TASK_ECANCELED); CHECK_INT(p.why[7], TASK_R_CANCEL);
-    CHECK_INT(p.err[8], TASK_ECANCELED); CHECK_INT(p.why[8], TASK_R_CANCEL);
-    CHECK_INT(p.err[9], TASK_OK); CHECK_INT(p.why[9], TASK_R_YIELD);
+    CHECK_INT(p.err[0], TASK_OK); CHECK_INT(p.why[0], TASK_WHY_TIMER);
+    CHECK_INT(p.err[1], TASK_OK); CHECK_INT(p.why[1], TASK_WHY_YIELD);
+    CHECK_INT(p.why[2], TASK_WHY_WAKE); CHECK_INT(p.val[2], 5);
+    CHECK_INT(p.why[3], TASK_WHY_WAKE); CHECK_INT(p.val[3], 8);
+    CHECK_INT(p.why[4], TASK_WHY_WAKE); CHECK_INT(p.val[4], 9);
+    CHECK_INT(p.why[5], TASK_WHY_WAKE); CHECK_INT(p.err[5], TASK_OK);
+    CHECK_INT(p.err[6], TASK_EDEADLK); CHECK_INT(p.why[6], TASK_WHY_WAKE);
+    CHECK_INT(p.err[7], TASK_ECANCELED); CHECK_INT(p.why[7], TASK_WHY_CANCEL);
+    CHECK_INT(p.err[8], TASK_ECANCELED); CHECK_INT(p.why[8], TASK_WHY_CANCEL);
+    CHECK_INT(p.err[9], TASK_OK); CHECK_INT(p.why[9], TASK_WHY_YIELD);
     CHECK_INT(p.pc, -1);
     finish();
 }
@@ -1851,7 +1988,7 @@ TEST_CASE(protothreads) {
 
 static int spawn_in_destroy_hook(task_ctx *c, bot *b) {
     (void)b;
-    if (c->why == TASK_R_ABORT) {
+    if (c->why == TASK_WHY_ABORT) {
         CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
         CHECK_INT(task_count(c->sched, TASK_RUN), 1);
         CHECK_INT(task_spawn(c->sched, quick, NULL, NULL, NULL), TASK_EBUSY);
@@ -1904,17 +2041,17 @@ static int sleep_oom_hook(task_ctx *c, bot *b) {
     CHECK_STR(task_errmsg(c->sched), "task_scope_open: out of memory");
     CHECK_INT(A.failed, 1);
     CHECK(task_scope_current(c->sched) == 0);
-    CHECK(task_token_of(c->sched, c->self) == TK[0]);
+    CHECK(token_of(c->sched, c->self) == TK[0]);
     fail_second();
     CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_ENOMEM);
     CHECK_INT(A.failed, 1);
     CHECK(task_scope_current(c->sched) == 0);
-    CHECK(task_token_of(c->sched, c->self) == TK[0]);
+    CHECK(token_of(c->sched, c->self) == TK[0]);
     A.fail_at = 0;
     CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
-    CHECK(task_token_of(c->sched, c->self) == task_scope_token(c->sched, SC[0]));
+    CHECK(token_of(c->sched, c->self) == scope_token(c->sched, SC[0]));
     CHECK_INT(task_scope_close(c->sched, SC[0]), TASK_OK);
-    return TASK_SUSPEND;
+    return TASK_STEP_SUSPEND;
 }
 
 TEST_CASE(oom_in_task) {
@@ -1932,7 +2069,7 @@ TEST_CASE(oom_in_task) {
     CHECK_INT(task_tick(S, 5), 2); /* a; a again after the empty close */
     CHECK_STR(log_take(), "aS aW");
     CHECK_INT(task_status(S, T[0]), TASK_SLEEP);
-    CHECK(task_token_of(S, T[0]) == TK[0]);
+    CHECK(token_of(S, T[0]) == TK[0]);
     CHECK_INT(task_tick(S, 15), 1);
     CHECK_INT(task_status(S, T[0]), TASK_EXIT);
     CHECK_STR(log_take(), "aT");
@@ -2042,10 +2179,7 @@ static const char *scenario(void) {
     b = b0;
     c = c0;
     retry_enomem = 1;
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_SLEEP;
-    m1.s[0].arg = 4;
+    bot_reset(&m1, "m", A_SLEEP, 4);
     a.hook = scen_hook;
     while ((rc = task_token_new(S, 0, &TK[0])) == TASK_ENOMEM) enomem_seen++;
     CHECK_INT(rc, TASK_OK);
@@ -2143,20 +2277,20 @@ TEST_CASE(oom_sweep) {
     log_take();
 }
 
-/* ---- task_step_of, task_scope_leave, TASK_BEGIN on abort --------------- */
+/* ---- task_step_of, task_scope_leave, TASK_PT_BEGIN on abort --------------- */
 
-TEST_CASE(step_of) {
+TEST_CASE(step_of_known_tasks) {
     bot a = {"a"};
     begin();
     T[0] = spawn(&a);
-    CHECK(task_step_of(S, T[0]) == bot_step);
+    CHECK(step_of(S, T[0]) == bot_step);
     CHECK_INT(task_tick(S, 0), 1);
-    CHECK(task_step_of(S, T[0]) == bot_step); /* EXIT: still known */
+    CHECK(step_of(S, T[0]) == bot_step); /* EXIT: still known */
     CHECK_INT(task_release(S, T[0]), TASK_OK);
-    CHECK(task_step_of(S, T[0]) == NULL);
-    CHECK(task_step_of(S, 0) == NULL);
+    CHECK(step_of(S, T[0]) == NULL);
+    CHECK(step_of(S, 0) == NULL);
     CHECK_INT(task_after(S, 1, timer_cb, NULL, &TM[0]), TASK_OK);
-    CHECK(task_step_of(S, TM[0]) == NULL);
+    CHECK(step_of(S, TM[0]) == NULL);
     log_take();
     finish();
 }
@@ -2174,18 +2308,14 @@ static int leave_hook(task_ctx *c, bot *b) {
 TEST_CASE(scope_leave) {
     bot o = {"o", {{A_CLOSE, 0}}};
     begin();
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_WAIT;
-    memset(&m2, 0, sizeof m2);
-    m2.name = "n";
-    m2.s[0].op = A_WAIT;
+    bot_reset(&m1, "m", A_WAIT, 0);
+    bot_reset(&m2, "n", A_WAIT, 0);
     o.hook = leave_hook;
     T[0] = spawn(&o);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "oS mS nS");
     CHECK_INT(task_scope_leave(S, T[1]), TASK_OK);
-    CHECK(task_scope_of(S, T[1]) == 0);
+    CHECK(scope_of(S, T[1]) == 0);
     CHECK_INT(task_scope_count(S, SC[0]), 1);
     CHECK_INT(task_scope_leave(S, T[1]), TASK_OK); /* again: no-op */
     CHECK_INT(task_scope_count(S, SC[0]), 1);
@@ -2204,9 +2334,7 @@ TEST_CASE(scope_leave) {
     /* an ownerless scope goes with its last member's leave */
     {
         bot p = {"p"};
-        memset(&m1, 0, sizeof m1);
-        m1.name = "k";
-        m1.s[0].op = A_WAIT;
+        bot_reset(&m1, "k", A_WAIT, 0);
         p.hook = open_and_leave_hook;
         T[3] = spawn(&p);
         CHECK_INT(task_tick(S, 0), 2);
@@ -2224,12 +2352,12 @@ TEST_CASE(scope_leave) {
 struct pt2 { int pc, after; };
 static int pt2_step(task_ctx *c) {
     struct pt2 *p = (struct pt2 *)c->ud;
-    TASK_BEGIN(c, p->pc);
-    TASK_WAIT(c);
+    TASK_PT_BEGIN(c, p->pc);
+    TASK_PT_WAIT(c);
     p->after++; /* never reached on abort */
-    TASK_WAIT(c);
+    TASK_PT_WAIT(c);
     p->after++;
-    TASK_END(c);
+    TASK_PT_END(c);
 }
 
 TEST_CASE(protothread_abort) {
@@ -2238,11 +2366,11 @@ TEST_CASE(protothread_abort) {
     CHECK_INT(task_spawn(S, pt2_step, &p, NULL, &T[0]), TASK_OK);
     CHECK_INT(task_spawn(S, pt2_step, &q, NULL, &T[1]), TASK_OK);
     CHECK_INT(task_tick(S, 0), 2);
-    CHECK_INT(task_abort(S, T[0]), 1);
+    CHECK_INT(task_abort(S, T[0]), TASK_OK);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_INT(p.after, 0);
     CHECK_INT(p.pc, -1);
-    CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_ABORT);
     CHECK_INT(task_wakeup(S, T[1], NULL), TASK_OK);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_INT(q.after, 1);
@@ -2266,17 +2394,13 @@ TEST_CASE(cancel_owner_of_nested_scopes) {
        outer ones too: else closing the outer scope would wait forever */
     bot o = {"o", {{A_CLOSE, 1}, {A_CLOSE, 0}}};
     begin();
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_WAIT;
-    memset(&m2, 0, sizeof m2);
-    m2.name = "n";
-    m2.s[0].op = A_WAIT;
+    bot_reset(&m1, "m", A_WAIT, 0);
+    bot_reset(&m2, "n", A_WAIT, 0);
     o.hook = two_scopes_hook;
     T[0] = spawn(&o);
     CHECK_INT(task_tick(S, 0), 3);
     CHECK_STR(log_take(), "oS mS nS");
-    CHECK_INT(task_cancel(S, T[0]), 1);
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
     CHECK_INT(task_cancelled(S, T[1]), 1);
     CHECK_INT(task_cancelled(S, T[2]), 1);
     CHECK_INT(task_tick(S, 0), 4);
@@ -2293,12 +2417,12 @@ struct pp { const char *name; task_id *other; int n, max; };
 
 static int pp_step(task_ctx *c) {
     struct pp *p = (struct pp *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
     logp("%s ", p->name);
     if (task_status(c->sched, *p->other) == TASK_WAIT) CHECK_INT(task_wakeup(c->sched, *p->other, NULL), TASK_OK);
-    if (++p->n >= p->max) return TASK_DONE;
+    if (++p->n >= p->max) return TASK_STEP_DONE;
     CHECK_INT(task_wait(c->sched), TASK_OK);
-    return TASK_SUSPEND;
+    return TASK_STEP_SUSPEND;
 }
 
 static void pp_spawn(struct pp *a, struct pp *b, int max) {
@@ -2345,22 +2469,22 @@ TEST_CASE(wake_limit_ping_pong) {
     CHECK_INT(task_tick(S, 11), 1);
     CHECK_STR(log_take(), "a");
     CHECK_U64(task_timeout(S, 11), 0);
-    /* with the budget: whichever stops first */
+    /* with the tick limit: whichever stops first */
     task_set_wake_limit(S, 3);
-    task_set_budget(S, 2);
+    task_set_tick_limit(S, 2);
     CHECK_INT(task_tick(S, 11), 2);
     CHECK_STR(log_take(), "b a");
-    task_set_budget(S, 10);
+    task_set_tick_limit(S, 10);
     CHECK_INT(task_tick(S, 11), 4);
     CHECK_STR(log_take(), "b a b a");
-    task_set_budget(S, 4);
+    task_set_tick_limit(S, 4);
     CHECK_INT(task_tick(S, 11), 4);
     CHECK_STR(log_take(), "b a b a");
-    task_set_budget(S, 1);
+    task_set_tick_limit(S, 1);
     task_set_wake_limit(S, 100);
     CHECK_INT(task_tick(S, 11), 1);
     CHECK_STR(log_take(), "b");
-    task_set_budget(S, 0);
+    task_set_tick_limit(S, 0);
     task_set_wake_limit(S, UINT_MAX); /* no bound: runs until both stop */
     before = a.n + b.n;
     CHECK_INT(before, 53 + 2 + 2 + 4 + 4 + 1);
@@ -2374,7 +2498,7 @@ TEST_CASE(wake_limit_ping_pong) {
 
 static int wake_w_hook(task_ctx *c, bot *b) {
     (void)b;
-    if (c->why == TASK_R_START) CHECK_INT(task_wakeup(c->sched, T[3], V(1)), TASK_OK);
+    if (c->why == TASK_WHY_START) CHECK_INT(task_wakeup(c->sched, T[3], V(1)), TASK_OK);
     return -1;
 }
 
@@ -2385,7 +2509,7 @@ static void wake_w_cb(task_sched *s, task_id timer, void *ud) {
 }
 
 TEST_CASE(wake_limit_batch_order) {
-    /* the budget cuts the batch: its rest runs first at the next tick,
+    /* the tick limit cuts the batch: its rest runs first at the next tick,
        before what it woke and before what yielded */
     bot x = {"x", {{A_YIELD}}}, y = {"y", {{A_YIELD}}}, z = {"z"}, w = {"w", {{A_WAIT}, {A_WAIT}}};
     begin();
@@ -2395,7 +2519,7 @@ TEST_CASE(wake_limit_batch_order) {
     T[0] = spawn(&x);
     T[1] = spawn(&y);
     T[2] = spawn(&z);
-    task_set_budget(S, 2);
+    task_set_tick_limit(S, 2);
     task_set_wake_limit(S, 0);
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_INT(task_status(S, T[3]), TASK_READY);
@@ -2405,7 +2529,7 @@ TEST_CASE(wake_limit_batch_order) {
     CHECK_STR(log_take(), "wS xS yS zS wW=1 xY yY");
     /* a task woken by a timer callback is in the batch: it runs in this
        tick even with the limit at 0 */
-    task_set_budget(S, 0);
+    task_set_tick_limit(S, 0);
     CHECK_INT(task_after(S, 5, wake_w_cb, NULL, NULL), TASK_OK);
     CHECK_INT(task_tick(S, 5), 1);
     CHECK_STR(log_take(), "cb wW=2");
@@ -2519,8 +2643,8 @@ static int mutating_walk(task_sched *s, task_id t, int state, void *ud) {
     if (k == 10) CHECK_INT(task_drop(s, walk_ids[11]), TASK_OK);       /* not visited */
     if (k == 12) CHECK_INT(task_drop(s, walk_ids[12]), TASK_OK);       /* itself */
     if (k == 13) CHECK_INT(task_release(s, walk_ids[5]), TASK_OK);     /* already visited */
-    if (k == 14) CHECK_INT(task_abort(s, walk_ids[15]), 1);
-    if (k == 16) CHECK_INT(task_cancel(s, walk_ids[17]), 1);
+    if (k == 14) CHECK_INT(task_abort(s, walk_ids[15]), TASK_OK);
+    if (k == 16) CHECK_INT(task_cancel(s, walk_ids[17]), TASK_OK);
     if (k == 18) CHECK_INT(task_drop(s, walk_ids[1000]), TASK_OK);     /* far ahead */
     return 0;
 }
@@ -2553,7 +2677,7 @@ TEST_CASE(foreach_callback_changes_tasks) {
     log_take();
     CHECK_INT(task_tick(S, 0), 2 + 2000);
     CHECK_STR(log_take(), "wA wC");
-    CHECK_INT(task_result(S, walk_ids[15], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, walk_ids[15]), TASK_EXIT_ABORT);
     k = 0;
     CHECK_INT(task_foreach(S, walk_count, &k), 0);
     CHECK_INT(k, walk_n - 3 + 2000); /* all still held: none was detached */
@@ -2566,7 +2690,7 @@ static void create_drops(task_sched *s, task_id t, void *ud) {
     (void)ud;
     if (hook_mode == 1) CHECK_INT(task_drop(s, t), TASK_OK);
     if (hook_mode == 2) CHECK_INT(task_release(s, t), TASK_OK);
-    if (hook_mode == 3) CHECK_INT(task_abort(s, t), 1);
+    if (hook_mode == 3) CHECK_INT(task_abort(s, t), TASK_OK);
     logp("h%d ", hook_mode);
 }
 
@@ -2608,26 +2732,25 @@ TEST_CASE(hooks_change_their_task) {
     hook_mode = 3;
     T[2] = spawn(&c);
     hook_mode = 0;
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
+    bot_reset(&m1, "m", A_DONE, 0);
     o.hook = spawn_m1_in_scope;
     T[3] = spawn(&o);
     CHECK_INT(task_tick(S, 0), 4);
     CHECK_STR(log_take(), "h1 h2 h3 h0 bS cA oS h1 oW");
     CHECK_INT(task_status(S, T[1]), TASK_ENOENT); /* released: freed at its end */
-    CHECK_INT(task_result(S, T[2], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, T[2]), TASK_EXIT_ABORT);
     CHECK_INT(task_count(S, -1), 0);
     /* term hooks */
     task_set_hooks(S, g);
     T[4] = spawn(&d);
     T[5] = spawn(&e);
     T[6] = spawn(&f);
-    task_set_budget(S, 1);
+    task_set_tick_limit(S, 1);
     hook_mode = 1;
     CHECK_INT(task_tick(S, 0), 1);
     hook_mode = 2;
     CHECK_INT(task_tick(S, 0), 1);
-    task_set_budget(S, 0);
+    task_set_tick_limit(S, 0);
     hook_mode = 3;
     CHECK_INT(task_tick(S, 0), 2); /* the task the hook spawned runs in this tick */
     CHECK_STR(log_take(), "dS e1 eS e2 fS e3 nS e0");
@@ -2660,8 +2783,7 @@ static void tm_mutates(task_sched *s, task_id timer, void *ud) {
 TEST_CASE(timer_callbacks_change_timers) {
     int i;
     begin();
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
+    bot_reset(&m1, "m", A_DONE, 0);
     CHECK_INT(task_after(S, 1, tm_mutates, V(1), &TM[1]), TASK_OK);
     CHECK_INT(task_after(S, 1, tm_mutates, V(2), &TM[2]), TASK_OK);
     CHECK_INT(task_after(S, 2, tm_mutates, V(3), &TM[3]), TASK_OK);
@@ -2723,15 +2845,10 @@ TEST_CASE(abort_reaches_descendants) {
     int pass;
     for (pass = 0; pass < 3; pass++) {
         begin();
-        memset(&m1, 0, sizeof m1);
-        m1.name = "m";
-        m1.s[0].op = A_CLOSE;
-        m1.s[0].arg = 1;
+        bot_reset(&m1, "m", A_CLOSE, 1);
         m1.hook = tree_owner_hook;
         m1.x = 1;
-        memset(&m2, 0, sizeof m2);
-        m2.name = "g";
-        m2.s[0].op = A_WAIT;
+        bot_reset(&m2, "g", A_WAIT, 0);
         o.n = o.steps = 0;
         j.n = j.steps = 0;
         k.n = k.steps = 0;
@@ -2744,18 +2861,18 @@ TEST_CASE(abort_reaches_descendants) {
         T[4] = spawn(&k);
         CHECK_INT(task_tick(S, 0), 2);
         log_take();
-        CHECK(task_scope_owner(S, SC[0]) == T[0]);
-        CHECK(task_scope_owner(S, SC[1]) == T[1]);
-        CHECK(task_scope_of(S, T[1]) == SC[0]);
-        CHECK(task_scope_of(S, T[2]) == SC[1]);
+        CHECK(scope_owner(S, SC[0]) == T[0]);
+        CHECK(scope_owner(S, SC[1]) == T[1]);
+        CHECK(scope_of(S, T[1]) == SC[0]);
+        CHECK(scope_of(S, T[2]) == SC[1]);
         if (pass == 0) {
-            CHECK_INT(task_abort(S, T[0]), 1);
+            CHECK_INT(task_abort(S, T[0]), TASK_OK);
             CHECK_INT(task_tick(S, 0), 5);
             CHECK_STR(log_take(), "oA mA jW gA kW");
-            CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+            CHECK_INT(ended(S, T[0]), TASK_EXIT_ABORT);
         } else if (pass == 1) { /* dropped: no step of its own, its members are still aborted */
             CHECK_INT(task_drop(S, T[0]), TASK_OK);
-            CHECK(task_scope_owner(S, SC[0]) == 0);
+            CHECK(scope_owner(S, SC[0]) == 0);
             CHECK_INT(task_scope_count(S, SC[0]), 1);
             CHECK_INT(task_status(S, T[1]), TASK_READY);
             CHECK_INT(task_tick(S, 0), 4);
@@ -2766,20 +2883,20 @@ TEST_CASE(abort_reaches_descendants) {
             CHECK_STR(log_take(), "mA gA kW");
             CHECK_INT(task_status(S, T[0]), TASK_WAIT);
             CHECK_INT(task_scope_count(S, SC[0]), 0);
-            CHECK(task_scope_owner(S, SC[0]) == T[0]);
+            CHECK(scope_owner(S, SC[0]) == T[0]);
             CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
             CHECK_INT(task_tick(S, 0), 2);
             CHECK_STR(log_take(), "oW jW");
-            CHECK_INT(task_result(S, T[0], NULL), TASK_X_DONE);
+            CHECK_INT(ended(S, T[0]), TASK_EXIT_DONE);
         }
-        CHECK_INT(task_result(S, T[1], NULL), TASK_X_ABORT);
-        CHECK_INT(task_result(S, T[2], NULL), TASK_X_ABORT);
-        CHECK_INT(task_result(S, T[3], NULL), TASK_X_DONE);
-        CHECK_INT(task_result(S, T[4], NULL), TASK_X_DONE);
+        CHECK_INT(ended(S, T[1]), TASK_EXIT_ABORT);
+        CHECK_INT(ended(S, T[2]), TASK_EXIT_ABORT);
+        CHECK_INT(ended(S, T[3]), TASK_EXIT_DONE);
+        CHECK_INT(ended(S, T[4]), TASK_EXIT_DONE);
         CHECK_INT(task_count(S, -1), 0);
         CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT);
         CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
-        CHECK(task_scope_owner(S, SC[0]) == 0);
+        CHECK(scope_owner(S, SC[0]) == 0);
         finish();
     }
 }
@@ -2788,7 +2905,7 @@ static int fail_tree_hook(task_ctx *c, bot *b) {
     if (b->steps != 1) return -1;
     CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
     CHECK_INT(task_spawn(c->sched, bot_step, &m1, NULL, &T[1]), TASK_OK);
-    return TASK_FAIL;
+    return TASK_STEP_FAIL;
 }
 
 TEST_CASE(abort_only_on_abort) {
@@ -2796,20 +2913,18 @@ TEST_CASE(abort_only_on_abort) {
        members go on (that is not an abort) */
     bot o = {"o"};
     begin();
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_WAIT;
+    bot_reset(&m1, "m", A_WAIT, 0);
     o.hook = fail_tree_hook;
     T[0] = spawn(&o);
     CHECK_INT(task_tick(S, 0), 2);
-    CHECK_INT(task_result(S, T[0], NULL), TASK_X_FAIL);
-    CHECK(task_scope_owner(S, SC[0]) == 0);
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_FAIL);
+    CHECK(scope_owner(S, SC[0]) == 0);
     CHECK_INT(task_scope_count(S, SC[0]), 1);
     CHECK_INT(task_status(S, T[1]), TASK_WAIT);
     CHECK_STR(log_take(), "oS mS");
     /* errors of task_scope_owner */
-    CHECK(task_scope_owner(S, 0) == 0);
-    CHECK(task_scope_owner(S, T[1]) == 0);
+    CHECK(scope_owner(S, 0) == 0);
+    CHECK(scope_owner(S, T[1]) == 0);
     finish();
 }
 
@@ -2825,22 +2940,22 @@ static int deep_aborts, deep_ends;
 static int deep_step(task_ctx *c) {
     uintptr_t level = (uintptr_t)c->ud;
     task_opts o;
-    if (c->why == TASK_R_ABORT) { deep_aborts++; return TASK_DONE; }
-    if (c->why != TASK_R_START) return TASK_DONE;
+    if (c->why == TASK_WHY_ABORT) { deep_aborts++; return TASK_STEP_DONE; }
+    if (c->why != TASK_WHY_START) return TASK_STEP_DONE;
     if (level + 1 < DEEP) {
         task_id sc;
-        if (task_scope_open(c->sched, &sc) != TASK_OK) return TASK_FAIL;
+        if (task_scope_open(c->sched, &sc) != TASK_OK) return TASK_STEP_FAIL;
         memset(&o, 0, sizeof o);
         o.flags = TASK_DETACHED;
-        if (task_spawn(c->sched, deep_step, (void *)(level + 1), &o, NULL) != TASK_OK) return TASK_FAIL;
+        if (task_spawn(c->sched, deep_step, (void *)(level + 1), &o, NULL) != TASK_OK) return TASK_STEP_FAIL;
     }
     CHECK_INT(task_wait(c->sched), TASK_OK);
-    return TASK_SUSPEND;
+    return TASK_STEP_SUSPEND;
 }
 
 static void deep_term(task_sched *s, task_id t, void *ud) {
     (void)ud;
-    if (task_result(s, t, NULL) == TASK_X_ABORT) deep_ends++;
+    if (ended(s, t) == TASK_EXIT_ABORT) deep_ends++;
 }
 
 TEST_CASE(abort_deep_chain) {
@@ -2852,12 +2967,12 @@ TEST_CASE(abort_deep_chain) {
     CHECK_INT(task_spawn(S, deep_step, (void *)0, NULL, &T[0]), TASK_OK);
     for (k = 0; k < 1000 && task_count(S, TASK_READY) > 0; k++) task_tick(S, 0);
     CHECK_INT(task_count(S, TASK_WAIT), DEEP);
-    CHECK_INT(task_abort(S, T[0]), 1);
+    CHECK_INT(task_abort(S, T[0]), TASK_OK);
     for (k = 0; k < 1000 && task_count(S, -1) > 0; k++) task_tick(S, 0);
     CHECK_INT(task_count(S, -1), 0);
     CHECK_INT(deep_aborts, DEEP);
     CHECK_INT(deep_ends, DEEP);
-    CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_ABORT);
     CHECK_INT(task_count(S, TASK_EXIT), 1); /* the root; the rest were detached */
     /* and a deep chain left alive: task_destroy takes it down */
     CHECK_INT(task_spawn(S, deep_step, (void *)0, NULL, &T[1]), TASK_OK);
@@ -2870,15 +2985,15 @@ TEST_CASE(abort_deep_chain) {
 
 static int many_step(task_ctx *c) {
     int *n = (int *)c->ud;
-    if (c->why == TASK_R_ABORT) { n[1]++; return TASK_DONE; }
+    if (c->why == TASK_WHY_ABORT) { n[1]++; return TASK_STEP_DONE; }
     n[0]++;
-    if (task_wait(c->sched) != TASK_OK) return TASK_FAIL;
-    return TASK_SUSPEND;
+    if (task_wait(c->sched) != TASK_OK) return TASK_STEP_FAIL;
+    return TASK_STEP_SUSPEND;
 }
 
 static int scope_abort_self_hook(task_ctx *c, bot *b) {
     (void)b;
-    if (c->why == TASK_R_WAKE) {
+    if (c->why == TASK_WHY_WAKE) {
         CHECK_INT(task_scope_abort(c->sched, SC[1]), TASK_OK);
         CHECK_INT(task_status(c->sched, c->self), TASK_RUN);
     }
@@ -2896,9 +3011,7 @@ TEST_CASE(scope_abort_many_members) {
     memset(other, 0, sizeof other);
     /* an ownerless scope (its owner ended) that the host fills */
     p.hook = open_and_leave_hook;
-    memset(&m1, 0, sizeof m1);
-    m1.name = "m";
-    m1.s[0].op = A_WAIT;
+    bot_reset(&m1, "m", A_WAIT, 0);
     T[0] = spawn(&p);
     CHECK_INT(task_tick(S, 0), 2);
     memset(&in, 0, sizeof in);
@@ -2914,7 +3027,7 @@ TEST_CASE(scope_abort_many_members) {
        exactly the others are aborted, each once */
     CHECK_INT(task_scope_leave(S, T[1]), TASK_OK);
     CHECK_INT(task_drop(S, ids[0]), TASK_OK);
-    CHECK_INT(task_abort(S, ids[1]), 1);
+    CHECK_INT(task_abort(S, ids[1]), TASK_OK);
     CHECK_INT(task_scope_count(S, SC[0]), 4999);
     CHECK_INT(task_ready_count(S), 1);
     CHECK_INT(task_scope_abort(S, SC[0]), TASK_OK);
@@ -2931,10 +3044,7 @@ TEST_CASE(scope_abort_many_members) {
     CHECK_INT(task_scope_count(S, SC[0]), TASK_ENOENT); /* ownerless: freed with the last */
     /* from inside a member: it aborts itself too */
     task_set_wake_limit(S, TASK_WAKE_LIMIT);
-    memset(&m1, 0, sizeof m1);
-    m1.name = "x";
-    m1.s[0].op = A_SLEEP;
-    m1.s[0].arg = 100;
+    bot_reset(&m1, "x", A_SLEEP, 100);
     q.hook = open_and_leave_hook;
     T[2] = spawn(&q);
     CHECK_INT(task_tick(S, 0), 2);
@@ -2947,49 +3057,49 @@ TEST_CASE(scope_abort_many_members) {
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "pS mS qS xS sS sW sA xA");
     CHECK_U64(task_next_deadline(S), TASK_FOREVER);
-    CHECK_INT(task_result(S, T[3], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, T[3]), TASK_EXIT_ABORT);
     CHECK_INT(task_scope_count(S, SC[1]), TASK_ENOENT);
     finish();
 }
 
 /* ---- external ids: who waits --------------------------------------------- */
 
-TEST_CASE(ext_waiter) {
+TEST_CASE(ext_waiter_follows_the_wait) {
     bot a = {"a", {{A_EXT, 0}}}, b = {"b", {{A_EXT, 1}}};
     task_id fake;
     begin();
     CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
     CHECK_INT(task_ext_alloc(S, &E[1]), TASK_OK);
-    CHECK(task_ext_waiter(S, E[0]) == 0);
+    CHECK(ext_waiter(S, E[0]) == 0);
     T[0] = spawn(&a);
     T[1] = spawn(&b);
-    CHECK(task_ext_waiter(S, E[0]) == 0); /* spawned, not waiting yet */
+    CHECK(ext_waiter(S, E[0]) == 0); /* spawned, not waiting yet */
     CHECK_INT(task_tick(S, 0), 2);
-    CHECK(task_ext_waiter(S, E[0]) == T[0]);
-    CHECK(task_ext_waiter(S, E[1]) == T[1]);
+    CHECK(ext_waiter(S, E[0]) == T[0]);
+    CHECK(ext_waiter(S, E[1]) == T[1]);
     CHECK_INT(task_ext_resume(S, E[0], V(5)), TASK_OK);
-    CHECK(task_ext_waiter(S, E[0]) == 0);  /* resumed: the id is gone */
-    CHECK_INT(task_cancel(S, T[1]), 1);    /* the waiter gives up */
-    CHECK(task_ext_waiter(S, E[1]) == 0);
+    CHECK(ext_waiter(S, E[0]) == 0);  /* resumed: the id is gone */
+    CHECK_INT(task_cancel(S, T[1]), TASK_OK);    /* the waiter gives up */
+    CHECK(ext_waiter(S, E[1]) == 0);
     CHECK_INT(task_tick(S, 0), 2);
     CHECK_STR(log_take(), "aS bS aW=5 bC");
     /* resolved before anyone waits */
     CHECK_INT(task_ext_alloc(S, &E[2]), TASK_OK);
     CHECK_INT(task_ext_resume(S, E[2], V(1)), TASK_OK);
-    CHECK(task_ext_waiter(S, E[2]) == 0);
+    CHECK(ext_waiter(S, E[2]) == 0);
     /* unknown, stale, foreign */
-    CHECK(task_ext_waiter(S, 0) == 0);
-    CHECK(task_ext_waiter(S, T[0]) == 0);
+    CHECK(ext_waiter(S, 0) == 0);
+    CHECK(ext_waiter(S, T[0]) == 0);
     fake = E[2] + ((uint64_t)1 << 32);
-    CHECK(task_ext_waiter(S, fake) == 0);
+    CHECK(ext_waiter(S, fake) == 0);
     /* the waiter aborted */
     CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
     a.n = 0;
     T[2] = spawn(&a);
     CHECK_INT(task_tick(S, 0), 1);
-    CHECK(task_ext_waiter(S, E[0]) == T[2]);
-    CHECK_INT(task_abort(S, T[2]), 1);
-    CHECK(task_ext_waiter(S, E[0]) == 0);
+    CHECK(ext_waiter(S, E[0]) == T[2]);
+    CHECK_INT(task_abort(S, T[2]), TASK_OK);
+    CHECK(ext_waiter(S, E[0]) == 0);
     CHECK_INT(task_tick(S, 0), 1);
     log_take();
     finish();
@@ -3002,17 +3112,17 @@ static const uint64_t HEAP_DL[10] = {1, 50, 10, 100, 100, 60, 61, 62, 63, 11};
 struct hs { int pc; uint64_t dl; int timer; };
 static int heap_step(task_ctx *c) {
     struct hs *h = (struct hs *)c->ud;
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
-    if (c->why == TASK_R_START) {
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
+    if (c->why == TASK_WHY_START) {
         if (h->timer) {
             CHECK_INT(task_after(c->sched, h->dl, timer_cb, V(h->dl), &TM[h->timer - 1]), TASK_OK);
-            return TASK_DONE;
+            return TASK_STEP_DONE;
         }
         CHECK_INT(task_sleep(c->sched, h->dl), TASK_OK);
-        return TASK_SUSPEND;
+        return TASK_STEP_SUSPEND;
     }
-    logp("s%d%c ", (int)h->dl, c->why == TASK_R_TIMER ? 'T' : c->why == TASK_R_CANCEL ? 'C' : '?');
-    return TASK_DONE;
+    logp("s%d%c ", (int)h->dl, c->why == TASK_WHY_TIMER ? 'T' : c->why == TASK_WHY_CANCEL ? 'C' : '?');
+    return TASK_STEP_DONE;
 }
 
 TEST_CASE(heap_remove_moves_last_up) {
@@ -3039,7 +3149,7 @@ TEST_CASE(heap_remove_moves_last_up) {
         CHECK_INT(task_spawn(S, heap_step, &hs[k], NULL, &T[k]), TASK_OK);
     }
     CHECK_INT(task_tick(S, 0), 10);
-    CHECK_INT(task_cancel(S, T[5]), 1);
+    CHECK_INT(task_cancel(S, T[5]), TASK_OK);
     CHECK_INT(task_tick(S, 11), 2);
     CHECK_STR(log_take(), "t1 t10 s60C s11T");
     CHECK_U64(task_next_deadline(S), 50);
@@ -3053,7 +3163,7 @@ TEST_CASE(heap_remove_moves_last_up) {
 static int scope_out_hook(task_ctx *c, bot *b) {
     task_id x = 77;
     (void)b;
-    CHECK_INT(task_abort(c->sched, c->self), 1);
+    CHECK_INT(task_abort(c->sched, c->self), TASK_OK);
     CHECK_INT(task_scope_open(c->sched, &x), TASK_OK); /* allowed while aborting */
     CHECK(x != 0);
     return -1;
@@ -3084,30 +3194,30 @@ TEST_CASE(failed_calls_zero_their_out_id) {
     T[0] = spawn(&a);
     CHECK_INT(task_tick(S, 0), 1);
     CHECK_STR(log_take(), "aS aA");
-    CHECK_INT(task_result(S, T[0], NULL), TASK_X_ABORT);
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_ABORT);
     finish();
 }
 
 /* A cancel scope: cancelling it (or its owner) cancels the owner, not the
    plain scope the owner's spawns join; it closes at once, never parking. */
 static int cs_child(task_ctx *c) {
-    if (c->why == TASK_R_START) { CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK); return TASK_SUSPEND; }
-    logp("%s ", c->why == TASK_R_CANCEL ? "childC" : "childT");
-    return TASK_DONE;
+    if (c->why == TASK_WHY_START) { CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK); return TASK_STEP_SUSPEND; }
+    logp("%s ", c->why == TASK_WHY_CANCEL ? "childC" : "childT");
+    return TASK_STEP_DONE;
 }
 
 static int cs_owner(task_ctx *c) {
     task_id child = 0;
     switch (c->why) {
-    case TASK_R_START:
+    case TASK_WHY_START:
         CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
         CHECK_INT(task_cancel_scope_open(c->sched, &SC[1]), TASK_OK);
         CHECK(task_scope_current(c->sched) == SC[0]); /* spawns join the plain scope */
-        CHECK(task_token_of(c->sched, c->self) == task_scope_token(c->sched, SC[1]));
+        CHECK(token_of(c->sched, c->self) == scope_token(c->sched, SC[1]));
         CHECK_INT(task_spawn(c->sched, cs_child, NULL, NULL, &child), TASK_OK);
         T[1] = child;
-        CHECK(task_scope_of(c->sched, child) == SC[0]);
-        CHECK(task_token_of(c->sched, child) == task_scope_token(c->sched, SC[0]));
+        CHECK(scope_of(c->sched, child) == SC[0]);
+        CHECK(token_of(c->sched, child) == scope_token(c->sched, SC[0]));
         CHECK_INT(task_scope_count(c->sched, SC[1]), 0);
         CHECK_INT(task_scope_close(c->sched, SC[1]), TASK_ESTATE);
         CHECK_INT(task_cancel_scope_close(c->sched, SC[0]), TASK_ESTATE);
@@ -3115,21 +3225,21 @@ static int cs_owner(task_ctx *c) {
         { task_opts o; memset(&o, 0, sizeof o); o.scope = SC[1];
           CHECK_INT(task_spawn(c->sched, cs_child, NULL, &o, NULL), TASK_EINVAL); }
         CHECK_INT(task_sleep(c->sched, TASK_SEC), TASK_OK);
-        return TASK_SUSPEND;
-    case TASK_R_CANCEL: /* the cancel scope was cancelled: the child was not */
+        return TASK_STEP_SUSPEND;
+    case TASK_WHY_CANCEL: /* the cancel scope was cancelled: the child was not */
         logp("ownerC ");
         CHECK_INT(task_cancelled(c->sched, T[1]), 0);
         CHECK_INT(task_sleep(c->sched, 1), TASK_ECANCELED);
         CHECK_INT(task_cancel_scope_close(c->sched, SC[1]), TASK_OK);
         CHECK_INT(task_scope_count(c->sched, SC[1]), TASK_ENOENT);
-        CHECK(task_token_of(c->sched, c->self) == task_scope_token(c->sched, SC[0]));
+        CHECK(token_of(c->sched, c->self) == scope_token(c->sched, SC[0]));
         CHECK_INT(task_cancelled(c->sched, c->self), 0); /* its token is back */
         CHECK_INT(task_scope_cancel(c->sched, SC[0]), TASK_OK);
         CHECK_INT(task_scope_close(c->sched, SC[0]), TASK_OK);
-        return TASK_SUSPEND;
+        return TASK_STEP_SUSPEND;
     default:
         logp("ownerW ");
-        return TASK_DONE;
+        return TASK_STEP_DONE;
     }
 }
 
@@ -3149,10 +3259,12 @@ TEST_CASE(cancel_scope) {
 int main(void) {
     RUN(create_destroy);
     RUN(strerror_and_state_names);
+    RUN(version);
+    RUN(result_convention);
     RUN(spawn_and_fifo);
     RUN(woken_runs_same_tick_yield_next_tick);
     RUN(yield_loop_does_not_trap_tick);
-    RUN(budget);
+    RUN(tick_limit);
     RUN(sleep_never_early);
     RUN(sleep_counts_from_the_tick_clock);
     RUN(timeout_values);
@@ -3186,7 +3298,7 @@ int main(void) {
     RUN(counts_and_foreach);
     RUN(protothreads);
     RUN(destroy_with_live_tasks);
-    RUN(step_of);
+    RUN(step_of_known_tasks);
     RUN(scope_leave);
     RUN(protothread_abort);
     RUN(oom_host_functions);
@@ -3205,7 +3317,7 @@ int main(void) {
     RUN(abort_only_on_abort);
     RUN(abort_deep_chain);
     RUN(scope_abort_many_members);
-    RUN(ext_waiter);
+    RUN(ext_waiter_follows_the_wait);
     RUN(heap_remove_moves_last_up);
     RUN(failed_calls_zero_their_out_id);
     RUN(cancel_scope);

@@ -82,7 +82,7 @@ static void run_lua(const char *name, const char *code, lrun *r) {
         lua_pop(L, 1);
     }
     if (r->budget) task_lua_set_budget(L, r->budget, r->mode);
-    if (r->tick_budget) task_set_budget(s, (unsigned)r->tick_budget);
+    if (r->tick_budget) task_set_tick_limit(s, (unsigned)r->tick_budget);
     if (luaL_loadbuffer(L, code, strlen(code), name) != LUA_OK) {
         TEST__FAIL("%s: %s", name, lua_tostring(L, -1));
         lua_pop(L, 1);
@@ -329,21 +329,21 @@ TEST_CASE(scope_closed_from_inside_its_child) {
 
 static task_id C_SCOPE;
 static int c_child(task_ctx *c) {
-    if (c->why == TASK_R_ABORT) return TASK_DONE;
+    if (c->why == TASK_WHY_ABORT) return TASK_STEP_DONE;
     CHECK_INT(task_scope_close(c->sched, C_SCOPE), TASK_EPERM);
     CHECK_INT(task_scope_cancel(c->sched, C_SCOPE), TASK_OK);
     CHECK_INT(task_sleep(c->sched, 1), TASK_ECANCELED);
-    return TASK_DONE;
+    return TASK_STEP_DONE;
 }
 static int c_owner(task_ctx *c) {
-    if (c->why == TASK_R_START) {
+    if (c->why == TASK_WHY_START) {
         CHECK_INT(task_scope_open(c->sched, &C_SCOPE), TASK_OK);
         CHECK_INT(task_spawn(c->sched, c_child, NULL, NULL, NULL), TASK_OK);
         CHECK_INT(task_scope_close(c->sched, C_SCOPE), TASK_OK);
-        return TASK_SUSPEND;
+        return TASK_STEP_SUSPEND;
     }
     CHECK_INT(task_scope_count(c->sched, C_SCOPE), TASK_ENOENT);
-    return TASK_DONE;
+    return TASK_STEP_DONE;
 }
 
 TEST_CASE(c_scope_closed_from_inside_its_child) {
@@ -391,20 +391,20 @@ TEST_CASE(cancel_abort_join_self) {
 
 static int c_self(task_ctx *c) {
     int *phase = (int *)c->ud;
-    if (c->why == TASK_R_ABORT) { *phase = 100; return TASK_DONE; }
+    if (c->why == TASK_WHY_ABORT) { *phase = 100; return TASK_STEP_DONE; }
     CHECK_INT(task_join(c->sched, c->self), TASK_EDEADLK);
-    CHECK_INT(task_cancel(c->sched, c->self), 1);
+    CHECK_INT(task_cancel(c->sched, c->self), TASK_OK);
     CHECK_INT(task_wait(c->sched), TASK_ECANCELED);
-    CHECK_INT(task_abort(c->sched, c->self), 1);
+    CHECK_INT(task_abort(c->sched, c->self), TASK_OK);
     *phase = 1;
-    return TASK_YIELD;
+    return TASK_STEP_YIELD;
 }
 
 TEST_CASE(c_cancel_abort_join_self) {
     test_alloc a;
     task_sched *s;
     task_id t;
-    int phase = 0;
+    int phase = 0, how;
     void *v;
     memset(&a, 0, sizeof a);
     s = task_create(test_alloc_fn, &a);
@@ -412,7 +412,7 @@ TEST_CASE(c_cancel_abort_join_self) {
     task_tick(s, 0);
     task_tick(s, 1);
     CHECK_INT(phase, 100);
-    CHECK_INT(task_result(s, t, &v), TASK_X_ABORT);
+    CHECK_INT(task_result(s, t, &how, &v), TASK_OK); CHECK_INT(how, TASK_EXIT_ABORT);
     CHECK_INT(task_destroy(s), TASK_OK);
     CHECK_INT(a.bytes, 0);
 }
@@ -555,12 +555,12 @@ TEST_CASE(regression_host_resume_out_of_memory) {
 }
 
 static int c_waiter(task_ctx *c) {
-    if (c->why == TASK_R_START) { CHECK_INT(task_ext_wait(c->sched, *(task_id *)c->ud), TASK_OK); return TASK_SUSPEND; }
-    return TASK_DONE;
+    if (c->why == TASK_WHY_START) { CHECK_INT(task_ext_wait(c->sched, *(task_id *)c->ud), TASK_OK); return TASK_STEP_SUSPEND; }
+    return TASK_STEP_DONE;
 }
 static int c_plain(task_ctx *c) {
-    if (c->why == TASK_R_START) return TASK_SUSPEND; /* plain wait */
-    return TASK_DONE;
+    if (c->why == TASK_WHY_START) return TASK_STEP_SUSPEND; /* plain wait */
+    return TASK_STEP_DONE;
 }
 
 TEST_CASE(c_resume_of_ended_and_wakeup_twice) {
@@ -572,7 +572,7 @@ TEST_CASE(c_resume_of_ended_and_wakeup_twice) {
     CHECK_INT(task_ext_alloc(s, &e), TASK_OK);
     CHECK_INT(task_spawn(s, c_waiter, &e, NULL, &t), TASK_OK);
     task_tick(s, 0);
-    CHECK_INT(task_cancel(s, t), 1);
+    CHECK_INT(task_cancel(s, t), TASK_OK);
     task_tick(s, 1);
     CHECK_INT(task_status(s, t), TASK_EXIT);
     CHECK_INT(task_ext_resume(s, e, NULL), TASK_ENOENT);
@@ -592,12 +592,12 @@ TEST_CASE(c_resume_of_ended_and_wakeup_twice) {
 /* ---- a million tasks alive at once ----------------------------------- */
 
 static int c_sleeper(task_ctx *c) {
-    if (c->why == TASK_R_START) {
+    if (c->why == TASK_WHY_START) {
         uintptr_t i = (uintptr_t)c->ud;
-        if (i % 2) return task_sleep(c->sched, (uint64_t)(i % 1000) * TASK_MSEC) == TASK_OK ? TASK_SUSPEND : TASK_FAIL;
-        return TASK_SUSPEND; /* plain wait, until cancelled */
+        if (i % 2) return task_sleep(c->sched, (uint64_t)(i % 1000) * TASK_MSEC) == TASK_OK ? TASK_STEP_SUSPEND : TASK_STEP_FAIL;
+        return TASK_STEP_SUSPEND; /* plain wait, until cancelled */
     }
-    return TASK_DONE;
+    return TASK_STEP_DONE;
 }
 
 TEST_CASE(million_c_tasks) {

@@ -391,16 +391,16 @@ static int hk_create, hk_term, hk_c_create, hk_c_term, hk_marker;
 static void hk_on_create(task_sched *s, task_id t, void *ud) {
     CHECK(ud == &hk_marker);
     hk_create++;
-    if (task_userdata(s, t) == &hk_marker) hk_c_create++;
+    { void *u; if (task_userdata(s, t, &u) == TASK_OK && u == &hk_marker) hk_c_create++; }
 }
 static void hk_on_term(task_sched *s, task_id t, void *ud) {
     CHECK(ud == &hk_marker);
     hk_term++;
-    if (task_userdata(s, t) == &hk_marker) hk_c_term++;
+    { void *u; if (task_userdata(s, t, &u) == TASK_OK && u == &hk_marker) hk_c_term++; }
 }
 static int hk_c_task(task_ctx *c) {
-    if (c->why == TASK_R_START) return task_sleep(c->sched, 3 * TASK_MSEC) == TASK_OK ? TASK_SUSPEND : TASK_FAIL;
-    return TASK_DONE;
+    if (c->why == TASK_WHY_START) return task_sleep(c->sched, 3 * TASK_MSEC) == TASK_OK ? TASK_STEP_SUSPEND : TASK_STEP_FAIL;
+    return TASK_STEP_DONE;
 }
 
 static const char TWO_SETUP[] =

@@ -38,10 +38,10 @@ static void wake(void *ud) {
 
 static int waiter(task_ctx *c) {
     uintptr_t i = (uintptr_t)c->ud;
-    if (c->why == TASK_R_START) return task_ext_wait(c->sched, EXT[i]) == TASK_OK ? TASK_SUSPEND : TASK_FAIL;
-    if (c->why == TASK_R_WAKE) GOT[i] = (uintptr_t)c->value;
+    if (c->why == TASK_WHY_START) return task_ext_wait(c->sched, EXT[i]) == TASK_OK ? TASK_STEP_SUSPEND : TASK_STEP_FAIL;
+    if (c->why == TASK_WHY_WAKE) GOT[i] = (uintptr_t)c->value;
     ended++;
-    return TASK_DONE;
+    return TASK_STEP_DONE;
 }
 
 static void *worker(void *arg) {

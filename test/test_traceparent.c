@@ -1,7 +1,7 @@
-/* test_traceparent.c: task_traceparent_format / task_traceparent_parse
+/* test_traceparent.c: task_trace_format / task_trace_parse
  * against the W3C Trace Context recommendation (its examples, and the
  * invalid headers its rules reject), the round trip of task.h's 64-bit
- * trace ids, and the running task's id through task_tracespawn.
+ * trace ids, and the running task's id through task_trace_spawn.
  */
 #define TASK_IMPLEMENTATION
 #include "task.h"
@@ -20,22 +20,22 @@
 TEST_CASE(parses_the_w3c_examples) {
     uint64_t id = 0;
     unsigned flags = 99;
-    CHECK_INT(task_traceparent_parse(W3C_EX1, &id, &flags), TASK_OK);
+    CHECK_INT(task_trace_parse(W3C_EX1, &id, &flags), TASK_OK);
     CHECK_U64(id, 0x8ebf8e380a4d3331ull);
     CHECK_INT(flags, 1);
-    CHECK_INT(task_traceparent_parse(W3C_EX2, &id, NULL), TASK_OK);
+    CHECK_INT(task_trace_parse(W3C_EX2, &id, NULL), TASK_OK);
     CHECK_U64(id, 0xe837bda879bd02b7ull);
     /* not sampled */
-    CHECK_INT(task_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &id, &flags), TASK_OK);
+    CHECK_INT(task_trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &id, &flags), TASK_OK);
     CHECK_INT(flags, 0);
     /* a trace-id with a zero high half is fine, only all zeros is not */
-    CHECK_INT(task_traceparent_parse("00-00000000000000000000000000000001-0000000000000001-01", &id, NULL), TASK_OK);
+    CHECK_INT(task_trace_parse("00-00000000000000000000000000000001-0000000000000001-01", &id, NULL), TASK_OK);
     CHECK_U64(id, 0x10001ull);
 }
 
 /* Valid headers whose first fold is zero in bits 63..16 (the halves agree
    there) get a root part that is not zero, the same every time, and that
-   task_traceparent_format accepts. */
+   task_trace_format accepts. */
 TEST_CASE(zero_fold_never_gives_zero_root) {
     static const struct { const char *h; uint64_t id; } cases[] = {
         /* high half == low half: their common root part */
@@ -53,15 +53,15 @@ TEST_CASE(zero_fold_never_gives_zero_root) {
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint64_t id = 0, again = 0, back = 0;
-        char out[TASK_TRACEPARENT_LEN + 1];
-        if (task_traceparent_parse(cases[i].h, &id, NULL) != TASK_OK) { TEST__FAIL("refused \"%s\"", cases[i].h); continue; }
+        char out[TASK_TRACE_HEADER_LEN + 1];
+        if (task_trace_parse(cases[i].h, &id, NULL) != TASK_OK) { TEST__FAIL("refused \"%s\"", cases[i].h); continue; }
         if (id != cases[i].id) TEST__FAIL("\"%s\" -> %llx, expected %llx", cases[i].h, (unsigned long long)id,
                                           (unsigned long long)cases[i].id);
-        CHECK_INT(task_traceparent_parse(cases[i].h, &again, NULL), TASK_OK);
+        CHECK_INT(task_trace_parse(cases[i].h, &again, NULL), TASK_OK);
         CHECK_U64(again, id);
         CHECK(id >> 16 != 0);
-        CHECK_INT(task_traceparent_format(id, out), TASK_OK);
-        CHECK_INT(task_traceparent_parse(out, &back, NULL), TASK_OK);
+        CHECK_INT(task_trace_format(id, out), TASK_OK);
+        CHECK_INT(task_trace_parse(out, &back, NULL), TASK_OK);
         CHECK_U64(back, id);
     }
 }
@@ -73,7 +73,7 @@ TEST_CASE(every_valid_header_formats) {
     int i, bad = 0;
     for (i = 0; i < 20000 && !bad; i++) {
         static const char hexd[] = "0123456789abcdef";
-        char h[TASK_TRACEPARENT_LEN + 1], out[TASK_TRACEPARENT_LEN + 1];
+        char h[TASK_TRACE_HEADER_LEN + 1], out[TASK_TRACE_HEADER_LEN + 1];
         uint64_t hi, lo, p, id = 0, back = 0;
         int k;
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
@@ -94,8 +94,8 @@ TEST_CASE(every_valid_header_formats) {
         h[35] = '-';
         for (k = 0; k < 16; k++) h[36 + k] = hexd[(p >> (60 - 4 * k)) & 0xF];
         memcpy(h + 52, "-01", 4);
-        if (task_traceparent_parse(h, &id, NULL) != TASK_OK || task_traceparent_format(id, out) != TASK_OK ||
-            task_traceparent_parse(out, &back, NULL) != TASK_OK || back != id || (id & 0xFFFF) != (p & 0xFFFF)) {
+        if (task_trace_parse(h, &id, NULL) != TASK_OK || task_trace_format(id, out) != TASK_OK ||
+            task_trace_parse(out, &back, NULL) != TASK_OK || back != id || (id & 0xFFFF) != (p & 0xFFFF)) {
             TEST__FAIL("%s -> %llx -> %s -> %llx", h, (unsigned long long)id, out, (unsigned long long)back);
             bad = 1;
         }
@@ -106,22 +106,22 @@ TEST_CASE(later_versions) {
     uint64_t id = 0;
     unsigned flags = 0;
     /* "cc": a later version, more fields after a dash are ignored */
-    CHECK_INT(task_traceparent_parse("cc-" "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &id, NULL), TASK_OK);
+    CHECK_INT(task_trace_parse("cc-" "0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", &id, NULL), TASK_OK);
     CHECK_U64(id, 0x8ebf8e380a4d3331ull);
-    CHECK_INT(task_traceparent_parse("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-the-future-will-be-like",
+    CHECK_INT(task_trace_parse("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-the-future-will-be-like",
                                      &id, &flags), TASK_OK);
     CHECK_INT(flags, 1);
     /* ...but not glued on without a dash */
-    CHECK_INT(task_traceparent_parse("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01.what", &id, NULL), TASK_EINVAL);
+    CHECK_INT(task_trace_parse("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01.what", &id, NULL), TASK_EINVAL);
     /* and version 00 must be exactly 55 characters */
-    CHECK_INT(task_traceparent_parse(W3C_EX1 "-what-the-future-will-be-like", &id, NULL), TASK_EINVAL);
+    CHECK_INT(task_trace_parse(W3C_EX1 "-what-the-future-will-be-like", &id, NULL), TASK_EINVAL);
 }
 
 TEST_CASE(optional_whitespace_is_ignored) {
     uint64_t id = 0;
-    CHECK_INT(task_traceparent_parse(" \t" W3C_EX1, &id, NULL), TASK_OK);
+    CHECK_INT(task_trace_parse(" \t" W3C_EX1, &id, NULL), TASK_OK);
     CHECK_U64(id, 0x8ebf8e380a4d3331ull);
-    CHECK_INT(task_traceparent_parse(W3C_EX1 "\t ", &id, NULL), TASK_OK);
+    CHECK_INT(task_trace_parse(W3C_EX1 "\t ", &id, NULL), TASK_OK);
 }
 
 TEST_CASE(rejects_invalid_headers) {
@@ -157,25 +157,25 @@ TEST_CASE(rejects_invalid_headers) {
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t id = 12345;
         unsigned flags = 7;
-        if (task_traceparent_parse(bad[i], &id, &flags) != TASK_EINVAL) TEST__FAIL("accepted \"%s\"", bad[i]);
+        if (task_trace_parse(bad[i], &id, &flags) != TASK_EINVAL) TEST__FAIL("accepted \"%s\"", bad[i]);
         if (id != 12345 || flags != 7) TEST__FAIL("\"%s\" changed the outputs", bad[i]);
     }
-    CHECK_INT(task_traceparent_parse(NULL, &(uint64_t){0}, NULL), TASK_EINVAL);
-    CHECK_INT(task_traceparent_parse(W3C_EX1, NULL, NULL), TASK_EINVAL);
+    CHECK_INT(task_trace_parse(NULL, &(uint64_t){0}, NULL), TASK_EINVAL);
+    CHECK_INT(task_trace_parse(W3C_EX1, NULL, NULL), TASK_EINVAL);
 }
 
 TEST_CASE(format_layout) {
-    char out[TASK_TRACEPARENT_LEN + 1];
-    CHECK_INT(task_traceparent_format(0x0001002a00070005ull, out), TASK_OK);
+    char out[TASK_TRACE_HEADER_LEN + 1];
+    CHECK_INT(task_trace_format(0x0001002a00070005ull, out), TASK_OK);
     CHECK_STR(out, "00-00000000000000000001002a00070000-0001002a00070005-01");
-    CHECK_INT((int)strlen(out), TASK_TRACEPARENT_LEN);
-    CHECK_INT(task_traceparent_format(0xffffffffffffffffull, out), TASK_OK);
+    CHECK_INT((int)strlen(out), TASK_TRACE_HEADER_LEN);
+    CHECK_INT(task_trace_format(0xffffffffffffffffull, out), TASK_OK);
     CHECK_STR(out, "00-0000000000000000ffffffffffff0000-ffffffffffffffff-01");
     /* no trace (0), or only a hop: an all-zero trace-id is not allowed */
-    CHECK_INT(task_traceparent_format(0, out), TASK_EINVAL);
+    CHECK_INT(task_trace_format(0, out), TASK_EINVAL);
     CHECK_STR(out, "");
-    CHECK_INT(task_traceparent_format(0xFFFF, out), TASK_EINVAL);
-    CHECK_INT(task_traceparent_format(0x10000, out), TASK_OK);
+    CHECK_INT(task_trace_format(0xFFFF, out), TASK_EINVAL);
+    CHECK_INT(task_trace_format(0x10000, out), TASK_OK);
     CHECK_STR(out, "00-00000000000000000000000000010000-0000000000010000-01");
 }
 
@@ -185,18 +185,18 @@ TEST_CASE(round_trip) {
     uint64_t x = 0x9e3779b97f4a7c15ull;
     size_t i;
     for (i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        char out[TASK_TRACEPARENT_LEN + 1];
+        char out[TASK_TRACE_HEADER_LEN + 1];
         uint64_t back = 0;
-        CHECK_INT(task_traceparent_format(ids[i], out), TASK_OK);
-        CHECK_INT(task_traceparent_parse(out, &back, NULL), TASK_OK);
+        CHECK_INT(task_trace_format(ids[i], out), TASK_OK);
+        CHECK_INT(task_trace_parse(out, &back, NULL), TASK_OK);
         CHECK_U64(back, ids[i]);
     }
     for (i = 0; i < 10000; i++) { /* xorshift64 */
-        char out[TASK_TRACEPARENT_LEN + 1];
+        char out[TASK_TRACE_HEADER_LEN + 1];
         uint64_t back = 0;
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         if ((x >> 16) == 0) continue;
-        if (task_traceparent_format(x, out) != TASK_OK || task_traceparent_parse(out, &back, NULL) != TASK_OK || back != x) {
+        if (task_trace_format(x, out) != TASK_OK || task_trace_parse(out, &back, NULL) != TASK_OK || back != x) {
             TEST__FAIL("round trip of %llx: %s -> %llx", (unsigned long long)x, out, (unsigned long long)back);
             break;
         }
@@ -206,28 +206,28 @@ TEST_CASE(round_trip) {
 /* A foreign trace keeps one id across hops: only the parent-id changes. */
 TEST_CASE(foreign_trace_is_stable_across_hops) {
     uint64_t a = 0, b = 0;
-    char out[TASK_TRACEPARENT_LEN + 1], again[TASK_TRACEPARENT_LEN + 1];
-    CHECK_INT(task_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba90001-01", &a, NULL), TASK_OK);
-    CHECK_INT(task_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-53995c3f42cd0002-01", &b, NULL), TASK_OK);
+    char out[TASK_TRACE_HEADER_LEN + 1], again[TASK_TRACE_HEADER_LEN + 1];
+    CHECK_INT(task_trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba90001-01", &a, NULL), TASK_OK);
+    CHECK_INT(task_trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-53995c3f42cd0002-01", &b, NULL), TASK_OK);
     CHECK_U64(a >> 16, b >> 16);
     CHECK_INT((int)(a & 0xFFFF), 1);
     CHECK_INT((int)(b & 0xFFFF), 2);
     /* re-emitting it keeps the trace: format(parse(h)) parses to the same id */
-    CHECK_INT(task_traceparent_format(a, out), TASK_OK);
-    CHECK_INT(task_traceparent_parse(out, &b, NULL), TASK_OK);
+    CHECK_INT(task_trace_format(a, out), TASK_OK);
+    CHECK_INT(task_trace_parse(out, &b, NULL), TASK_OK);
     CHECK_U64(a, b);
-    CHECK_INT(task_traceparent_format(b, again), TASK_OK);
+    CHECK_INT(task_trace_format(b, again), TASK_OK);
     CHECK_STR(out, again);
 }
 
-typedef struct { char header[TASK_TRACEPARENT_LEN + 1]; uint64_t mine, parsed; int rc; } probe;
+typedef struct { char header[TASK_TRACE_HEADER_LEN + 1]; uint64_t mine, parsed; int rc; } probe;
 
 static int trace_step(task_ctx *c) {
     probe *p = (probe *)c->ud;
-    p->mine = task_trace_of(c->sched, c->self);
-    p->rc = task_traceparent_format(task_tracepropagate(c->sched), p->header);
-    if (p->rc == TASK_OK) p->rc = task_traceparent_parse(p->header, &p->parsed, NULL);
-    return TASK_DONE;
+    CHECK_INT(task_trace_of(c->sched, c->self, &p->mine), TASK_OK);
+    p->rc = task_trace_format(task_trace_propagate(c->sched), p->header);
+    if (p->rc == TASK_OK) p->rc = task_trace_parse(p->header, &p->parsed, NULL);
+    return TASK_STEP_DONE;
 }
 
 /* The running task's trace, through the scheduler's trace functions. */
@@ -238,9 +238,9 @@ TEST_CASE(running_task_trace) {
     memset(&p, 0, sizeof p);
     CHECK(s != NULL);
     if (!s) return;
-    CHECK_INT(task_tracenode(s, 7), TASK_OK);
+    CHECK_INT(task_trace_node(s, 7), TASK_OK);
     task_tick(s, 3 * TASK_SEC);
-    task_tracespawn(s); /* the host's trace: node 7, second 3, sequence 1, hop 7 */
+    task_trace_spawn(s); /* the host's trace: node 7, second 3, sequence 1, hop 7 */
     CHECK_INT(task_spawn(s, trace_step, &p, NULL, NULL), TASK_OK);
     task_tick(s, 3 * TASK_SEC);
     CHECK_U64(p.mine, 0x0007000300010007ull);

@@ -1,7 +1,7 @@
 # test/trace.mk: W3C trace context and the editor definitions (included by
 # the top-level Makefile).
-#   trace, trace-asan    test/test_traceparent.c: task_traceparent_format /
-#                        task_traceparent_parse against the W3C examples
+#   trace, trace-asan    test/test_traceparent.c: task_trace_format /
+#                        task_trace_parse against the W3C examples
 #   trace-valgrind       when valgrind is installed
 #   types                types/task.lua (Lua Language Server ---@meta file)
 #                        loads, and names every function and method that

@@ -3,7 +3,7 @@
  * The input is the random stream of test/model.h: every byte sequence is a
  * sequence of operations (spawn, tick with time steps, wakeup, external
  * alloc/resume/release, cancel, abort, drop, release, tokens, timers,
- * budgets, trace ids, stale ids; and inside step functions sleep, wait,
+ * tick limits, trace ids, stale ids; and inside step functions sleep, wait,
  * join, external waits and side actions), and the real scheduler is
  * checked against the reference model after every operation. The run
  * ends with task_destroy and a check that zero bytes are outstanding.
