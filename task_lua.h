@@ -80,6 +80,9 @@ extern "C" {
 #ifndef TASK_LUA_API
 #define TASK_LUA_API extern
 #endif
+#ifndef TASK_LUA_POOL
+#define TASK_LUA_POOL 256 /* idle threads kept for new tasks (task_lua_set_pool) */
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +106,11 @@ TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx);
    mode TASK_LUA_PREEMPT or TASK_LUA_RAISE, see HOST SIDE above. */
 enum { TASK_LUA_PREEMPT = 0, TASK_LUA_RAISE = 1 };
 TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode);
+/* How many threads of tasks that returned are kept for new tasks
+   (TASK_LUA_POOL, 256, by default; 0 turns the pool off). The collector
+   trims the pool to what new tasks took from it since its last cycle.
+   TASK_EINVAL for a negative count, TASK_ENOMEM when out of memory. */
+TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads);
 /* Standalone module / generic entry for require: binds to a scheduler of
    its own when the host did not open the module. */
 TASK_LUA_API int luaopen_task(lua_State *L);
@@ -125,55 +133,55 @@ TASK_LUA_API int luaopen_task(lua_State *L);
 #error "task_lua.h needs Lua 5.4"
 #endif
 #if LUA_VERSION_RELEASE_NUM >= 50406
-#define TL_CLOSETHREAD(co, from) lua_closethread((co), (from))
+#define TASK__L_CLOSETHREAD(co, from) lua_closethread((co), (from))
 #else
-#define TL_CLOSETHREAD(co, from) ((void)(from), lua_resetthread(co))
+#define TASK__L_CLOSETHREAD(co, from) ((void)(from), lua_resetthread(co))
 #endif
 
 /* Registry names of the classes; messages use the part after "task.". */
-enum { TL_C_NONE = 0, TL_C_TASK, TL_C_CHAN, TL_C_TIMER, TL_C_TOKEN, TL_C_SCOPE, TL_NCLASS };
-static const char *const tl_class_key[TL_NCLASS] = {
+enum { TASK__L_C_NONE = 0, TASK__L_C_TASK, TASK__L_C_CHAN, TASK__L_C_TIMER, TASK__L_C_TOKEN, TASK__L_C_SCOPE, TASK__L_NCLASS };
+static const char *const task__l_class_key[TASK__L_NCLASS] = {
     "", "task.Task", "task.Channel", "task.Timer", "task.CancelToken", "task.Scope"};
-#define TL_CLASS_NAME(c) (tl_class_key[c] + 5)
-#define TL_STATE "task.State"
+#define TASK__L_CLASS_NAME(c) (task__l_class_key[c] + 5)
+#define TASK__L_STATE "task.State"
 
-typedef struct tl_state tl_state;
-typedef struct tl_task tl_task;
-typedef struct tl_regq tl_regq;
+typedef struct task__l_state task__l_state;
+typedef struct task__l_task task__l_task;
+typedef struct task__l_regq task__l_regq;
 
-/* How the binding woke a task parked on one of its queues (tl_task.wake);
+/* How the binding woke a task parked on one of its queues (task__l_task.wake);
    the continuation turns it into results in the task's own context, so
    waking never allocates. */
-enum { TL_W_NONE = 0, TL_W_VALUE, TL_W_CLOSED, TL_W_SENT, TL_W_FIRED, TL_W_ENDED };
+enum { TASK__L_W_NONE = 0, TASK__L_W_VALUE, TASK__L_W_CLOSED, TASK__L_W_SENT, TASK__L_W_FIRED, TASK__L_W_ENDED };
 
 /* An error a plain coroutine.yield() raises when the task runs again. */
-enum { TL_RAISE_NONE = 0, TL_RAISE_CANCEL, TL_RAISE_YIELDED, TL_RAISE_DURATION, TL_RAISE_EXTID };
+enum { TASK__L_RAISE_NONE = 0, TASK__L_RAISE_CANCEL, TASK__L_RAISE_YIELDED, TASK__L_RAISE_DURATION, TASK__L_RAISE_EXTID };
 
-/* What a parked Lua task waits for (tl_task.waitkind), for reports. */
-enum { TL_WK_NONE = 0, TL_WK_YIELD, TL_WK_SLEEP, TL_WK_WAIT, TL_WK_EXT, TL_WK_JOIN, TL_WK_RECV,
-       TL_WK_SEND, TL_WK_TIMER, TL_WK_SELECT, TL_WK_SCOPE, TL_WK_RACE };
+/* What a parked Lua task waits for (task__l_task.waitkind), for reports. */
+enum { TASK__L_WK_NONE = 0, TASK__L_WK_YIELD, TASK__L_WK_SLEEP, TASK__L_WK_WAIT, TASK__L_WK_EXT, TASK__L_WK_JOIN, TASK__L_WK_RECV,
+       TASK__L_WK_SEND, TASK__L_WK_TIMER, TASK__L_WK_SELECT, TASK__L_WK_SCOPE, TASK__L_WK_RACE };
 
-/* Why a task's thread is no longer the scheduler's (tl_task.lost). */
-enum { TL_LOST_NONE = 0, TL_LOST_RESUMED, TL_LOST_CLOSED };
+/* Why a task's thread is no longer the scheduler's (task__l_task.lost). */
+enum { TASK__L_LOST_NONE = 0, TASK__L_LOST_RESUMED, TASK__L_LOST_CLOSED };
 
 /* Stack room reserved on a task's thread when it parks: what a waker
    pushes onto it (a value, or the guard) never has to grow the stack. */
-#define TL_RESERVE 4
+#define TASK__L_RESERVE 4
 
 /* One waiting task registered on one awaitable (a select has several). */
-typedef struct tl_reg {
-    struct tl_reg *next, *prev;
-    tl_regq *q;        /* the queue it is in, NULL when not queued */
-    tl_task *task;
+typedef struct task__l_reg {
+    struct task__l_reg *next, *prev;
+    task__l_regq *q;        /* the queue it is in, NULL when not queued */
+    task__l_task *task;
     void *obj;         /* the awaitable */
-    int kind;          /* TL_C_TASK, TL_C_CHAN or TL_C_TIMER */
+    int kind;          /* TASK__L_C_TASK, TASK__L_C_CHAN or TASK__L_C_TIMER */
     int index;         /* its position in a select list; 0: a direct wait */
     int vidx;          /* a blocked sender: stack index of its value */
-} tl_reg;
-struct tl_regq { tl_reg *head, *tail; };
+} task__l_reg;
+struct task__l_regq { task__l_reg *head, *tail; };
 
-struct tl_task {
-    tl_state *st;
+struct task__l_task {
+    task__l_state *st;
     lua_State *co;
     task_id id;
     task_id extwait;   /* the external id a plain coroutine.yield(id) waits for */
@@ -186,43 +194,44 @@ struct tl_task {
     int joiners;       /* Lua tasks waiting for it (join, select) */
     int nscopes;       /* Lua scopes it owns that are open */
     int why;           /* the TASK_WHY_* of the resume a continuation runs in */
-    double raisenum;   /* the value a TL_RAISE_DURATION error names */
+    double raisenum;   /* the value a TASK__L_RAISE_DURATION error names */
     unsigned char ended, joined, claimed, detached, suspending, code;
     unsigned char plain;    /* parked by a plain coroutine.yield() */
-    unsigned char waitkind; /* TL_WK_* */
-    unsigned char wake;     /* TL_W_* */
-    unsigned char raise;    /* TL_RAISE_* */
-    unsigned char raisetype;/* the Lua type a TL_RAISE_YIELDED error names */
-    unsigned char lost;     /* TL_LOST_* */
+    unsigned char waitkind; /* TASK__L_WK_* */
+    unsigned char wake;     /* TASK__L_W_* */
+    unsigned char raise;    /* TASK__L_RAISE_* */
+    unsigned char raisetype;/* the Lua type a TASK__L_RAISE_YIELDED error names */
+    unsigned char lost;     /* TASK__L_LOST_* */
     unsigned char failed;   /* the body ended with an error (on top of co) */
     unsigned char aborting; /* aborted itself where it could not stop at once */
     unsigned char closing;  /* being aborted: its to-be-closed variables run */
     unsigned char gcdone;   /* its __gc ran (possibly by hand) */
-    tl_task *joining;  /* the task it waits for in Task:join */
-    tl_reg direct;     /* a wait on one channel or timer */
-    tl_reg *sel;
+    unsigned char anchored; /* its select registrations are anchored in r_parked */
+    task__l_task *joining;  /* the task it waits for in Task:join */
+    task__l_reg direct;     /* a wait on one channel or timer */
+    task__l_reg *sel;
     int nsel;
-    tl_regq waitq;     /* selects waiting for it to end */
+    task__l_regq waitq;     /* selects waiting for it to end */
 };
 
-typedef struct tl_chan { lua_Integer cap, count, head; int closed; tl_regq recvq, sendq; } tl_chan;
-typedef struct tl_timer { tl_state *st; task_id id; int fired, cancelled; tl_regq waitq; } tl_timer;
-typedef struct tl_token { tl_state *st; task_id id; int owned; } tl_token;
-typedef struct tl_scope {
+typedef struct task__l_chan { lua_Integer cap, count, head; int closed; task__l_regq recvq, sendq; } task__l_chan;
+typedef struct task__l_timer { task__l_state *st; task_id id; int fired, cancelled; task__l_regq waitq; } task__l_timer;
+typedef struct task__l_token { task__l_state *st; task_id id; int owned; } task__l_token;
+typedef struct task__l_scope {
     task_id id;
     task_id timer;      /* its deadline, then its grace period */
     uint64_t grace;     /* from the deadline to the abort; TASK_FOREVER: none */
-    tl_task *owner;
+    task__l_task *owner;
     unsigned char kind, open, failed, expired;
-} tl_scope;
+} task__l_scope;
 
-struct tl_state {
+struct task__l_state {
     task_sched *s;
     lua_Alloc lalloc;  /* standalone: the core allocates through Lua's allocator, */
     void *lalloc_ud;   /* counted in core_bytes */
     size_t core_bytes;
     lua_State *L;      /* the main thread */
-    tl_task *cur;      /* the Lua task running now */
+    task__l_task *cur;      /* the Lua task running now */
     int owns, closed, looping;
     int r_anchors;     /* [slot index] = Task while the task lives, false after */
     uint32_t ahi;      /* anchors has a key at every slot index up to ahi + 1 */
@@ -230,108 +239,120 @@ struct tl_state {
     int r_ext;         /* [external id] = packed values resumed before the wait */
     int r_scopes;      /* [slot index] = Scope, while open */
     uint32_t shi;      /* r_scopes has a key at every slot index up to shi + 1 */
-    int r_parked;      /* [light tl_task] = select registrations, while parked */
-    int r_tb;          /* [light tl_task] = traceback of the error leaving its body */
+    int r_parked;      /* [light task__l_task] = select registrations, while parked */
+    int r_tb;          /* [light task__l_task] = traceback of the error leaving its body */
+    int r_pool;        /* [1..npool] = idle threads of tasks that returned; false above */
+    int npool, pool_max; /* task_lua_set_pool; TASK_LUA_POOL by default */
+    int pool_taken;    /* threads taken from the pool since the collector's last cycle */
     int r_handler, r_hcreate, r_hterm;
     int r_taskmt;      /* Task's metatable: spawning skips the lookup by name */
     int r_body;        /* the closure every task's thread starts in */
-    const void *mt[TL_NCLASS]; /* metatables, for type checks that run no code */
+    const void *mt[TASK__L_NCLASS]; /* metatables, for type checks that run no code */
     int budget, budget_mode, spent;
 };
 
-static const char tl__statekey = 's';  /* addresses only: registry keys */
-static const char tl__modkey = 'm';
-static const char tl__originkey = 'o'; /* the Task whose error was last handed to a joiner */
+static const char task__l_statekey = 's';  /* addresses only: registry keys */
+static const char task__l_modkey = 'm';
+static const char task__l_originkey = 'o'; /* the Task whose error was last handed to a joiner */
 
-static int tl_step(task_ctx *c);
+static int task__l_step(task_ctx *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
 /* Every entry point after the module's state is gone (a finalizer that
    runs late in lua_close) raises, naming the function it can find. */
-static int tl_closed_error(lua_State *L) {
+static int task__l_closed_error(lua_State *L) {
     lua_Debug ar;
     const char *fn = "task";
     if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) fn = ar.name;
     return luaL_error(L, "%s: the task module is closed", fn);
 }
 
-static tl_state *tl_st(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
-    if (st->closed) tl_closed_error(L);
+static task__l_state *task__l_st(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
+    if (st->closed) task__l_closed_error(L);
     return st;
 }
 
-static tl_state *tl_state_of(lua_State *L) {
-    tl_state *st;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
-    st = (tl_state *)lua_touserdata(L, -1);
+static task__l_state *task__l_state_of(lua_State *L) {
+    task__l_state *st;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &task__l_statekey);
+    st = (task__l_state *)lua_touserdata(L, -1);
     lua_pop(L, 1);
     return st && st->s && !st->closed ? st : NULL;
 }
 
-static int tl_raise_cancelled(lua_State *L) {
+static int task__l_raise_cancelled(lua_State *L) {
     lua_pushliteral(L, "task cancelled");
     return lua_error(L);
 }
 
-static int tl_raise_literal(lua_State *L, const char *msg) {
+static int task__l_raise_literal(lua_State *L, const char *msg) {
     lua_pushstring(L, msg);
     return lua_error(L);
 }
 
-static void tl_getref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+static void task__l_getref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
 
 /* The class of the value at idx, by its metatable; runs no metamethod. */
-static int tl_classof(lua_State *L, int idx, const tl_state *st) {
+static int task__l_classof(lua_State *L, int idx, const task__l_state *st) {
     const void *mt;
     int c;
-    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return TL_C_NONE;
+    if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return TASK__L_C_NONE;
     mt = lua_topointer(L, -1);
     lua_pop(L, 1);
-    for (c = 1; c < TL_NCLASS; c++)
+    for (c = 1; c < TASK__L_NCLASS; c++)
         if (st->mt[c] == mt) return c;
-    return TL_C_NONE;
+    return TASK__L_C_NONE;
 }
 
-static void *tl_check(lua_State *L, const tl_state *st, int idx, int cls) {
-    if (tl_classof(L, idx, st) != cls) luaL_typeerror(L, idx, TL_CLASS_NAME(cls));
+/* Is the value at idx of class cls? One metatable compare. */
+static int task__l_is(lua_State *L, int idx, const task__l_state *st, int cls) {
+    int r;
+    if (!lua_getmetatable(L, idx)) return 0; /* also for values that have none */
+    r = lua_topointer(L, -1) == st->mt[cls] && lua_type(L, idx) == LUA_TUSERDATA;
+    lua_pop(L, 1);
+    return r;
+}
+
+static void *task__l_check(lua_State *L, const task__l_state *st, int idx, int cls) {
+    if (!task__l_is(L, idx, st, cls)) luaL_typeerror(L, idx, TASK__L_CLASS_NAME(cls));
     return lua_touserdata(L, idx);
 }
 
 /* For metamethods, which may run after the state closed (finalizers). */
-static void *tl_check_raw(lua_State *L, int idx, int cls) {
-    return tl_check(L, (const tl_state *)lua_touserdata(L, lua_upvalueindex(1)), idx, cls);
+static void *task__l_check_raw(lua_State *L, int idx, int cls) {
+    return task__l_check(L, (const task__l_state *)lua_touserdata(L, lua_upvalueindex(1)), idx, cls);
 }
 
-#define tl_checktask(L, st, i) ((tl_task *)tl_check((L), (st), (i), TL_C_TASK))
+#define task__l_checktask(L, st, i) ((task__l_task *)task__l_check((L), (st), (i), TASK__L_C_TASK))
 
 /* A cancelled task raises at every suspending call, also one that could
    complete at once, as Trio's checkpoints do. */
-static void tl_checkcancel(lua_State *L, tl_state *st) {
-    if (st->cur && task_self_cancelled(st->s)) tl_raise_cancelled(L);
+static void task__l_checkcancel(lua_State *L, task__l_state *st) {
+    if (st->cur && task_self_cancelled(st->s)) task__l_raise_cancelled(L);
 }
 
 /* The running task, which L must be able to suspend; reserves the stack
    room wakers use. Called before anything is arranged with the core. */
-static tl_task *tl_need(lua_State *L, tl_state *st, const char *fn) {
-    tl_task *t = st->cur;
+static task__l_task *task__l_need(lua_State *L, task__l_state *st, const char *fn) {
+    task__l_task *t = st->cur;
     const char *why = NULL;
-    if (t && t->aborting && !t->closing) tl_raise_literal(L, "task aborted");
+    if (t && t->aborting && !t->closing) task__l_raise_literal(L, "task aborted");
     if (!t) why = "must be called from inside a task";
     else if (t->closing) why = "cannot suspend while the task is being aborted";
     else if (t->co != L) why = "cannot suspend from a coroutine nested inside a task";
     else if (!lua_isyieldable(L)) why = "cannot suspend here (a metamethod or C function that does not allow yields)";
     if (why) luaL_error(L, "%s: %s", fn, why);
-    if (!lua_checkstack(L, TL_RESERVE)) luaL_error(L, "%s: stack overflow", fn);
+    if (!lua_checkstack(L, TASK__L_RESERVE)) luaL_error(L, "%s: stack overflow", fn);
     return t;
 }
 
 /* A core error as a Lua error: the core's own message, with the Lua
    function's name in place of the C one. */
-static int tl_fail(lua_State *L, tl_state *st, int rc, const char *fn) {
+static int task__l_fail(lua_State *L, task__l_state *st, int rc, const char *fn) {
     const char *m = task_errmsg(st->s), *p;
-    if (rc == TASK_ECANCELED) return tl_raise_cancelled(L);
+    if (rc == TASK_ECANCELED) return task__l_raise_cancelled(L);
     if (rc == TASK_ENOMEM) return luaL_error(L, "%s: not enough memory", fn);
     p = strstr(m, ": ");
     return luaL_error(L, "%s: %s", fn, p ? p + 2 : task_strerror(rc));
@@ -339,9 +360,9 @@ static int tl_fail(lua_State *L, tl_state *st, int rc, const char *fn) {
 
 /* Durations: milliseconds, numbers or numeric strings (Lua's usual
    coercion), fractions allowed, 0 up to what the clock can hold. */
-#define TL_MS_MAX 9.2e12  /* 2^63 ns, rounded down: about 292 years */
+#define TASK__L_MS_MAX 9.2e12  /* 2^63 ns, rounded down: about 292 years */
 
-static int tl_badms(lua_State *L, double ms, const char *fn) {
+static int task__l_badms(lua_State *L, double ms, const char *fn) {
     lua_Integer i;
     if (ms != ms) return luaL_error(L, "%s: invalid duration (ms=nan)", fn);
     if (ms - ms != 0) return luaL_error(L, "%s: invalid duration (ms=%s)", fn, ms > 0 ? "inf" : "-inf");
@@ -351,39 +372,39 @@ static int tl_badms(lua_State *L, double ms, const char *fn) {
     return luaL_error(L, "%s: invalid duration (ms=%s)", fn, luaL_tolstring(L, -1, NULL));
 }
 
-static int tl_msok(double ms) { return ms >= 0 && ms <= TL_MS_MAX; }
+static int task__l_msok(double ms) { return ms >= 0 && ms <= TASK__L_MS_MAX; }
 
-static uint64_t tl_ms2ns(double ms) { return (uint64_t)(ms * 1e6); }
+static uint64_t task__l_ms2ns(double ms) { return (uint64_t)(ms * 1e6); }
 
 /* Milliseconds at idx to the core's nanoseconds, or an error naming fn. */
-static uint64_t tl_checkms(lua_State *L, int idx, const char *fn) {
+static uint64_t task__l_checkms(lua_State *L, int idx, const char *fn) {
     lua_Number ms = luaL_checknumber(L, idx);
-    if (!tl_msok(ms)) tl_badms(L, ms, fn);
-    return tl_ms2ns(ms);
+    if (!task__l_msok(ms)) task__l_badms(L, ms, fn);
+    return task__l_ms2ns(ms);
 }
 
-static double tl_ms(uint64_t ns) { return (double)ns / 1e6; }
+static double task__l_ms(uint64_t ns) { return (double)ns / 1e6; }
 
 /* Parks the running task (already arranged with the core): the
    continuation k gets the task as its context. */
-static int tl_park(lua_State *L, tl_task *t, int code, int kind, lua_KFunction k) {
+static int task__l_park(lua_State *L, task__l_task *t, int code, int kind, lua_KFunction k) {
     t->waitkind = (unsigned char)kind;
     t->suspending = 1;
     t->code = (unsigned char)code;
     t->kbase = lua_gettop(L);
-    t->wake = TL_W_NONE;
+    t->wake = TASK__L_W_NONE;
     return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
-static void tl_pushtask(lua_State *L, tl_state *st, tl_task *t) {
-    tl_getref(L, st->r_anchors);
+static void task__l_pushtask(lua_State *L, task__l_state *st, task__l_task *t) {
+    task__l_getref(L, st->r_anchors);
     lua_rawgeti(L, -1, (lua_Integer)(uint32_t)t->id);
     lua_remove(L, -2);
 }
 
 /* ---- wait registrations ----------------------------------------------- */
 
-static void tl_q_push(tl_regq *q, tl_reg *r) {
+static void task__l_q_push(task__l_regq *q, task__l_reg *r) {
     r->q = q;
     r->next = NULL;
     r->prev = q->tail;
@@ -391,82 +412,95 @@ static void tl_q_push(tl_regq *q, tl_reg *r) {
     q->tail = r;
 }
 
-static void tl_q_del(tl_reg *r) {
-    tl_regq *q = r->q;
+static void task__l_q_del(task__l_reg *r) {
+    task__l_regq *q = r->q;
     if (!q) return;
     if (r->prev) r->prev->next = r->next; else q->head = r->next;
     if (r->next) r->next->prev = r->prev; else q->tail = r->prev;
     r->q = NULL;
     r->next = r->prev = NULL;
-    if (r->kind == TL_C_TASK) ((tl_task *)r->obj)->joiners--;
+    if (r->kind == TASK__L_C_TASK) ((task__l_task *)r->obj)->joiners--;
 }
 
-static void tl_reg_add(tl_reg *r, tl_task *t, void *obj, int kind, int index, tl_regq *q) {
+static void task__l_reg_add(task__l_reg *r, task__l_task *t, void *obj, int kind, int index, task__l_regq *q) {
     r->task = t;
     r->obj = obj;
     r->kind = kind;
     r->index = index;
     r->vidx = 0;
-    tl_q_push(q, r);
-    if (kind == TL_C_TASK) ((tl_task *)obj)->joiners++;
+    task__l_q_push(q, r);
+    if (kind == TASK__L_C_TASK) ((task__l_task *)obj)->joiners++;
 }
 
 /* Takes t off every queue it waits in; plain C, so it is safe anywhere. */
-static void tl_unqueue(tl_task *t) {
+static void task__l_unqueue(task__l_task *t) {
     int i;
-    tl_q_del(&t->direct);
-    for (i = 0; i < t->nsel; i++) tl_q_del(&t->sel[i]);
+    task__l_q_del(&t->direct);
+    for (i = 0; i < t->nsel; i++) task__l_q_del(&t->sel[i]);
     t->sel = NULL;
     t->nsel = 0;
     if (t->joining) { t->joining->joiners--; t->joining = NULL; }
 }
 
-/* Drops the anchor of t's select registrations (no allocation). */
-static void tl_unanchor_sel(lua_State *L, tl_state *st, tl_task *t) {
-    tl_getref(L, st->r_parked);
+/* Anchors the registrations at idx (a userdata) while t waits in a
+   select or race; they live off its stack, which others could unwind. */
+static void task__l_anchor_sel(lua_State *L, task__l_state *st, task__l_task *t, int idx) {
+    idx = lua_absindex(L, idx);
+    task__l_getref(L, st->r_parked);
+    lua_pushvalue(L, idx);
+    lua_rawsetp(L, -2, t);
+    lua_pop(L, 1);
+    t->anchored = 1;
+}
+
+/* Drops that anchor (no allocation). */
+static void task__l_unanchor_sel(lua_State *L, task__l_state *st, task__l_task *t) {
+    if (!t->anchored) return;
+    task__l_getref(L, st->r_parked);
     lua_pushnil(L);
     lua_rawsetp(L, -2, t);
     lua_pop(L, 1);
+    t->anchored = 0;
 }
 
 /* r's wait is satisfied: values (if any) are already on its thread. */
-static void tl_complete(tl_state *st, tl_reg *r, int wake) {
-    tl_task *t = r->task;
+static void task__l_complete(task__l_state *st, task__l_reg *r, int wake) {
+    task__l_task *t = r->task;
     t->won = r->index;
     t->wake = (unsigned char)wake;
-    tl_unqueue(t);
+    task__l_unqueue(t);
     task_unpark(st->s, t->id, NULL);
 }
 
 /* Its thread was closed outside the scheduler while it waited: nothing
    may be handed to it; the scheduler ends it with an error. */
-static void tl_thread_lost(tl_state *st, tl_task *t) {
-    tl_unqueue(t);
-    if (!t->lost) t->lost = TL_LOST_CLOSED;
+static void task__l_thread_lost(task__l_state *st, task__l_task *t) {
+    task__l_unqueue(t);
+    if (!t->lost) t->lost = TASK__L_LOST_CLOSED;
     task_abort(st->s, t->id);
 }
 
 /* The first registration of q whose task still waits. One cancelled or
    aborted while parked is READY already and must not be handed a value;
    one whose thread was closed from outside is ended. */
-static tl_reg *tl_q_first(tl_state *st, tl_regq *q) {
+static task__l_reg *task__l_q_first(task__l_state *st, task__l_regq *q) {
     while (q->head) {
-        tl_task *t = q->head->task;
-        if (lua_status(t->co) != LUA_YIELD) tl_thread_lost(st, t);
-        else if (task_status(st->s, t->id) != TASK_WAIT) tl_q_del(q->head);
+        task__l_task *t = q->head->task;
+        if (lua_status(t->co) != LUA_YIELD) task__l_thread_lost(st, t);
+        else if (task_status(st->s, t->id) != TASK_WAIT) task__l_q_del(q->head);
         else return q->head;
     }
     return NULL;
 }
 
-static void tl_complete_all(tl_state *st, tl_regq *q, int wake) {
-    tl_reg *r;
-    while ((r = tl_q_first(st, q)) != NULL) tl_complete(st, r, wake);
+static void task__l_complete_all(task__l_state *st, task__l_regq *q, int wake) {
+    task__l_reg *r;
+    while ((r = task__l_q_first(st, q)) != NULL) task__l_complete(st, r, wake);
 }
 
 /* Pushes values onto a parked task's thread for its next resume; the
    room was reserved when it parked. */
-static void tl_give(lua_State *L, tl_task *t, int n) {
+static void task__l_give(lua_State *L, task__l_task *t, int n) {
     lua_xmove(L, t->co, n);
     t->npend += n;
 }
@@ -474,14 +508,14 @@ static void tl_give(lua_State *L, tl_task *t, int n) {
 /* ---- reporting errors --------------------------------------------------- */
 
 /* msg for an error value that may not be a string, or whose __tostring fails */
-static int tl_tostring_p(lua_State *L) {
+static int task__l_tostring_p(lua_State *L) {
     luaL_tolstring(L, 1, NULL);
     return 1;
 }
 
-static const char *tl_errstr(lua_State *L, int idx) {
+static const char *task__l_errstr(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
-    lua_pushcfunction(L, tl_tostring_p);
+    lua_pushcfunction(L, task__l_tostring_p);
     lua_pushvalue(L, idx);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
         lua_pop(L, 1);
@@ -493,7 +527,7 @@ static const char *tl_errstr(lua_State *L, int idx) {
 /* A Task's second user value is its name (or nil) until it fails, then a
    table {name, err, tb}: the common task keeps nothing more. Pushes one
    of "name", "err", "tb" of the Task at idx. */
-static void tl_info(lua_State *L, int idx, const char *field) {
+static void task__l_info(lua_State *L, int idx, const char *field) {
     if (lua_getiuservalue(L, idx, 2) == LUA_TTABLE) {
         lua_getfield(L, -1, field);
         lua_remove(L, -2);
@@ -504,13 +538,13 @@ static void tl_info(lua_State *L, int idx, const char *field) {
 }
 
 /* The default handler: (err, task, traceback) -> one line, then the traceback. */
-static int tl_default_handler(lua_State *L) {
-    const char *msg = tl_errstr(L, 1), *name = "task";
+static int task__l_default_handler(lua_State *L) {
+    const char *msg = task__l_errstr(L, 1), *name = "task";
     lua_Integer id = 0;
-    tl_state *st = tl_state_of(L);
-    if (st && tl_classof(L, 2, st) == TL_C_TASK) {
-        id = (lua_Integer)((tl_task *)lua_touserdata(L, 2))->id;
-        tl_info(L, 2, "name");
+    task__l_state *st = task__l_state_of(L);
+    if (st && task__l_classof(L, 2, st) == TASK__L_C_TASK) {
+        id = (lua_Integer)((task__l_task *)lua_touserdata(L, 2))->id;
+        task__l_info(L, 2, "name");
         if (lua_isstring(L, -1)) name = lua_tostring(L, -1);
     }
     fprintf(stderr, "task %lld (%s): %s\n", (long long)id, name, msg);
@@ -520,25 +554,25 @@ static int tl_default_handler(lua_State *L) {
 }
 
 /* Calls the error handler with (err, task, traceback) on top of L. */
-static void tl_report(lua_State *L, tl_state *st) {
+static void task__l_report(lua_State *L, task__l_state *st) {
     int base = lua_gettop(L) - 3;
-    if (st->r_handler != LUA_NOREF) tl_getref(L, st->r_handler);
-    else lua_pushcfunction(L, tl_default_handler);
+    if (st->r_handler != LUA_NOREF) task__l_getref(L, st->r_handler);
+    else lua_pushcfunction(L, task__l_default_handler);
     lua_insert(L, base + 1);
     if (lua_pcall(L, 3, 0, 0) != LUA_OK) { /* a failing handler: say so, once */
-        fprintf(stderr, "task: error handler failed: %s\n", tl_errstr(L, -1));
+        fprintf(stderr, "task: error handler failed: %s\n", task__l_errstr(L, -1));
         lua_pop(L, 2);
     }
 }
 
 /* Runs f(st, Task, arg) protected on the main thread: the executor's Lua
    work outside the task's own thread (it may be dead or closing). */
-static int tl_call_p(tl_state *st, lua_CFunction f, tl_task *t, lua_Integer arg) {
+static int task__l_call_p(task__l_state *st, lua_CFunction f, task__l_task *t, lua_Integer arg) {
     lua_State *L = st->L;
     if (!lua_checkstack(L, 4)) return 0;
     lua_pushcfunction(L, f);
     lua_pushlightuserdata(L, st);
-    tl_pushtask(L, st, t);
+    task__l_pushtask(L, st, t);
     lua_pushinteger(L, arg);
     if (lua_pcall(L, 3, 0, 0) != LUA_OK) { lua_pop(L, 1); return 0; } /* out of memory */
     return 1;
@@ -546,26 +580,26 @@ static int tl_call_p(tl_state *st, lua_CFunction f, tl_task *t, lua_Integer arg)
 
 /* ---- hooks on task threads -------------------------------------------- */
 
-static tl_state *tl_hook_state(lua_State *L) {
-    tl_state *st;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__statekey);
-    st = (tl_state *)lua_touserdata(L, -1);
+static task__l_state *task__l_hook_state(lua_State *L) {
+    task__l_state *st;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &task__l_statekey);
+    st = (task__l_state *)lua_touserdata(L, -1);
     lua_pop(L, 1);
     return st && !st->closed ? st : NULL;
 }
 
 /* How often the budget hook fires on threads other than the running
    task's own (coroutines it resumes, and code outside tasks). */
-static int tl_budget_step(const tl_state *st) { return st->budget / 8 + 1; }
+static int task__l_budget_step(const task__l_state *st) { return st->budget / 8 + 1; }
 
 /* The instruction budget (task_lua_set_budget). On the running task's
    own thread the count is the whole budget, set at every resume; any
    other thread (a coroutine the task resumes, whoever created it) adds
    its count to what the resume has spent, so no code run on behalf of a
    task escapes the budget. */
-static void tl_budget_hook(lua_State *L, lua_Debug *ar) {
-    tl_state *st = tl_hook_state(L);
-    tl_task *t;
+static void task__l_budget_hook(lua_State *L, lua_Debug *ar) {
+    task__l_state *st = task__l_hook_state(L);
+    task__l_task *t;
     int n;
     if (!st || st->budget <= 0 || (t = st->cur) == NULL) return;
     if (t->co == L) {
@@ -574,59 +608,59 @@ static void tl_budget_hook(lua_State *L, lua_Debug *ar) {
                 lua_yield(L, 0); /* a plain yield: READY at the next tick */
                 return;
             }
-            lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1); /* at the next instruction that can */
+            lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, 1); /* at the next instruction that can */
             return;
         }
-        lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1); /* level-triggered */
-        tl_raise_literal(L, "task exceeded its budget");
+        lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, 1); /* level-triggered */
+        task__l_raise_literal(L, "task exceeded its budget");
         return;
     }
     n = lua_gethookcount(L);
     st->spent += n;
     if (st->spent >= st->budget) {
-        if (n != 1) lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, 1);
-        tl_raise_literal(L, "task exceeded its budget");
+        if (n != 1) lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, 1);
+        task__l_raise_literal(L, "task exceeded its budget");
         return;
     }
-    if (n != tl_budget_step(st)) lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, tl_budget_step(st));
+    if (n != task__l_budget_step(st)) lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, task__l_budget_step(st));
 }
 
 /* Armed on the thread of a task parked by a plain coroutine.yield(): if
    anything runs on it, someone other than the scheduler resumed it. It
    keeps raising until the error leaves the task's body. */
-static int tl_in_body(lua_State *L);
+static int task__l_in_body(lua_State *L);
 
-static void tl_guard_hook(lua_State *L, lua_Debug *ar) {
+static void task__l_guard_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    if (!tl_in_body(L)) { /* its thread is being closed: let its __close run */
+    if (!task__l_in_body(L)) { /* its thread is being closed: let its __close run */
         lua_sethook(L, NULL, 0, 0);
         return;
     }
-    tl_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
+    task__l_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
 }
 
-static int tl_is_ours(lua_Hook h);
+static int task__l_is_ours(lua_Hook h);
 
 /* Raises, at the first event after the scheduler resumes a plain
    coroutine.yield(), the error that yield earned (cancellation, a value
    that is not a duration or an external id). */
-static void tl_raise_hook(lua_State *L, lua_Debug *ar) {
-    tl_state *st = tl_hook_state(L);
-    tl_task *t = st ? st->cur : NULL;
+static void task__l_raise_hook(lua_State *L, lua_Debug *ar) {
+    task__l_state *st = task__l_hook_state(L);
+    task__l_task *t = st ? st->cur : NULL;
     int code;
     (void)ar;
     if (!t || t->co != L) { lua_sethook(L, NULL, 0, 0); return; }
     code = t->raise;
-    t->raise = TL_RAISE_NONE;
-    if (st->budget > 0) lua_sethook(L, tl_budget_hook, LUA_MASKCOUNT, st->budget);
+    t->raise = TASK__L_RAISE_NONE;
+    if (st->budget > 0) lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, st->budget);
     else lua_sethook(L, NULL, 0, 0);
     switch (code) {
-    case TL_RAISE_CANCEL: tl_raise_cancelled(L); break;
-    case TL_RAISE_DURATION: tl_badms(L, t->raisenum, "coroutine.yield"); break;
-    case TL_RAISE_EXTID:
+    case TASK__L_RAISE_CANCEL: task__l_raise_cancelled(L); break;
+    case TASK__L_RAISE_DURATION: task__l_badms(L, t->raisenum, "coroutine.yield"); break;
+    case TASK__L_RAISE_EXTID:
         luaL_error(L, "coroutine.yield: unknown, already used or stale external id");
         break;
-    case TL_RAISE_YIELDED:
+    case TASK__L_RAISE_YIELDED:
         luaL_error(L, "coroutine.yield: a task yields nothing (task.yield), a duration in ms "
                       "(task.sleep) or an external id (task.wait), not a %s",
                    lua_typename(L, t->raisetype));
@@ -636,34 +670,34 @@ static void tl_raise_hook(lua_State *L, lua_Debug *ar) {
 }
 
 #ifdef TASK_LUA_MODULE
-static void tl_interrupt_hook(lua_State *L, lua_Debug *ar);
-#define TL_INTERRUPT_HOOK(h) ((h) == tl_interrupt_hook)
+static void task__l_interrupt_hook(lua_State *L, lua_Debug *ar);
+#define TASK__L_INTERRUPT_HOOK(h) ((h) == task__l_interrupt_hook)
 #else
-#define TL_INTERRUPT_HOOK(h) 0
+#define TASK__L_INTERRUPT_HOOK(h) 0
 #endif
 
-static int tl_is_ours(lua_Hook h) {
-    return h == tl_budget_hook || h == tl_guard_hook || h == tl_raise_hook || TL_INTERRUPT_HOOK(h);
+static int task__l_is_ours(lua_Hook h) {
+    return h == task__l_budget_hook || h == task__l_guard_hook || h == task__l_raise_hook || TASK__L_INTERRUPT_HOOK(h);
 }
 
 /* Before the scheduler runs a task's to-be-closed variables outside a
    resume (abort, a thread that died): the budget, or none of ours. */
-static void tl_arm_close(tl_state *st, lua_State *co) {
-    if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
-    else if (lua_gethook(co) && tl_is_ours(lua_gethook(co))) lua_sethook(co, NULL, 0, 0);
+static void task__l_arm_close(task__l_state *st, lua_State *co) {
+    if (st->budget > 0) lua_sethook(co, task__l_budget_hook, LUA_MASKCOUNT, st->budget);
+    else if (lua_gethook(co) && task__l_is_ours(lua_gethook(co))) lua_sethook(co, NULL, 0, 0);
 }
 
 /* Before a resume: the hook this resume needs, and none of ours left
    over from the last park (a hook the script set itself stays). */
-static void tl_arm(tl_state *st, tl_task *t, int why) {
+static void task__l_arm(task__l_state *st, task__l_task *t, int why) {
     lua_State *co = t->co;
     if (t->plain) {
         t->plain = 0;
-        if (!t->raise && (why == TASK_WHY_CANCEL || task_self_cancelled(st->s))) t->raise = TL_RAISE_CANCEL;
+        if (!t->raise && (why == TASK_WHY_CANCEL || task_self_cancelled(st->s))) t->raise = TASK__L_RAISE_CANCEL;
     }
-    if (t->raise) lua_sethook(co, tl_raise_hook, LUA_MASKCOUNT | LUA_MASKRET, 1);
-    else if (st->budget > 0) lua_sethook(co, tl_budget_hook, LUA_MASKCOUNT, st->budget);
-    else if (lua_gethook(co) && tl_is_ours(lua_gethook(co))) lua_sethook(co, NULL, 0, 0);
+    if (t->raise) lua_sethook(co, task__l_raise_hook, LUA_MASKCOUNT | LUA_MASKRET, 1);
+    else if (st->budget > 0) lua_sethook(co, task__l_budget_hook, LUA_MASKCOUNT, st->budget);
+    else if (lua_gethook(co) && task__l_is_ours(lua_gethook(co))) lua_sethook(co, NULL, 0, 0);
 }
 
 /* ---- the executor: how the core runs a Lua task ------------------------ */
@@ -671,9 +705,9 @@ static void tl_arm(tl_state *st, tl_task *t, int why) {
 /* The message handler of a task's body: keeps the traceback of where an
    error was raised (r_tb[task]) for the executor, and leaves the error
    itself as it is, for the to-be-closed variables that see it. */
-static int tl_msgh(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
-    tl_task *t = st->cur;
+static int task__l_msgh(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
+    task__l_task *t = st->cur;
     size_t n;
     const char *tb;
     if (st->closed || !t || t->co != L) return 1; /* not the scheduler's resume */
@@ -685,7 +719,7 @@ static int tl_msgh(lua_State *L) {
         lua_pushlstring(L, tb, n - 11);
         lua_replace(L, 2);
     }
-    tl_getref(L, st->r_tb);
+    task__l_getref(L, st->r_tb);
     lua_insert(L, 2);
     lua_rawsetp(L, 2, t);
     lua_settop(L, 1);
@@ -694,22 +728,22 @@ static int tl_msgh(lua_State *L) {
 
 /* Pushes the traceback the body's message handler kept for t (or nil),
    and forgets it. */
-static void tl_take_tb(lua_State *L, tl_state *st, tl_task *t) {
-    tl_getref(L, st->r_tb);
+static void task__l_take_tb(lua_State *L, task__l_state *st, task__l_task *t) {
+    task__l_getref(L, st->r_tb);
     lua_rawgetp(L, -1, t);
     lua_pushnil(L);
     lua_rawsetp(L, -3, t);
     lua_remove(L, -2);
 }
 
-static int tl_foreign(lua_State *L, tl_task *t);
+static int task__l_foreign(lua_State *L, task__l_task *t);
 
 /* The body ended: its results, or its error (then t->failed). */
-static int tl_body_k(lua_State *L, int status, lua_KContext ctx) {
-    tl_task *t = (tl_task *)ctx;
+static int task__l_body_k(lua_State *L, int status, lua_KContext ctx) {
+    task__l_task *t = (task__l_task *)ctx;
     if (t->st->cur != t) { /* unwinding a resume that was not the scheduler's */
         if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
-        return tl_foreign(L, t);
+        return task__l_foreign(L, t);
     }
     if (status != LUA_OK && status != LUA_YIELD) {
         t->failed = 1;
@@ -723,25 +757,23 @@ static int tl_body_k(lua_State *L, int status, lua_KContext ctx) {
    to-be-closed variables it closes may still suspend. Below it, the Task
    itself is a to-be-closed variable: a coroutine.close of the thread from
    outside runs its __close, and the scheduler learns of it at once. */
-static int tl_body(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
-    tl_task *t = st->cur;
-    int n = lua_gettop(L) - 1;
-    tl_pushtask(L, st, t);
-    lua_pushvalue(L, lua_upvalueindex(2)); /* tl_msgh */
-    lua_rotate(L, 1, 2);
+static int task__l_body(lua_State *L) { /* Task, fn, args... */
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 1);
+    int n = lua_gettop(L) - 2;
     lua_toclose(L, 1);
-    return tl_body_k(L, lua_pcallk(L, n, LUA_MULTRET, 2, (lua_KContext)t, tl_body_k), (lua_KContext)t);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* task__l_msgh */
+    lua_insert(L, 2);
+    return task__l_body_k(L, lua_pcallk(L, n, LUA_MULTRET, 2, (lua_KContext)t, task__l_body_k), (lua_KContext)t);
 }
 
-/* Is a task's body (tl_body) at the bottom of L's calls? Not when its
+/* Is a task's body (task__l_body) at the bottom of L's calls? Not when its
    thread is being closed: closing unwinds the calls first. */
-static int tl_in_body(lua_State *L) {
+static int task__l_in_body(lua_State *L) {
     lua_Debug ar;
     int level = 0, r;
     while (lua_getstack(L, level + 1, &ar)) level++;
     if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "f", &ar)) return 0;
-    r = lua_tocfunction(L, -1) == tl_body;
+    r = lua_tocfunction(L, -1) == task__l_body;
     lua_pop(L, 1);
     return r;
 }
@@ -749,49 +781,49 @@ static int tl_in_body(lua_State *L) {
 /* On top of a task's thread whenever it is not running or parked (before
    it starts, after it returned): a coroutine.resume from outside calls it
    instead of the task's function or results. */
-static int tl_guard(lua_State *L) {
-    return tl_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
+static int task__l_guard(lua_State *L) {
+    return task__l_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
 }
 
 /* A continuation ran in a resume that was not the scheduler's: the task
    lost its thread. It waits for nothing any more, the scheduler ends it
    with an error at its next turn, and the resume fails with the same. */
-static int tl_foreign(lua_State *L, tl_task *t) {
-    tl_state *st = t->st;
+static int task__l_foreign(lua_State *L, task__l_task *t) {
+    task__l_state *st = t->st;
     if (st->closed) return luaL_error(L, "task: the task module is closed");
-    tl_unqueue(t);
-    tl_unanchor_sel(L, st, t);
-    if (!t->lost) t->lost = TL_LOST_RESUMED;
+    task__l_unqueue(t);
+    task__l_unanchor_sel(L, st, t);
+    if (!t->lost) t->lost = TASK__L_LOST_RESUMED;
     if (!t->ended) task_abort(st->s, t->id);
-    return tl_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
+    return task__l_raise_literal(L, "coroutine.resume: cannot resume a task's thread outside the scheduler");
 }
 
 /* The prologue of every continuation: ctx is the task. */
-#define TL_RESUMED(L, ctx, t) \
-    tl_task *t = (tl_task *)(ctx); \
-    if (t->st->cur != t) return tl_foreign((L), t)
+#define TASK__L_RESUMED(L, ctx, t) \
+    task__l_task *t = (task__l_task *)(ctx); \
+    if (t->st->cur != t) return task__l_foreign((L), t)
 
-static tl_task *tl_luatask(tl_state *st, task_id id) {
-    tl_task *t;
+static task__l_task *task__l_luatask(task__l_state *st, task_id id) {
+    task__l_task *t;
     task_fn fn;
     void *ud;
-    if (task_step_of(st->s, id, &fn) != TASK_OK || fn != tl_step) return NULL;
+    if (task_step_of(st->s, id, &fn) != TASK_OK || fn != task__l_step) return NULL;
     task_userdata(st->s, id, &ud);
-    t = (tl_task *)ud;
+    t = (task__l_task *)ud;
     return t && t->st == st ? t : NULL;
 }
 
 /* ---- the end of a task ------------------------------------------------ */
 
-static void tl_run_hook(tl_state *st, tl_task *t, int term);
+static void task__l_run_hook(task__l_state *st, task__l_task *t, int term);
 
 /* Protected: routes the error of a task nobody waits for. Stack: st, Task. */
-static int tl_route_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    tl_task *t = (tl_task *)lua_touserdata(L, 2);
+static int task__l_route_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 2);
     task_id sid, owner;
     lua_settop(L, 2);
-    tl_info(L, 2, "err");
+    task__l_info(L, 2, "err");
     /* cancellation that ends a cancelled task is not an error */
     if (lua_type(L, 3) == LUA_TSTRING && strcmp(lua_tostring(L, 3), "task cancelled") == 0 &&
         task_cancelled(st->s, t->id) == 1)
@@ -799,10 +831,10 @@ static int tl_route_p(lua_State *L) {
     if (t->claimed || t->joiners > 0) return 0;
     if (!t->detached && task_scope_of(st->s, t->id, &sid) == TASK_OK && sid != 0 &&
         task_scope_owner(st->s, sid, &owner) == TASK_OK && owner != 0) {
-        tl_getref(L, st->r_scopes);
+        task__l_getref(L, st->r_scopes);
         lua_rawgeti(L, -1, (lua_Integer)(uint32_t)sid);
-        if (tl_classof(L, -1, st) == TL_C_SCOPE && ((tl_scope *)lua_touserdata(L, -1))->id == sid) {
-            tl_scope *sc = (tl_scope *)lua_touserdata(L, -1);
+        if (task__l_classof(L, -1, st) == TASK__L_C_SCOPE && ((task__l_scope *)lua_touserdata(L, -1))->id == sid) {
+            task__l_scope *sc = (task__l_scope *)lua_touserdata(L, -1);
             if (!sc->failed) { /* the scope re-raises the first one */
                 lua_pushvalue(L, 3);
                 lua_setiuservalue(L, -2, 2);
@@ -816,46 +848,46 @@ static int tl_route_p(lua_State *L) {
         lua_settop(L, 3);
     }
     lua_pushvalue(L, 2);
-    tl_info(L, 2, "tb");
-    tl_report(L, st);
+    task__l_info(L, 2, "tb");
+    task__l_report(L, st);
     return 0;
 }
 
 /* Protected: reports an error that a to-be-closed variable raised while
    its task was aborted. Stack: st, Task; the error on top of co. */
-static int tl_close_failed_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    tl_task *t = (tl_task *)lua_touserdata(L, 2);
+static int task__l_close_failed_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 2);
     lua_settop(L, 2);
     lua_xmove(t->co, L, 1);
     lua_pushvalue(L, 2);
     lua_pushnil(L);
-    tl_report(L, st);
+    task__l_report(L, st);
     return 0;
 }
 
-static void tl_scope_end(lua_State *L, tl_state *st, tl_scope *sc);
+static void task__l_scope_end(lua_State *L, task__l_state *st, task__l_scope *sc);
 
 /* Protected: the scopes a task still owns when it ends (it was aborted,
    or lost its thread) end with it; an error one of them kept for an owner
    that will never re-raise it goes to the error handler. Stack: st, Task. */
-static int tl_orphans_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    tl_task *t = (tl_task *)lua_touserdata(L, 2);
+static int task__l_orphans_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 2);
     lua_settop(L, 2);
-    tl_getref(L, st->r_scopes);
+    task__l_getref(L, st->r_scopes);
     lua_pushnil(L);
     while (t->nscopes > 0 && lua_next(L, 3)) {
-        if (tl_classof(L, -1, st) == TL_C_SCOPE && ((tl_scope *)lua_touserdata(L, -1))->owner == t) {
-            tl_scope *sc = (tl_scope *)lua_touserdata(L, -1);
+        if (task__l_classof(L, -1, st) == TASK__L_C_SCOPE && ((task__l_scope *)lua_touserdata(L, -1))->owner == t) {
+            task__l_scope *sc = (task__l_scope *)lua_touserdata(L, -1);
             int failed = sc->failed, sci = lua_gettop(L);
-            tl_scope_end(L, st, sc); /* keeps the key: the traversal goes on */
+            task__l_scope_end(L, st, sc); /* keeps the key: the traversal goes on */
             if (failed) {
                 lua_getiuservalue(L, sci, 2);
-                if (lua_getiuservalue(L, sci, 3) == LUA_TUSERDATA && tl_classof(L, -1, st) == TL_C_TASK)
-                    tl_info(L, -1, "tb");
+                if (lua_getiuservalue(L, sci, 3) == LUA_TUSERDATA && task__l_classof(L, -1, st) == TASK__L_C_TASK)
+                    task__l_info(L, -1, "tb");
                 else lua_pushnil(L);
-                tl_report(L, st);
+                task__l_report(L, st);
             }
         }
         lua_pop(L, 1);
@@ -863,23 +895,74 @@ static int tl_orphans_p(lua_State *L) {
     return 0;
 }
 
+/* The thread of a task that returned and whose results were taken goes
+   back to the pool, unless the pool is full or the thread was touched
+   from outside: its stack is empty, its to-be-closed variables and
+   upvalues were closed when the body returned, and no hook is left, so
+   nothing of the old task reaches the next one. taskidx: the Task on L,
+   which lets go of the thread. Allocates nothing. */
+static void task__l_pool_put(lua_State *L, task__l_state *st, task__l_task *x, int taskidx) {
+    lua_State *co = x->co;
+    if (!co || x->lost || st->npool >= st->pool_max || lua_status(co) != LUA_OK) return;
+    if (lua_gethook(co)) lua_sethook(co, NULL, 0, 0);
+    lua_settop(co, 0);
+    taskidx = lua_absindex(L, taskidx);
+    task__l_getref(L, st->r_pool);
+    lua_getiuservalue(L, taskidx, 1);
+    lua_rawseti(L, -2, ++st->npool);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, taskidx, 1);
+    x->co = NULL;
+}
+
+/* Keeps at most n idle threads: the rest go to the collector. */
+static void task__l_pool_trim(lua_State *L, task__l_state *st, int n) {
+    if (st->npool <= n) return;
+    task__l_getref(L, st->r_pool);
+    while (st->npool > n) {
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, st->npool--);
+    }
+    lua_pop(L, 1);
+}
+
+/* Once per collector cycle (a finalizer that makes its successor): the
+   pool keeps as many threads as new tasks took from it since the last
+   cycle, so a burst's threads do not stay forever. */
+static int task__l_pool_cycle(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
+    if (st->closed) return 0;
+    task__l_pool_trim(L, st, st->pool_taken);
+    st->pool_taken = 0;
+    lua_newuserdatauv(L, 0, 0);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setmetatable(L, -2);
+    return 0;
+}
+
 /* It ended: anything it still waited on is dropped, selects waiting for
    it complete, errors nobody will take are routed, the term hook runs and
    the core no longer keeps its Task alive. */
-static void tl_end(tl_state *st, tl_task *t, int how) {
+static void task__l_end(task__l_state *st, task__l_task *t, int how) {
     lua_State *L = st->L;
     t->ended = (unsigned char)how;
-    tl_unqueue(t);
-    if (lua_checkstack(L, 3)) tl_unanchor_sel(L, st, t);
+    task__l_unqueue(t);
+    if (lua_checkstack(L, 3)) task__l_unanchor_sel(L, st, t);
     if (how == TASK_EXIT_FAIL && t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
-    tl_complete_all(st, &t->waitq, TL_W_ENDED);
-    if (how == TASK_EXIT_FAIL) tl_call_p(st, tl_route_p, t, 0);
-    if (t->nscopes > 0) tl_call_p(st, tl_orphans_p, t, 0);
-    tl_run_hook(st, t, 1);
-    if (lua_checkstack(L, 3)) {
-        tl_getref(L, st->r_anchors); /* false, not nil: the key stays, so nothing allocates */
-        lua_pushboolean(L, 0);
-        lua_rawseti(L, -2, (lua_Integer)(uint32_t)t->id);
+    task__l_complete_all(st, &t->waitq, TASK__L_W_ENDED);
+    if (how == TASK_EXIT_FAIL) task__l_call_p(st, task__l_route_p, t, 0);
+    if (t->nscopes > 0) task__l_call_p(st, task__l_orphans_p, t, 0);
+    task__l_run_hook(st, t, 1);
+    if (lua_checkstack(L, 4)) {
+        lua_Integer slot = (lua_Integer)(uint32_t)t->id;
+        task__l_getref(L, st->r_anchors);
+        if (how == TASK_EXIT_DONE && t->nres == 0) { /* nothing to take: its thread is free now */
+            if (lua_rawgeti(L, -1, slot) == LUA_TUSERDATA) task__l_pool_put(L, st, t, -1);
+            lua_pop(L, 1);
+        }
+        lua_pushboolean(L, 0); /* false, not nil: the key stays, so nothing allocates */
+        lua_rawseti(L, -2, slot);
         lua_pop(L, 1);
     }
 }
@@ -887,9 +970,9 @@ static void tl_end(tl_state *st, tl_task *t, int how) {
 /* Protected: keeps the error and its traceback in the Task, then closes
    the thread so any to-be-closed variables still open run. Stack: st,
    Task, lost. The error is on top of the thread unless lost. */
-static int tl_failed_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    tl_task *t = (tl_task *)lua_touserdata(L, 2), *saved;
+static int task__l_failed_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 2), *saved;
     lua_State *co = t->co;
     int status, lost = (int)lua_tointeger(L, 3);
     lua_settop(L, 2);
@@ -897,12 +980,12 @@ static int tl_failed_p(lua_State *L) {
     lua_getiuservalue(L, 2, 2);
     lua_setfield(L, 3, "name");
     if (lost) {
-        lua_pushstring(L, lost == TL_LOST_CLOSED
+        lua_pushstring(L, lost == TASK__L_LOST_CLOSED
                               ? "task thread closed outside the scheduler (coroutine.close)"
                               : "coroutine.resume: cannot resume a task's thread outside the scheduler");
         lua_setfield(L, 3, "err");
     } else {
-        tl_take_tb(L, st, t); /* what the body's message handler kept */
+        task__l_take_tb(L, st, t); /* what the body's message handler kept */
         if (lua_status(co) != LUA_OK) { /* died with its frames: they tell more */
             lua_pop(L, 1);
             luaL_traceback(L, co, NULL, 0);
@@ -910,12 +993,12 @@ static int tl_failed_p(lua_State *L) {
         lua_setfield(L, 3, "tb");
         lua_xmove(co, L, 1);
         /* the error of a task it joined, raised again: where it began */
-        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__originkey) == LUA_TUSERDATA) {
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task__l_originkey) == LUA_TUSERDATA) {
             int o = lua_gettop(L);
-            tl_info(L, o, "err");
+            task__l_info(L, o, "err");
             if (lua_rawequal(L, -1, o - 1)) {
-                tl_info(L, o, "otb");
-                if (lua_isnil(L, -1)) { lua_pop(L, 1); tl_info(L, o, "tb"); }
+                task__l_info(L, o, "otb");
+                if (lua_isnil(L, -1)) { lua_pop(L, 1); task__l_info(L, o, "tb"); }
                 lua_setfield(L, 3, "otb");
             }
             lua_pop(L, 1);
@@ -923,11 +1006,11 @@ static int tl_failed_p(lua_State *L) {
         lua_pop(L, 1);
         lua_setfield(L, 3, "err");
     }
-    tl_arm_close(st, co);
+    task__l_arm_close(st, co);
     saved = st->cur;
     t->closing = 1;
     st->cur = t;
-    status = TL_CLOSETHREAD(co, L);
+    status = TASK__L_CLOSETHREAD(co, L);
     st->cur = saved;
     t->closing = 0;
     if (status != LUA_OK && !lost) { /* a __close failed: its error replaces the first */
@@ -939,43 +1022,43 @@ static int tl_failed_p(lua_State *L) {
 }
 
 /* It failed, or its thread was taken from the scheduler (lost). */
-static int tl_fail_task(tl_state *st, tl_task *t) {
-    if (!tl_call_p(st, tl_failed_p, t, t->lost)) {
-        tl_arm_close(st, t->co);
-        (void)TL_CLOSETHREAD(t->co, st->L);
+static int task__l_fail_task(task__l_state *st, task__l_task *t) {
+    if (!task__l_call_p(st, task__l_failed_p, t, t->lost)) {
+        task__l_arm_close(st, t->co);
+        (void)TASK__L_CLOSETHREAD(t->co, st->L);
     }
     t->npend = 0;
-    tl_end(st, t, TASK_EXIT_FAIL);
+    task__l_end(st, t, TASK_EXIT_FAIL);
     return TASK_STEP_FAIL;
 }
 
-static void tl_abort(tl_state *st, tl_task *t) {
-    tl_task *saved = st->cur;
+static void task__l_abort(task__l_state *st, task__l_task *t) {
+    task__l_task *saved = st->cur;
     int status;
     if (t->ended) return;
-    if (t->lost) { tl_fail_task(st, t); return; }
-    tl_unqueue(t);
-    tl_arm_close(st, t->co);
+    if (t->lost) { task__l_fail_task(st, t); return; }
+    task__l_unqueue(t);
+    task__l_arm_close(st, t->co);
     t->closing = 1;
     st->cur = t;
-    status = TL_CLOSETHREAD(t->co, st->L);
+    status = TASK__L_CLOSETHREAD(t->co, st->L);
     st->cur = saved;
     t->closing = 0;
     t->npend = 0;
-    if (status != LUA_OK) tl_call_p(st, tl_close_failed_p, t, 0);
+    if (status != LUA_OK) task__l_call_p(st, task__l_close_failed_p, t, 0);
     lua_settop(t->co, 0);
-    tl_end(st, t, TASK_EXIT_ABORT);
+    task__l_end(st, t, TASK_EXIT_ABORT);
 }
 
 /* Protected: moves the values resumed into t->extwait before the wait
    (kept in r_ext) onto its thread. Stack: st, Task. */
-static int tl_ext_pull_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
-    tl_task *t = (tl_task *)lua_touserdata(L, 2);
+static int task__l_ext_pull_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 2);
     lua_Integer id = (lua_Integer)t->extwait;
     int n, i;
     lua_settop(L, 2);
-    tl_getref(L, st->r_ext);
+    task__l_getref(L, st->r_ext);
     if (lua_rawgeti(L, -1, id) != LUA_TTABLE) return 0;
     lua_getfield(L, 4, "n");
     n = (int)lua_tointeger(L, -1);
@@ -994,61 +1077,61 @@ static int tl_ext_pull_p(lua_State *L) {
 /* A plain coroutine.yield(...) in a task's body: nothing (task.yield), a
    duration in ms (task.sleep) or an external id (task.wait); anything
    else raises when the task runs again. Also a preemption by the budget. */
-static int tl_plain_yield(tl_state *st, tl_task *t, int nres) {
+static int task__l_plain_yield(task__l_state *st, task__l_task *t, int nres) {
     lua_State *co = t->co;
     int code = TASK_STEP_YIELD, rc;
-    t->waitkind = TL_WK_YIELD;
+    t->waitkind = TASK__L_WK_YIELD;
     if (nres == 1 && lua_type(co, -1) == LUA_TNUMBER) {
         lua_Integer id;
         if (lua_isinteger(co, -1) && ((uint64_t)(id = lua_tointeger(co, -1)) >> 56) != 0) {
             rc = task_ext_wait(st->s, (task_id)id);
-            if (rc == TASK_OK) { t->extwait = (task_id)id; code = TASK_STEP_SUSPEND; t->waitkind = TL_WK_EXT; }
-            else if (rc == TASK_ECANCELED) t->raise = TL_RAISE_CANCEL;
-            else t->raise = TL_RAISE_EXTID;
+            if (rc == TASK_OK) { t->extwait = (task_id)id; code = TASK_STEP_SUSPEND; t->waitkind = TASK__L_WK_EXT; }
+            else if (rc == TASK_ECANCELED) t->raise = TASK__L_RAISE_CANCEL;
+            else t->raise = TASK__L_RAISE_EXTID;
         } else {
             double ms = lua_tonumber(co, -1);
-            if (!tl_msok(ms)) { t->raise = TL_RAISE_DURATION; t->raisenum = ms; }
-            else if (tl_ms2ns(ms) > 0) {
-                rc = task_sleep(st->s, tl_ms2ns(ms));
-                if (rc == TASK_OK) { code = TASK_STEP_SUSPEND; t->waitkind = TL_WK_SLEEP; }
-                else if (rc == TASK_ECANCELED) t->raise = TL_RAISE_CANCEL;
+            if (!task__l_msok(ms)) { t->raise = TASK__L_RAISE_DURATION; t->raisenum = ms; }
+            else if (task__l_ms2ns(ms) > 0) {
+                rc = task_sleep(st->s, task__l_ms2ns(ms));
+                if (rc == TASK_OK) { code = TASK_STEP_SUSPEND; t->waitkind = TASK__L_WK_SLEEP; }
+                else if (rc == TASK_ECANCELED) t->raise = TASK__L_RAISE_CANCEL;
             }
         }
     } else if (nres > 0) {
-        t->raise = TL_RAISE_YIELDED;
+        t->raise = TASK__L_RAISE_YIELDED;
         t->raisetype = (unsigned char)lua_type(co, -nres);
     }
     lua_pop(co, nres); /* yielded values have nobody else to go to */
     t->plain = 1;
-    if (!lua_gethook(co) || tl_is_ours(lua_gethook(co)))
-        lua_sethook(co, tl_guard_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    if (!lua_gethook(co) || task__l_is_ours(lua_gethook(co)))
+        lua_sethook(co, task__l_guard_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     return code;
 }
 
-static int tl_step(task_ctx *c) {
-    tl_task *t = (tl_task *)c->ud, *saved;
-    tl_state *st = t->st;
+static int task__l_step(task_ctx *c) {
+    task__l_task *t = (task__l_task *)c->ud, *saved;
+    task__l_state *st = t->st;
     lua_State *co = t->co;
     int nargs, nres = 0, rc;
     if (st->closed) return TASK_STEP_DONE;
     if (c->why == TASK_WHY_ABORT) {
-        tl_abort(st, t);
+        task__l_abort(st, t);
         return TASK_STEP_DONE;
     }
-    if (c->why == TASK_WHY_START) { /* [body, fn, args..., guard] */
-        if (lua_status(co) != LUA_OK || lua_gettop(co) != t->nstart + 3) {
-            t->lost = lua_status(co) != LUA_OK ? TL_LOST_RESUMED : TL_LOST_CLOSED;
-            return tl_fail_task(st, t);
+    if (c->why == TASK_WHY_START) { /* [body, Task, fn, args..., guard] */
+        if (lua_status(co) != LUA_OK || lua_gettop(co) != t->nstart + 4) {
+            t->lost = lua_status(co) != LUA_OK ? TASK__L_LOST_RESUMED : TASK__L_LOST_CLOSED;
+            return task__l_fail_task(st, t);
         }
         lua_settop(co, -2);
-        nargs = t->nstart + 1;
+        nargs = t->nstart + 2;
     } else {
         if (lua_status(co) != LUA_YIELD || t->lost) {
-            if (!t->lost) t->lost = lua_status(co) == LUA_OK ? TL_LOST_CLOSED : TL_LOST_RESUMED;
-            return tl_fail_task(st, t);
+            if (!t->lost) t->lost = lua_status(co) == LUA_OK ? TASK__L_LOST_CLOSED : TASK__L_LOST_RESUMED;
+            return task__l_fail_task(st, t);
         }
         if (t->plain && t->extwait) { /* coroutine.yield(id): the values resumed before it waited */
-            if (t->npend == 0 && c->why == TASK_WHY_WAKE) tl_call_p(st, tl_ext_pull_p, t, 0);
+            if (t->npend == 0 && c->why == TASK_WHY_WAKE) task__l_call_p(st, task__l_ext_pull_p, t, 0);
             t->extwait = 0;
         }
         nargs = t->npend;
@@ -1056,7 +1139,7 @@ static int tl_step(task_ctx *c) {
     t->why = c->why;
     t->npend = 0;
     t->suspending = 0;
-    tl_arm(st, t, c->why);
+    task__l_arm(st, t, c->why);
     saved = st->cur;
     st->cur = t;
     st->spent = 0;
@@ -1065,71 +1148,81 @@ static int tl_step(task_ctx *c) {
     if (rc == LUA_YIELD) {
         if (t->suspending) return t->code;
         if (t->aborting) return TASK_STEP_SUSPEND; /* the core aborts it now */
-        return tl_plain_yield(st, t, nres);
+        return task__l_plain_yield(st, t, nres);
     }
     if (t->aborting) return TASK_STEP_DONE; /* stopped by its own abort: the core ends it */
     if (rc == LUA_OK && !t->failed) {
         t->nres = nres;
-        if (nres > 0 && lua_checkstack(co, 1)) lua_pushcfunction(co, tl_guard);
-        tl_end(st, t, TASK_EXIT_DONE);
+        if (nres > 0 && lua_checkstack(co, 1)) lua_pushcfunction(co, task__l_guard);
+        task__l_end(st, t, TASK_EXIT_DONE);
         return TASK_STEP_DONE;
     }
-    return tl_fail_task(st, t);
+    return task__l_fail_task(st, t);
 }
 
 /* ---- hooks set from Lua: create and terminate ------------------------- */
 
-static int tl_hook_p(lua_State *L) { /* st, Task, which */
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+static int task__l_hook_p(lua_State *L) { /* st, Task, which */
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
     int ref = lua_tointeger(L, 3) ? st->r_hterm : st->r_hcreate;
     if (ref == LUA_NOREF) return 0;
-    tl_getref(L, ref);
+    task__l_getref(L, ref);
     lua_pushvalue(L, 2);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
         lua_pushvalue(L, 2);
         lua_pushnil(L);
-        tl_report(L, st);
+        task__l_report(L, st);
     }
     return 0;
 }
 
-static void tl_run_hook(tl_state *st, tl_task *t, int term) {
+static void task__l_run_hook(task__l_state *st, task__l_task *t, int term) {
     if ((term ? st->r_hterm : st->r_hcreate) == LUA_NOREF) return;
-    tl_call_p(st, tl_hook_p, t, term);
+    task__l_call_p(st, task__l_hook_p, t, term);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
 
-static int tl_anchor_p(lua_State *L) { /* anchors, key, Task */
+static int task__l_anchor_p(lua_State *L) { /* anchors, key, Task */
     lua_rawset(L, 1);
     return 0;
 }
 
 /* Spawns the function at fidx with the nargs values after it; pushes the Task. */
-static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, const task_opts *o,
+static task__l_task *task__l_spawn_at(lua_State *L, task__l_state *st, int fidx, int nargs, const task_opts *o,
                             int nameidx, const char *fn) {
-    tl_task *t;
+    task__l_task *t;
     lua_State *co;
     int i, rc;
     uint32_t slot;
     fidx = lua_absindex(L, fidx);
     if (nameidx) nameidx = lua_absindex(L, nameidx);
     luaL_checkstack(L, nargs + 8, fn);
-    t = (tl_task *)lua_newuserdatauv(L, sizeof *t, 2);
+    t = (task__l_task *)lua_newuserdatauv(L, sizeof *t, 2);
     memset(t, 0, sizeof *t);
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->r_taskmt);
     lua_setmetatable(L, -2);
-    co = lua_newthread(L);
+    if (st->npool > 0) { /* a thread of a task that returned: no allocation */
+        task__l_getref(L, st->r_pool);
+        lua_rawgeti(L, -1, st->npool);
+        lua_pushboolean(L, 0); /* false, not nil: the array keeps its slot */
+        lua_rawseti(L, -3, st->npool);
+        lua_remove(L, -2);
+        st->npool--;
+        st->pool_taken++;
+        co = lua_tothread(L, -1);
+    } else co = lua_newthread(L);
     lua_setiuservalue(L, -2, 1);
     if (nameidx) {
         lua_pushvalue(L, nameidx);
         lua_setiuservalue(L, -2, 2);
     }
-    if (!lua_checkstack(co, nargs + 2 + TL_RESERVE)) luaL_error(L, "%s: too many arguments", fn);
-    tl_getref(co, st->r_body);
+    if (!lua_checkstack(co, nargs + 3 + TASK__L_RESERVE)) luaL_error(L, "%s: too many arguments", fn);
+    task__l_getref(co, st->r_body);
+    lua_pushvalue(L, -1); /* the Task: the body's first argument */
     for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
-    lua_xmove(L, co, nargs + 1);
-    lua_pushcfunction(co, tl_guard);
+    lua_xmove(L, co, nargs + 2);
+    lua_pushcfunction(co, task__l_guard);
     t->st = st;
     t->co = co;
     t->nstart = nargs;
@@ -1137,17 +1230,17 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
     /* The core must never hold a task whose Task nobody holds, and anchoring
        after task_spawn must not fail: the key a new slot gets (ahi + 1) is
        made before, when a failure leaves nothing to undo. */
-    tl_getref(L, st->r_anchors);
+    task__l_getref(L, st->r_anchors);
     if (lua_rawgeti(L, -1, (lua_Integer)st->ahi + 1) == LUA_TNIL) {
         lua_pushboolean(L, 0);
         lua_rawseti(L, -3, (lua_Integer)st->ahi + 1);
     }
     lua_pop(L, 1);
-    rc = task_spawn(st->s, tl_step, t, o, &t->id);
+    rc = task_spawn(st->s, task__l_step, t, o, &t->id);
     if (rc != TASK_OK) {
         t->ended = TASK_EXIT_ABORT;
         lua_pop(L, 1);
-        tl_fail(L, st, rc, fn);
+        task__l_fail(L, st, rc, fn);
     }
     slot = (uint32_t)t->id;
     if (slot <= st->ahi + 1) {
@@ -1155,7 +1248,7 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
         lua_rawseti(L, -2, slot);
         if (slot > st->ahi) st->ahi = slot;
     } else { /* other tasks took the slots between: this key may need room */
-        lua_pushcfunction(L, tl_anchor_p);
+        lua_pushcfunction(L, task__l_anchor_p);
         lua_pushvalue(L, -2);
         lua_pushinteger(L, slot);
         lua_pushvalue(L, -5);
@@ -1167,21 +1260,21 @@ static tl_task *tl_spawn_at(lua_State *L, tl_state *st, int fidx, int nargs, con
         }
     }
     lua_pop(L, 1);
-    tl_run_hook(st, t, 0);
+    task__l_run_hook(st, t, 0);
     return t;
 }
 
-static task_id tl_opt_token(lua_State *L, tl_state *st, int idx, const char *fn) {
-    tl_token *tk;
-    if (tl_classof(L, idx, st) != TL_C_TOKEN) luaL_error(L, "%s: option 'token' must be a CancelToken", fn);
-    tk = (tl_token *)lua_touserdata(L, idx);
+static task_id task__l_opt_token(lua_State *L, task__l_state *st, int idx, const char *fn) {
+    task__l_token *tk;
+    if (task__l_classof(L, idx, st) != TASK__L_C_TOKEN) luaL_error(L, "%s: option 'token' must be a CancelToken", fn);
+    tk = (task__l_token *)lua_touserdata(L, idx);
     if (task_token_cancelled(st->s, tk->id) < 0) luaL_error(L, "%s: the token is no longer valid", fn);
     return tk->id;
 }
 
 /* spawn(fn, ...) or spawn(opts, fn, ...) */
-static int tl_spawn(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_spawn(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     task_opts o;
     int nameidx = 0, top = lua_gettop(L);
     memset(&o, 0, sizeof o);
@@ -1199,26 +1292,26 @@ static int tl_spawn(lua_State *L) {
                     nameidx = top + 1;
                 }
             } else if (k && strcmp(k, "token") == 0) {
-                o.token = tl_opt_token(L, st, lua_gettop(L), "task.spawn");
+                o.token = task__l_opt_token(L, st, lua_gettop(L), "task.spawn");
             } else {
                 luaL_tolstring(L, -2, NULL);
                 luaL_error(L, "task.spawn: unknown option '%s'", lua_tostring(L, -1));
             }
             lua_pop(L, 1);
         }
-        tl_spawn_at(L, st, 2, top - 2, &o, nameidx, "task.spawn");
+        task__l_spawn_at(L, st, 2, top - 2, &o, nameidx, "task.spawn");
         return 1;
     }
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    tl_spawn_at(L, st, 1, top - 1, NULL, 0, "task.spawn");
+    task__l_spawn_at(L, st, 1, top - 1, NULL, 0, "task.spawn");
     return 1;
 }
 
-static int tl_fork(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_fork(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 2);
-    tl_spawn_at(L, st, 1, 1, NULL, 0, "task.fork");
+    task__l_spawn_at(L, st, 1, 1, NULL, 0, "task.fork");
     return 1;
 }
 
@@ -1227,9 +1320,9 @@ static int tl_fork(lua_State *L) {
 /* An ended task's outcome, without raising: pushes its results (only the
    first with first_only: nil for none) and returns how many, or pushes its
    error and returns -1. The task counts as joined from then on. */
-static int tl_outcome(lua_State *L, tl_state *st, tl_task *x, int idx, int first_only) {
+static int task__l_outcome(lua_State *L, task__l_state *st, task__l_task *x, int idx, int first_only) {
     int n = x->nres;
-    if (x->ended == TASK_EXIT_DONE && n > 0 && (lua_status(x->co) != LUA_OK || lua_gettop(x->co) < n)) {
+    if (x->ended == TASK_EXIT_DONE && n > 0 && (!x->co || lua_status(x->co) != LUA_OK || lua_gettop(x->co) < n)) {
         x->joined = 1;
         lua_pushliteral(L, "Task:join: the task's results were lost (its thread was used outside the scheduler)");
         return -1;
@@ -1239,158 +1332,161 @@ static int tl_outcome(lua_State *L, tl_state *st, tl_task *x, int idx, int first
     task_release(st->s, x->id);
     if (x->ended == TASK_EXIT_FAIL) {
         lua_pushvalue(L, idx); /* an error re-raised from it keeps its traceback (otb) */
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__originkey);
-        tl_info(L, idx, "err");
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &task__l_originkey);
+        task__l_info(L, idx, "err");
         return -1;
     }
     if (x->ended != TASK_EXIT_DONE) { lua_pushliteral(L, "task aborted"); return -1; }
-    if (first_only && n == 0) lua_pushnil(L);
-    else {
+    if (n == 0) { /* none (its thread may be pooled already) */
+        if (first_only) { lua_pushnil(L); n = 1; }
+    } else {
         if (first_only) n = 1;
         lua_settop(x->co, n); /* drops the guard above them (and the rest, for first_only) */
         lua_xmove(x->co, L, n);
     }
     x->nres = 0;
+    task__l_pool_put(L, st, x, idx);
     return n;
 }
 
 /* Delivers an ended task's outcome to a joiner: results, or its error. */
-static int tl_take(lua_State *L, tl_state *st, tl_task *x, int idx) {
+static int task__l_take(lua_State *L, task__l_state *st, task__l_task *x, int idx) {
     int n;
-    if (x->joined) return tl_raise_literal(L, "task already joined");
-    if ((n = tl_outcome(L, st, x, idx, 0)) < 0) return lua_error(L);
+    if (x->joined) return task__l_raise_literal(L, "task already joined");
+    if ((n = task__l_outcome(L, st, x, idx, 0)) < 0) return lua_error(L);
     return n;
 }
 
-static int tl_k_join(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
-    tl_task *x = (tl_task *)lua_touserdata(L, 1);
+static int task__l_k_join(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
+    task__l_task *x = (task__l_task *)lua_touserdata(L, 1);
     (void)status;
     if (t->joining) { x->joiners--; t->joining = NULL; }
-    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
-    return tl_take(L, t->st, x, 1);
+    if (t->why == TASK_WHY_CANCEL) return task__l_raise_cancelled(L);
+    return task__l_take(L, t->st, x, 1);
 }
 
-static int tl_join(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1), *t;
+static int task__l_join(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1), *t;
     int rc;
     lua_settop(L, 1);
-    tl_checkcancel(L, st);
-    if (x->joined) return tl_raise_literal(L, "task already joined");
-    if (x->ended) return tl_take(L, st, x, 1);
-    t = tl_need(L, st, "Task:join");
+    task__l_checkcancel(L, st);
+    if (x->joined) return task__l_raise_literal(L, "task already joined");
+    if (x->ended) return task__l_take(L, st, x, 1);
+    t = task__l_need(L, st, "Task:join");
     if (t == x) return luaL_error(L, "Task:join: a task cannot join itself");
-    if ((rc = task_join(st->s, x->id)) != TASK_OK) return tl_fail(L, st, rc, "Task:join");
+    if ((rc = task_join(st->s, x->id)) != TASK_OK) return task__l_fail(L, st, rc, "Task:join");
     x->joiners++;
     t->joining = x;
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_JOIN, tl_k_join);
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_JOIN, task__l_k_join);
 }
 
-static int tl_task_cancel(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1);
+static int task__l_task_cancel(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1);
     /* false once finished or already cancelled (its own or its scope's token) */
     int r = !x->ended && task_cancelled(st->s, x->id) == 0 && task_cancel(st->s, x->id) == TASK_OK;
     lua_pushboolean(L, r);
     return 1;
 }
 
-static int tl_task_abort(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1);
+static int task__l_task_abort(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1);
     int r = !x->ended && !x->aborting && task_abort(st->s, x->id) == TASK_OK;
     if (r && x == st->cur) { /* itself: it stops here, or raises where it cannot */
         if (x->co == L && lua_isyieldable(L) && !x->closing)
-            return tl_park(L, x, TASK_STEP_SUSPEND, TL_WK_NONE, NULL);
+            return task__l_park(L, x, TASK_STEP_SUSPEND, TASK__L_WK_NONE, NULL);
         x->aborting = 1;
-        return tl_raise_literal(L, "task aborted");
+        return task__l_raise_literal(L, "task aborted");
     }
     lua_pushboolean(L, r);
     return 1;
 }
 
-static int tl_task_done(lua_State *L) {
-    tl_state *st = tl_st(L);
-    lua_pushboolean(L, tl_checktask(L, st, 1)->ended != 0);
+static int task__l_task_done(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    lua_pushboolean(L, task__l_checktask(L, st, 1)->ended != 0);
     return 1;
 }
 
-static int tl_task_detach(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1);
+static int task__l_task_detach(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1);
     x->detached = 1;
     if (!x->ended) task_scope_leave(st->s, x->id);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int tl_task_elapsed(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1);
-    lua_pushnumber(L, tl_ms(task_now(st->s) - x->born));
+static int task__l_task_elapsed(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1);
+    lua_pushnumber(L, task__l_ms(task_now(st->s) - x->born));
     return 1;
 }
 
-static int tl_task_traceback(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1);
-    if (x->ended == TASK_EXIT_FAIL) tl_info(L, 1, "tb");
+static int task__l_task_traceback(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1);
+    if (x->ended == TASK_EXIT_FAIL) task__l_info(L, 1, "tb");
     else if (!x->ended && lua_status(x->co) == LUA_YIELD) luaL_traceback(L, x->co, NULL, 0);
     else if (!x->ended && x->co == L) luaL_traceback(L, L, NULL, 1);
     else lua_pushnil(L);
     return 1;
 }
 
-static int tl_task_index(lua_State *L) {
-    tl_task *x = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
-    const char *k = lua_tostring(L, 2);
+static int task__l_task_index(lua_State *L) {
+    task__l_task *x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
+    const char *k;
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1; /* a method: the common case */
+    lua_pop(L, 1);
+    k = lua_tostring(L, 2);
     if (k && strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)x->id);
-    else if (k && strcmp(k, "name") == 0) tl_info(L, 1, "name");
-    else {
-        lua_pushvalue(L, lua_upvalueindex(2)); /* the methods */
-        lua_pushvalue(L, 2);
-        lua_rawget(L, -2);
-    }
+    else if (k && strcmp(k, "name") == 0) task__l_info(L, 1, "name");
+    else lua_pushnil(L);
     return 1;
 }
 
-static const char *tl_status_name(tl_state *st, tl_task *x) {
+static const char *task__l_status_name(task__l_state *st, task__l_task *x) {
     int s = st->s && !st->closed && x->id ? task_status(st->s, x->id) : TASK_ENOENT;
     return s < 0 ? NULL : task_state_name(s);
 }
 
-static int tl_task_tostring(lua_State *L) {
-    tl_task *x = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
-    const char *s = tl_status_name(x->st, x);
-    tl_info(L, 1, "name");
+static int task__l_task_tostring(lua_State *L) {
+    task__l_task *x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
+    const char *s = task__l_status_name(x->st, x);
+    task__l_info(L, 1, "name");
     lua_pushfstring(L, "Task %I (%s): %s", (lua_Integer)x->id,
                     lua_isstring(L, -1) ? lua_tostring(L, -1) : "task", s ? s : "released");
     return 1;
 }
 
 /* The Task is a to-be-closed variable at the bottom of its own thread
-   (tl_body): this runs when that thread is closed. Only a close from
+   (task__l_body): this runs when that thread is closed. Only a close from
    outside the scheduler (coroutine.close) does anything: then the calls
    were unwound first, so nothing is below this one. Called by hand, or
    at the task's own end, it does nothing. */
-static int tl_task_close(lua_State *L) {
-    tl_task *t = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
-    tl_state *st = t->st;
+static int task__l_task_close(lua_State *L) {
+    task__l_task *t = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
+    task__l_state *st = t->st;
     lua_Debug ar;
     if (!st || st->closed || t->closing || t->ended || L != t->co || lua_getstack(L, 1, &ar)) return 0;
-    if (!t->lost) t->lost = TL_LOST_CLOSED;
-    tl_unqueue(t);
-    tl_unanchor_sel(L, st, t);
+    if (!t->lost) t->lost = TASK__L_LOST_CLOSED;
+    task__l_unqueue(t);
+    task__l_unanchor_sel(L, st, t);
     task_abort(st->s, t->id); /* the scheduler ends it with the error at its next turn */
     return 0;
 }
 
 /* Safe to call by hand on a live Task: releasing only tells the core to
    free the task once it ends. */
-static int tl_task_gc(lua_State *L) {
-    tl_task *x = (tl_task *)tl_check_raw(L, 1, TL_C_TASK);
-    tl_state *st = x->st;
+static int task__l_task_gc(lua_State *L) {
+    task__l_task *x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
+    task__l_state *st = x->st;
     if (x->gcdone || !st) return 0;
     x->gcdone = 1;
     if (x->id && st->s && !st->closed && !x->joined) task_release(st->s, x->id);
@@ -1399,21 +1495,21 @@ static int tl_task_gc(lua_State *L) {
 
 /* ---- the module's task functions ---------------------------------------- */
 
-static int tl_running(lua_State *L) {
-    tl_state *st = tl_st(L);
-    if (st->cur) tl_pushtask(L, st, st->cur); else lua_pushnil(L);
+static int task__l_running(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    if (st->cur) task__l_pushtask(L, st, st->cur); else lua_pushnil(L);
     return 1;
 }
 
-static int tl_current(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *t = st->cur;
+static int task__l_current(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *t = st->cur;
     if (!t) { lua_pushnil(L); return 1; }
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, (lua_Integer)t->id);
     lua_setfield(L, -2, "id");
-    tl_pushtask(L, st, t);
-    tl_info(L, -1, "name");
+    task__l_pushtask(L, st, t);
+    task__l_info(L, -1, "name");
     lua_setfield(L, -3, "name");
     lua_pop(L, 1);
     lua_pushboolean(L, task_cancelled(st->s, t->id) == 1);
@@ -1421,52 +1517,52 @@ static int tl_current(lua_State *L) {
     return 1;
 }
 
-static int tl_status(lua_State *L) {
-    tl_state *st = tl_st(L);
-    const char *s = tl_status_name(st, tl_checktask(L, st, 1));
+static int task__l_status(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    const char *s = task__l_status_name(st, task__l_checktask(L, st, 1));
     if (s) lua_pushstring(L, s); else lua_pushnil(L);
     return 1;
 }
 
 /* sleep and yield: nothing to hand back; a cancel raises (also one that
    came while the task was READY after a yield) */
-static int tl_k_sleep(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
+static int task__l_k_sleep(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
     (void)status;
-    if (t->why == TASK_WHY_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL || task_self_cancelled(t->st->s)) return task__l_raise_cancelled(L);
     return 0;
 }
 
-static int tl_yield(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *t;
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.yield");
-    return tl_park(L, t, TASK_STEP_YIELD, TL_WK_YIELD, tl_k_sleep);
+static int task__l_yield(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *t;
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.yield");
+    return task__l_park(L, t, TASK_STEP_YIELD, TASK__L_WK_YIELD, task__l_k_sleep);
 }
 
-static int tl_sleep(lua_State *L) {
-    tl_state *st = tl_st(L);
-    uint64_t ns = tl_checkms(L, 1, "task.sleep");
-    tl_task *t;
+static int task__l_sleep(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    uint64_t ns = task__l_checkms(L, 1, "task.sleep");
+    task__l_task *t;
     int rc;
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.sleep");
-    if (ns == 0) return tl_park(L, t, TASK_STEP_YIELD, TL_WK_YIELD, tl_k_sleep);
-    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, st, rc, "task.sleep");
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SLEEP, tl_k_sleep);
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.sleep");
+    if (ns == 0) return task__l_park(L, t, TASK_STEP_YIELD, TASK__L_WK_YIELD, task__l_k_sleep);
+    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return task__l_fail(L, st, rc, "task.sleep");
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_SLEEP, task__l_k_sleep);
 }
 
-static int tl_checkpoint(lua_State *L) {
-    tl_checkcancel(L, tl_st(L));
+static int task__l_checkpoint(lua_State *L) {
+    task__l_checkcancel(L, task__l_st(L));
     return 0;
 }
 
 /* Pushes the values resumed into external id `id` before the wait (kept
    in r_ext); returns how many. */
-static int tl_ext_values(lua_State *L, tl_state *st, lua_Integer id) {
+static int task__l_ext_values(lua_State *L, task__l_state *st, lua_Integer id) {
     int n, i, tbl;
-    tl_getref(L, st->r_ext);
+    task__l_getref(L, st->r_ext);
     if (lua_rawgeti(L, -1, id) != LUA_TTABLE) { lua_pop(L, 2); return 0; }
     lua_getfield(L, -1, "n");
     n = (int)lua_tointeger(L, -1);
@@ -1483,50 +1579,50 @@ static int tl_ext_values(lua_State *L, tl_state *st, lua_Integer id) {
 
 /* wait() and wait(id): the values given (by wakeup or a resume of the id
    while it waited) are on top; a resume that came first left them in r_ext */
-static int tl_k_wait(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
+static int task__l_k_wait(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
     int n = lua_gettop(L) - t->kbase;
     task_id id = t->extwait;
     (void)status;
     t->extwait = 0;
-    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
-    if (n == 0 && id) return tl_ext_values(L, t->st, (lua_Integer)id); /* resumed before it waited */
+    if (t->why == TASK_WHY_CANCEL) return task__l_raise_cancelled(L);
+    if (n == 0 && id) return task__l_ext_values(L, t->st, (lua_Integer)id); /* resumed before it waited */
     return n;
 }
 
 /* wait() parks until wakeup(); wait(id) until resume(id, ...). */
-static int tl_wait(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *t;
+static int task__l_wait(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *t;
     int rc;
     if (!lua_isnoneornil(L, 1)) {
         lua_Integer id = luaL_checkinteger(L, 1);
         lua_settop(L, 1);
-        tl_checkcancel(L, st);
-        t = tl_need(L, st, "task.wait");
+        task__l_checkcancel(L, st);
+        t = task__l_need(L, st, "task.wait");
         if ((rc = task_ext_wait(st->s, (task_id)id)) != TASK_OK) {
             if (rc == TASK_ENOENT) return luaL_error(L, "task.wait: unknown, already used or stale external id");
-            return tl_fail(L, st, rc, "task.wait");
+            return task__l_fail(L, st, rc, "task.wait");
         }
         t->extwait = (task_id)id;
-        return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_EXT, tl_k_wait);
+        return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_EXT, task__l_k_wait);
     }
     lua_settop(L, 0);
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.wait");
-    if ((rc = task_wait(st->s)) != TASK_OK) return tl_fail(L, st, rc, "task.wait");
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_WAIT, tl_k_wait);
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.wait");
+    if ((rc = task_wait(st->s)) != TASK_OK) return task__l_fail(L, st, rc, "task.wait");
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_WAIT, task__l_k_wait);
 }
 
-static int tl_wakeup(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *x = tl_checktask(L, st, 1);
+static int task__l_wakeup(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *x = task__l_checktask(L, st, 1);
     int s = x->id ? task_status(st->s, x->id) : TASK_ENOENT;
     lua_settop(L, 2);
     if (s != TASK_WAIT)
         return luaL_error(L, "task.wakeup: task is %s, not WAIT", s < 0 ? "released" : task_state_name(s));
     if (lua_status(x->co) != LUA_YIELD) { /* closed from outside: it ends now */
-        tl_thread_lost(st, x);
+        task__l_thread_lost(st, x);
         return 0;
     }
     lua_pushvalue(L, 2);
@@ -1539,19 +1635,19 @@ static int tl_wakeup(lua_State *L) {
     return 0;
 }
 
-static int tl_alloc(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_alloc(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     task_id id = 0;
     int rc = task_ext_alloc(st->s, &id);
-    if (rc != TASK_OK) return tl_fail(L, st, rc, "task.alloc");
+    if (rc != TASK_OK) return task__l_fail(L, st, rc, "task.alloc");
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
 
 /* Protected part of a resume nobody waits for yet: st, ext, values... ->
    r_ext[ext] = {values, n = n} */
-static int tl_resume_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+static int task__l_resume_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
     lua_Integer ext = lua_tointeger(L, 2);
     int i, n = lua_gettop(L) - 2;
     lua_createtable(L, n, 1);
@@ -1561,14 +1657,14 @@ static int tl_resume_p(lua_State *L) {
     }
     lua_pushinteger(L, n);
     lua_setfield(L, -2, "n");
-    tl_getref(L, st->r_ext);
+    task__l_getref(L, st->r_ext);
     lua_insert(L, -2);
     lua_rawseti(L, -2, ext);
     return 0;
 }
 
 /* task_lua_resume's work; msg (if not NULL) gets why it failed. */
-static int tl_resume_ext(lua_State *L, tl_state *st, task_id ext, int nvalues, const char **msg) {
+static int task__l_resume_ext(lua_State *L, task__l_state *st, task_id ext, int nvalues, const char **msg) {
     int s = task_ext_status(st->s, ext);
     task_id w;
     task_fn fn;
@@ -1578,8 +1674,8 @@ static int tl_resume_ext(lua_State *L, tl_state *st, task_id ext, int nvalues, c
     if (s < 0) { rc = TASK_ENOENT; why = "unknown, already used or stale external id"; }
     else if (s > 0) { rc = TASK_ESTATE; why = "id already resumed"; }
     else if (task_ext_waiter(st->s, ext, &w) == TASK_OK && w != 0) {
-        tl_task *wt = task_step_of(st->s, w, &fn) == TASK_OK && fn == tl_step &&
-                      task_userdata(st->s, w, &ud) == TASK_OK ? (tl_task *)ud : NULL;
+        task__l_task *wt = task_step_of(st->s, w, &fn) == TASK_OK && fn == task__l_step &&
+                      task_userdata(st->s, w, &ud) == TASK_OK ? (task__l_task *)ud : NULL;
         if (wt && wt->st != st) { rc = TASK_EINVAL; why = "the task waiting for this id belongs to another lua_State"; }
         else if (wt && (lua_status(wt->co) != LUA_YIELD || !lua_checkstack(wt->co, nvalues))) {
             rc = TASK_ENOMEM; why = "cannot hand the values to the waiting task";
@@ -1591,7 +1687,7 @@ static int tl_resume_ext(lua_State *L, tl_state *st, task_id ext, int nvalues, c
     } else { /* nobody waits yet: the values wait in r_ext */
         if (!lua_checkstack(L, 3)) { rc = TASK_ENOMEM; why = "not enough memory"; }
         else {
-            lua_pushcfunction(L, tl_resume_p);
+            lua_pushcfunction(L, task__l_resume_p);
             lua_pushlightuserdata(L, st);
             lua_pushinteger(L, (lua_Integer)ext);
             lua_rotate(L, -(nvalues + 3), 3);
@@ -1608,25 +1704,55 @@ static int tl_resume_ext(lua_State *L, tl_state *st, task_id ext, int nvalues, c
     return rc;
 }
 
-static int tl_resume(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_resume(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     lua_Integer id = luaL_checkinteger(L, 1);
     const char *why = NULL;
-    int rc = tl_resume_ext(L, st, (task_id)id, lua_gettop(L) - 1, &why);
+    int rc = task__l_resume_ext(L, st, (task_id)id, lua_gettop(L) - 1, &why);
     if (rc == TASK_OK) { lua_pushboolean(L, 1); return 1; }
-    lua_pushboolean(L, 0);
+    luaL_pushfail(L); /* Lua's convention for a call that reports: fail, message */
     lua_pushfstring(L, "task.resume: %s", why ? why : task_strerror(rc));
     return 2;
 }
 
-static int tl_now(lua_State *L) {
-    lua_pushnumber(L, tl_ms(task_now(tl_st(L)->s)));
+/* Makes room for n idle threads (raises when out of memory), or keeps
+   fewer. */
+static void task__l_pool_size(lua_State *L, task__l_state *st, int n) {
+    int i;
+    if (n > st->pool_max) {
+        task__l_getref(L, st->r_pool);
+        for (i = st->pool_max + 1; i <= n; i++) { /* the slots exist before they fill */
+            lua_pushboolean(L, 0);
+            lua_rawseti(L, -2, i);
+        }
+        lua_pop(L, 1);
+    }
+    task__l_pool_trim(L, st, n);
+    st->pool_max = n;
+}
+
+/* pool([n]) -> the previous size and the idle threads kept now */
+static int task__l_pool(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    int old = st->pool_max;
+    if (!lua_isnoneornil(L, 1)) {
+        lua_Integer n = luaL_checkinteger(L, 1);
+        luaL_argcheck(L, n >= 0 && n <= 1000000, 1, "pool size must be 0..1000000");
+        task__l_pool_size(L, st, (int)n);
+    }
+    lua_pushinteger(L, old);
+    lua_pushinteger(L, st->npool);
+    return 2;
+}
+
+static int task__l_now(lua_State *L) {
+    lua_pushnumber(L, task__l_ms(task_now(task__l_st(L)->s)));
     return 1;
 }
 
 /* The ready-queue length, one integer, as silly's taskstat. */
-static int tl_taskstat(lua_State *L) {
-    lua_pushinteger(L, task_ready_count(tl_st(L)->s));
+static int task__l_taskstat(lua_State *L) {
+    lua_pushinteger(L, task_ready_count(task__l_st(L)->s));
     return 1;
 }
 
@@ -1634,8 +1760,8 @@ static int tl_taskstat(lua_State *L) {
    scheduler's counts (every task it runs, C ones too); core_bytes, in
    the standalone module, is what the core holds (it comes from Lua's
    allocator, but collectgarbage("count") does not see it). */
-static int tl_stats(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_stats(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     lua_createtable(L, 0, 6);
     lua_pushinteger(L, task_count(st->s, -1));
     lua_setfield(L, -2, "tasks");
@@ -1658,7 +1784,7 @@ static int tl_stats(lua_State *L) {
 
 /* Pushes the traceback of a task's parked thread, without the body's own
    C trampoline at the bottom. */
-static void tl_pushtb(lua_State *L, lua_State *co, int level) {
+static void task__l_pushtb(lua_State *L, lua_State *co, int level) {
     size_t n;
     const char *tb;
     luaL_traceback(L, co, NULL, level);
@@ -1670,25 +1796,25 @@ static void tl_pushtb(lua_State *L, lua_State *co, int level) {
 }
 
 /* Pushes "task <id> (<name>)" for the Task at idx. */
-static void tl_pushlabel(lua_State *L, int idx) {
-    tl_task *x = (tl_task *)lua_touserdata(L, idx);
-    tl_info(L, idx, "name");
+static void task__l_pushlabel(lua_State *L, int idx) {
+    task__l_task *x = (task__l_task *)lua_touserdata(L, idx);
+    task__l_info(L, idx, "name");
     lua_pushfstring(L, "task %I (%s)", (lua_Integer)x->id, lua_isstring(L, -1) ? lua_tostring(L, -1) : "task");
     lua_remove(L, -2);
 }
 
 /* Pushes what a parked Lua task waits for, in words. */
-static void tl_pushwait(lua_State *L, tl_state *st, tl_task *t) {
+static void task__l_pushwait(lua_State *L, task__l_state *st, task__l_task *t) {
     switch (t->waitkind) {
-    case TL_WK_YIELD: lua_pushliteral(L, "its next turn (yield)"); break;
-    case TL_WK_SLEEP: lua_pushliteral(L, "the end of a sleep"); break;
-    case TL_WK_WAIT: lua_pushliteral(L, "task.wakeup (task.wait)"); break;
-    case TL_WK_EXT: lua_pushfstring(L, "external id %I (task.resume)", (lua_Integer)t->extwait); break;
-    case TL_WK_JOIN:
+    case TASK__L_WK_YIELD: lua_pushliteral(L, "its next turn (yield)"); break;
+    case TASK__L_WK_SLEEP: lua_pushliteral(L, "the end of a sleep"); break;
+    case TASK__L_WK_WAIT: lua_pushliteral(L, "task.wakeup (task.wait)"); break;
+    case TASK__L_WK_EXT: lua_pushfstring(L, "external id %I (task.resume)", (lua_Integer)t->extwait); break;
+    case TASK__L_WK_JOIN:
         if (t->joining) {
-            tl_pushtask(L, st, t->joining);
-            if (tl_classof(L, -1, st) == TL_C_TASK) {
-                tl_pushlabel(L, lua_gettop(L));
+            task__l_pushtask(L, st, t->joining);
+            if (task__l_classof(L, -1, st) == TASK__L_C_TASK) {
+                task__l_pushlabel(L, lua_gettop(L));
                 lua_pushfstring(L, "the end of %s (join)", lua_tostring(L, -1));
                 lua_replace(L, -3);
                 lua_pop(L, 1);
@@ -1698,43 +1824,43 @@ static void tl_pushwait(lua_State *L, tl_state *st, tl_task *t) {
         }
         lua_pushliteral(L, "the end of a task (join)");
         break;
-    case TL_WK_RECV: case TL_WK_SEND: {
-        tl_chan *ch = (tl_chan *)t->direct.obj;
+    case TASK__L_WK_RECV: case TASK__L_WK_SEND: {
+        task__l_chan *ch = (task__l_chan *)t->direct.obj;
         if (ch && t->direct.q)
-            lua_pushfstring(L, "%s Channel (%I/%I%s)", t->waitkind == TL_WK_RECV ? "a value from" : "room in",
+            lua_pushfstring(L, "%s Channel (%I/%I%s)", t->waitkind == TASK__L_WK_RECV ? "a value from" : "room in",
                             ch->count, ch->cap, ch->closed ? ", closed" : "");
-        else lua_pushstring(L, t->waitkind == TL_WK_RECV ? "a value from a Channel" : "room in a Channel");
+        else lua_pushstring(L, t->waitkind == TASK__L_WK_RECV ? "a value from a Channel" : "room in a Channel");
         break;
     }
-    case TL_WK_TIMER: lua_pushliteral(L, "a Timer"); break;
-    case TL_WK_SELECT: lua_pushfstring(L, "the first of %d awaitables (select)", t->nsel); break;
-    case TL_WK_SCOPE: lua_pushliteral(L, "the end of the tasks of its scope"); break;
-    case TL_WK_RACE: lua_pushfstring(L, "the first of %d tasks (race)", t->nsel); break;
+    case TASK__L_WK_TIMER: lua_pushliteral(L, "a Timer"); break;
+    case TASK__L_WK_SELECT: lua_pushfstring(L, "the first of %d awaitables (select)", t->nsel); break;
+    case TASK__L_WK_SCOPE: lua_pushliteral(L, "the end of the tasks of its scope"); break;
+    case TASK__L_WK_RACE: lua_pushfstring(L, "the first of %d tasks (race)", t->nsel); break;
     default: lua_pushliteral(L, "nothing known"); break;
     }
 }
 
-static int tl_tasks(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_tasks(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     lua_settop(L, 0);
     lua_newtable(L);
-    tl_getref(L, st->r_anchors);
+    task__l_getref(L, st->r_anchors);
     lua_pushnil(L);
     while (lua_next(L, 2)) {
-        tl_task *x;
+        task__l_task *x;
         const char *s;
-        if (tl_classof(L, -1, st) != TL_C_TASK) { lua_pop(L, 1); continue; }
-        x = (tl_task *)lua_touserdata(L, -1);
-        s = tl_status_name(st, x);
+        if (task__l_classof(L, -1, st) != TASK__L_C_TASK) { lua_pop(L, 1); continue; }
+        x = (task__l_task *)lua_touserdata(L, -1);
+        s = task__l_status_name(st, x);
         lua_createtable(L, 0, 3);
-        if (x->co == L) tl_pushtb(L, L, 1);
-        else if (lua_status(x->co) == LUA_YIELD) tl_pushtb(L, x->co, 0);
+        if (x->co == L) task__l_pushtb(L, L, 1);
+        else if (lua_status(x->co) == LUA_YIELD) task__l_pushtb(L, x->co, 0);
         else lua_pushliteral(L, "stack traceback:");
         lua_setfield(L, -2, "traceback");
         lua_pushstring(L, s ? s : "EXIT");
         lua_setfield(L, -2, "status");
         if (s && x->co != L && !x->ended) {
-            tl_pushwait(L, st, x);
+            task__l_pushwait(L, st, x);
             lua_setfield(L, -2, "waits");
         }
         lua_rawset(L, 1); /* result[Task] = info; the key stays for lua_next */
@@ -1745,36 +1871,36 @@ static int tl_tasks(lua_State *L) {
 
 /* ---- tracing ----------------------------------------------------------- */
 
-static int tl_tracenode(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_tracenode(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     lua_Integer n = luaL_checkinteger(L, 1);
     if (n < 0 || n > 65535) return luaL_error(L, "task.tracenode: node must be 0..65535, got %I", n);
     task_trace_node(st->s, (unsigned)n);
     return 0;
 }
 
-static int tl_tracespawn(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)task_trace_spawn(tl_st(L)->s));
+static int task__l_tracespawn(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)task_trace_spawn(task__l_st(L)->s));
     return 1;
 }
 
-static int tl_traceset(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_traceset(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     lua_Integer id = luaL_checkinteger(L, 1);
     lua_pushinteger(L, (lua_Integer)task_trace_set(st->s, (uint64_t)id));
     return 1;
 }
 
-static int tl_tracepropagate(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)task_trace_propagate(tl_st(L)->s));
+static int task__l_tracepropagate(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)task_trace_propagate(task__l_st(L)->s));
     return 1;
 }
 
 /* traceparent() -> the W3C header for the running task's trace as it
    leaves this node (tracepropagate()); traceparent(header) -> trace id,
    or nil, err. The mapping is task.h's task_trace_format/parse. */
-static int tl_traceparent(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_traceparent(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     char buf[TASK_TRACE_HEADER_LEN + 1];
     uint64_t id;
     size_t len;
@@ -1799,7 +1925,7 @@ static int tl_traceparent(lua_State *L) {
     return 1;
 }
 
-static void tl_setref(lua_State *L, int idx, int *ref) {
+static void task__l_setref(lua_State *L, int idx, int *ref) {
     if (*ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, *ref);
     *ref = LUA_NOREF;
     if (!lua_isnil(L, idx)) {
@@ -1808,65 +1934,65 @@ static void tl_setref(lua_State *L, int idx, int *ref) {
     }
 }
 
-static int tl_hook(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_hook(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
     if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
-    if (st->r_hcreate != LUA_NOREF) tl_getref(L, st->r_hcreate); else lua_pushnil(L);
-    if (st->r_hterm != LUA_NOREF) tl_getref(L, st->r_hterm); else lua_pushnil(L);
-    tl_setref(L, 1, &st->r_hcreate);
-    tl_setref(L, 2, &st->r_hterm);
+    if (st->r_hcreate != LUA_NOREF) task__l_getref(L, st->r_hcreate); else lua_pushnil(L);
+    if (st->r_hterm != LUA_NOREF) task__l_getref(L, st->r_hterm); else lua_pushnil(L);
+    task__l_setref(L, 1, &st->r_hcreate);
+    task__l_setref(L, 2, &st->r_hterm);
     return 2;
 }
 
 /* ---- cancel tokens ------------------------------------------------------ */
 
-static tl_token *tl_pushtoken(lua_State *L, tl_state *st, task_id id, int owned) {
-    tl_token *tk = (tl_token *)lua_newuserdatauv(L, sizeof *tk, 0);
+static task__l_token *task__l_pushtoken(lua_State *L, task__l_state *st, task_id id, int owned) {
+    task__l_token *tk = (task__l_token *)lua_newuserdatauv(L, sizeof *tk, 0);
     tk->st = st;
     tk->id = id;
     tk->owned = owned;
-    luaL_setmetatable(L, tl_class_key[TL_C_TOKEN]);
+    luaL_setmetatable(L, task__l_class_key[TASK__L_C_TOKEN]);
     return tk;
 }
 
-static int tl_cancel_token(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_cancel_token(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     task_id parent = 0, id = 0;
-    tl_token *tk;
+    task__l_token *tk;
     int rc;
-    if (!lua_isnoneornil(L, 1)) parent = ((tl_token *)tl_check(L, st, 1, TL_C_TOKEN))->id;
-    tk = tl_pushtoken(L, st, 0, 0); /* first, so a failure below leaks nothing */
-    if ((rc = task_token_new(st->s, parent, &id)) != TASK_OK) return tl_fail(L, st, rc, "task.cancel_token");
+    if (!lua_isnoneornil(L, 1)) parent = ((task__l_token *)task__l_check(L, st, 1, TASK__L_C_TOKEN))->id;
+    tk = task__l_pushtoken(L, st, 0, 0); /* first, so a failure below leaks nothing */
+    if ((rc = task_token_new(st->s, parent, &id)) != TASK_OK) return task__l_fail(L, st, rc, "task.cancel_token");
     tk->id = id;
     tk->owned = 1;
     return 1;
 }
 
-static int tl_token_cancel(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_token *tk = (tl_token *)tl_check(L, st, 1, TL_C_TOKEN);
+static int task__l_token_cancel(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_token *tk = (task__l_token *)task__l_check(L, st, 1, TASK__L_C_TOKEN);
     lua_pushboolean(L, task_token_cancel(st->s, tk->id) == TASK_OK);
     return 1;
 }
 
-static int tl_token_is_cancelled(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_token *tk = (tl_token *)tl_check(L, st, 1, TL_C_TOKEN);
+static int task__l_token_is_cancelled(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_token *tk = (task__l_token *)task__l_check(L, st, 1, TASK__L_C_TOKEN);
     lua_pushboolean(L, task_token_cancelled(st->s, tk->id) == 1);
     return 1;
 }
 
-static int tl_token_check(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_token *tk = (tl_token *)tl_check(L, st, 1, TL_C_TOKEN);
-    if (task_token_cancelled(st->s, tk->id) == 1) return tl_raise_cancelled(L);
+static int task__l_token_check(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_token *tk = (task__l_token *)task__l_check(L, st, 1, TASK__L_C_TOKEN);
+    if (task_token_cancelled(st->s, tk->id) == 1) return task__l_raise_cancelled(L);
     return 0;
 }
 
-static int tl_token_gc(lua_State *L) {
-    tl_token *tk = (tl_token *)tl_check_raw(L, 1, TL_C_TOKEN);
+static int task__l_token_gc(lua_State *L) {
+    task__l_token *tk = (task__l_token *)task__l_check_raw(L, 1, TASK__L_C_TOKEN);
     if (tk->owned && tk->st->s && !tk->st->closed) task_token_release(tk->st->s, tk->id);
     tk->owned = 0;
     return 0;
@@ -1874,13 +2000,12 @@ static int tl_token_gc(lua_State *L) {
 
 /* ---- channels ------------------------------------------------------------ */
 
-#define tl_checkchan(L, st, i) ((tl_chan *)tl_check((L), (st), (i), TL_C_CHAN))
+#define task__l_checkchan(L, st, i) ((task__l_chan *)task__l_check((L), (st), (i), TASK__L_C_CHAN))
 
-static int tl_channel(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_channel(lua_State *L) {
     lua_Integer cap = 64;
-    tl_chan *ch;
-    (void)st;
+    task__l_chan *ch;
+    task__l_st(L); /* only to refuse once the module is closed */
     if (lua_type(L, 1) == LUA_TNUMBER) { /* 2.0 is 2, as everywhere in Lua 5.4 */
         int isint;
         cap = lua_tointegerx(L, 1, &isint);
@@ -1896,10 +2021,10 @@ static int tl_channel(lua_State *L) {
     } else if (!lua_isnoneornil(L, 1)) {
         return luaL_typeerror(L, 1, "nil, number or table");
     }
-    ch = (tl_chan *)lua_newuserdatauv(L, sizeof *ch, 1);
+    ch = (task__l_chan *)lua_newuserdatauv(L, sizeof *ch, 1);
     memset(ch, 0, sizeof *ch);
     ch->cap = cap;
-    luaL_setmetatable(L, tl_class_key[TL_C_CHAN]);
+    luaL_setmetatable(L, task__l_class_key[TASK__L_C_CHAN]);
     lua_createtable(L, cap < 64 ? (int)cap : 64, 0);
     lua_setiuservalue(L, -2, 1);
     return 1;
@@ -1908,7 +2033,7 @@ static int tl_channel(lua_State *L) {
 /* The buffer is a ring in the channel's user value: slots 1..cap. A store
    that may allocate (a new key) comes before the count changes, so a
    memory error leaves the channel as it was. */
-static void tl_chan_put(lua_State *L, int chidx, tl_chan *ch) { /* pops the value */
+static void task__l_chan_put(lua_State *L, int chidx, task__l_chan *ch) { /* pops the value */
     lua_getiuservalue(L, chidx, 1);
     lua_insert(L, -2);
     lua_rawseti(L, -2, (ch->head + ch->count) % ch->cap + 1);
@@ -1919,9 +2044,9 @@ static void tl_chan_put(lua_State *L, int chidx, tl_chan *ch) { /* pops the valu
 /* Pushes the value at the head. A blocked sender's value takes the freed
    place: the ring is full while senders wait, so that place is the tail
    and the store overwrites a key that exists. */
-static void tl_chan_take(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
+static void task__l_chan_take(lua_State *L, task__l_state *st, int chidx, task__l_chan *ch) {
     lua_Integer slot = ch->head + 1;
-    tl_reg *r = ch->count == ch->cap ? tl_q_first(st, &ch->sendq) : NULL;
+    task__l_reg *r = ch->count == ch->cap ? task__l_q_first(st, &ch->sendq) : NULL;
     lua_getiuservalue(L, chidx, 1);
     lua_rawgeti(L, -1, slot);
     if (r) {
@@ -1932,14 +2057,14 @@ static void tl_chan_take(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
     lua_rawseti(L, -3, slot);
     lua_remove(L, -2);
     ch->head = (ch->head + 1) % ch->cap;
-    if (r) tl_complete(st, r, TL_W_SENT);
+    if (r) task__l_complete(st, r, TASK__L_W_SENT);
     else ch->count--;
 }
 
 /* Non-blocking receive: pushes the outcome and returns its count, or 0. */
-static int tl_chan_poll(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
+static int task__l_chan_poll(lua_State *L, task__l_state *st, int chidx, task__l_chan *ch) {
     if (ch->count > 0) {
-        tl_chan_take(L, st, chidx, ch);
+        task__l_chan_take(L, st, chidx, ch);
         return 1;
     }
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
@@ -1947,64 +2072,64 @@ static int tl_chan_poll(lua_State *L, tl_state *st, int chidx, tl_chan *ch) {
 }
 
 /* After a wait on a channel (recv, send) or a timer: the outcome. */
-static int tl_k_chan(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
+static int task__l_k_chan(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
     (void)status;
-    tl_unqueue(t);
-    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
+    task__l_unqueue(t);
+    if (t->why == TASK_WHY_CANCEL) return task__l_raise_cancelled(L);
     switch (t->wake) {
-    case TL_W_VALUE: return lua_gettop(L) - t->kbase;
-    case TL_W_CLOSED: lua_pushnil(L); lua_pushliteral(L, "closed"); return 2;
+    case TASK__L_W_VALUE: return lua_gettop(L) - t->kbase;
+    case TASK__L_W_CLOSED: lua_pushnil(L); lua_pushliteral(L, "closed"); return 2;
     default: lua_pushboolean(L, 1); return 1; /* sent, fired */
     }
 }
 
 /* The running task parks on one awaitable's queue (vidx: a sender's value). */
-static int tl_park_on(lua_State *L, tl_state *st, const char *fn, void *obj, int kind, tl_regq *q, int vidx, int wk) {
-    tl_task *t = tl_need(L, st, fn);
+static int task__l_park_on(lua_State *L, task__l_state *st, const char *fn, void *obj, int kind, task__l_regq *q, int vidx, int wk) {
+    task__l_task *t = task__l_need(L, st, fn);
     int rc;
-    if ((rc = task_park(st->s)) != TASK_OK) return tl_fail(L, st, rc, fn);
-    tl_reg_add(&t->direct, t, obj, kind, 0, q);
+    if ((rc = task_park(st->s)) != TASK_OK) return task__l_fail(L, st, rc, fn);
+    task__l_reg_add(&t->direct, t, obj, kind, 0, q);
     t->direct.vidx = vidx;
-    return tl_park(L, t, TASK_STEP_SUSPEND, wk, tl_k_chan);
+    return task__l_park(L, t, TASK_STEP_SUSPEND, wk, task__l_k_chan);
 }
 
-static int tl_chan_send(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, st, 1);
-    tl_reg *r;
+static int task__l_chan_send(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_chan *ch = task__l_checkchan(L, st, 1);
+    task__l_reg *r;
     lua_settop(L, 2);
-    tl_checkcancel(L, st);
+    task__l_checkcancel(L, st);
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if ((r = tl_q_first(st, &ch->recvq)) != NULL) { /* straight to a waiting receiver */
+    if ((r = task__l_q_first(st, &ch->recvq)) != NULL) { /* straight to a waiting receiver */
         lua_pushvalue(L, 2);
-        tl_give(L, r->task, 1);
-        tl_complete(st, r, TL_W_VALUE);
+        task__l_give(L, r->task, 1);
+        task__l_complete(st, r, TASK__L_W_VALUE);
         lua_pushboolean(L, 1);
         return 1;
     }
     if (ch->count < ch->cap) {
         lua_pushvalue(L, 2);
-        tl_chan_put(L, 1, ch);
+        task__l_chan_put(L, 1, ch);
         lua_pushboolean(L, 1);
         return 1;
     }
-    return tl_park_on(L, st, "Channel:send", ch, TL_C_CHAN, &ch->sendq, 2, TL_WK_SEND);
+    return task__l_park_on(L, st, "Channel:send", ch, TASK__L_C_CHAN, &ch->sendq, 2, TASK__L_WK_SEND);
 }
 
-static int tl_chan_try_send(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, st, 1);
-    tl_reg *r;
+static int task__l_chan_try_send(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_chan *ch = task__l_checkchan(L, st, 1);
+    task__l_reg *r;
     lua_settop(L, 2);
     if (ch->closed) { lua_pushnil(L); lua_pushliteral(L, "closed"); return 2; }
-    if ((r = tl_q_first(st, &ch->recvq)) != NULL) {
+    if ((r = task__l_q_first(st, &ch->recvq)) != NULL) {
         lua_pushvalue(L, 2);
-        tl_give(L, r->task, 1);
-        tl_complete(st, r, TL_W_VALUE);
+        task__l_give(L, r->task, 1);
+        task__l_complete(st, r, TASK__L_W_VALUE);
     } else if (ch->count < ch->cap) {
         lua_pushvalue(L, 2);
-        tl_chan_put(L, 1, ch);
+        task__l_chan_put(L, 1, ch);
     } else {
         lua_pushnil(L);
         lua_pushliteral(L, "full");
@@ -2014,22 +2139,22 @@ static int tl_chan_try_send(lua_State *L) {
     return 1;
 }
 
-static int tl_chan_recv(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, st, 1);
+static int task__l_chan_recv(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_chan *ch = task__l_checkchan(L, st, 1);
     int n;
     lua_settop(L, 1);
-    tl_checkcancel(L, st);
-    if ((n = tl_chan_poll(L, st, 1, ch)) > 0) return n;
-    return tl_park_on(L, st, "Channel:recv", ch, TL_C_CHAN, &ch->recvq, 0, TL_WK_RECV);
+    task__l_checkcancel(L, st);
+    if ((n = task__l_chan_poll(L, st, 1, ch)) > 0) return n;
+    return task__l_park_on(L, st, "Channel:recv", ch, TASK__L_C_CHAN, &ch->recvq, 0, TASK__L_WK_RECV);
 }
 
-static int tl_chan_try_recv(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, st, 1);
+static int task__l_chan_try_recv(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_chan *ch = task__l_checkchan(L, st, 1);
     int n;
     lua_settop(L, 1);
-    if ((n = tl_chan_poll(L, st, 1, ch)) > 0) return n;
+    if ((n = task__l_chan_poll(L, st, 1, ch)) > 0) return n;
     lua_pushnil(L);
     lua_pushliteral(L, "empty");
     return 2;
@@ -2037,123 +2162,123 @@ static int tl_chan_try_recv(lua_State *L) {
 
 /* Wakes every waiter with its closed result; allocates nothing, so it
    completes whatever the memory left. */
-static int tl_chan_close(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_chan *ch = tl_checkchan(L, st, 1);
+static int task__l_chan_close(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_chan *ch = task__l_checkchan(L, st, 1);
     if (!ch->closed) {
         ch->closed = 1;
-        tl_complete_all(st, &ch->recvq, TL_W_CLOSED);
-        tl_complete_all(st, &ch->sendq, TL_W_CLOSED);
+        task__l_complete_all(st, &ch->recvq, TASK__L_W_CLOSED);
+        task__l_complete_all(st, &ch->sendq, TASK__L_W_CLOSED);
     }
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int tl_chan_len(lua_State *L) {
-    tl_state *st = tl_st(L);
-    lua_pushinteger(L, tl_checkchan(L, st, 1)->count);
+static int task__l_chan_len(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    lua_pushinteger(L, task__l_checkchan(L, st, 1)->count);
     return 1;
 }
 
-static int tl_chan_tostring(lua_State *L) {
-    tl_chan *ch = (tl_chan *)tl_check_raw(L, 1, TL_C_CHAN);
+static int task__l_chan_tostring(lua_State *L) {
+    task__l_chan *ch = (task__l_chan *)task__l_check_raw(L, 1, TASK__L_C_CHAN);
     lua_pushfstring(L, "Channel (%I/%I%s)", ch->count, ch->cap, ch->closed ? ", closed" : "");
     return 1;
 }
 
 /* ---- timers (awaitables) ------------------------------------------------ */
 
-#define tl_checktimer(L, st, i) ((tl_timer *)tl_check((L), (st), (i), TL_C_TIMER))
+#define task__l_checktimer(L, st, i) ((task__l_timer *)task__l_check((L), (st), (i), TASK__L_C_TIMER))
 
-static void tl_timer_unanchor(lua_State *L, tl_state *st, tl_timer *tm) {
-    tl_getref(L, st->r_timers);
+static void task__l_timer_unanchor(lua_State *L, task__l_state *st, task__l_timer *tm) {
+    task__l_getref(L, st->r_timers);
     lua_pushnil(L);
     lua_rawsetp(L, -2, tm);
     lua_pop(L, 1);
 }
 
-static void tl_timer_fired(task_sched *s, task_id id, void *ud) {
-    tl_timer *tm = (tl_timer *)ud;
-    tl_state *st = tm->st;
+static void task__l_timer_fired(task_sched *s, task_id id, void *ud) {
+    task__l_timer *tm = (task__l_timer *)ud;
+    task__l_state *st = tm->st;
     (void)s; (void)id;
     tm->fired = 1;
-    tl_complete_all(st, &tm->waitq, TL_W_FIRED);
-    if (lua_checkstack(st->L, 3)) tl_timer_unanchor(st->L, st, tm);
+    task__l_complete_all(st, &tm->waitq, TASK__L_W_FIRED);
+    if (lua_checkstack(st->L, 3)) task__l_timer_unanchor(st->L, st, tm);
 }
 
-static int tl_timer_new(lua_State *L) {
-    tl_state *st = tl_st(L);
-    uint64_t ns = tl_checkms(L, 1, "task.timer");
-    tl_timer *tm = (tl_timer *)lua_newuserdatauv(L, sizeof *tm, 0);
+static int task__l_timer_new(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    uint64_t ns = task__l_checkms(L, 1, "task.timer");
+    task__l_timer *tm = (task__l_timer *)lua_newuserdatauv(L, sizeof *tm, 0);
     int rc;
     memset(tm, 0, sizeof *tm);
     tm->st = st;
-    luaL_setmetatable(L, tl_class_key[TL_C_TIMER]);
-    tl_getref(L, st->r_timers);
+    luaL_setmetatable(L, task__l_class_key[TASK__L_C_TIMER]);
+    task__l_getref(L, st->r_timers);
     lua_pushvalue(L, -2);
     lua_rawsetp(L, -2, tm); /* anchored while armed: the core holds its address */
     lua_pop(L, 1);
-    if ((rc = task_after(st->s, ns, tl_timer_fired, tm, &tm->id)) != TASK_OK) {
-        tl_timer_unanchor(L, st, tm);
-        return tl_fail(L, st, rc, "task.timer");
+    if ((rc = task_after(st->s, ns, task__l_timer_fired, tm, &tm->id)) != TASK_OK) {
+        task__l_timer_unanchor(L, st, tm);
+        return task__l_fail(L, st, rc, "task.timer");
     }
     return 1;
 }
 
-static int tl_timer_wait(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_timer *tm = tl_checktimer(L, st, 1);
+static int task__l_timer_wait(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_timer *tm = task__l_checktimer(L, st, 1);
     lua_settop(L, 1);
-    tl_checkcancel(L, st);
+    task__l_checkcancel(L, st);
     if (tm->fired) { lua_pushboolean(L, 1); return 1; }
-    return tl_park_on(L, st, "Timer:wait", tm, TL_C_TIMER, &tm->waitq, 0, TL_WK_TIMER);
+    return task__l_park_on(L, st, "Timer:wait", tm, TASK__L_C_TIMER, &tm->waitq, 0, TASK__L_WK_TIMER);
 }
 
-static int tl_timer_cancel(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_timer *tm = tl_checktimer(L, st, 1);
+static int task__l_timer_cancel(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_timer *tm = task__l_checktimer(L, st, 1);
     int ok = !tm->fired && !tm->cancelled;
     if (ok) {
         task_timer_cancel(st->s, tm->id);
         tm->cancelled = 1;
-        tl_timer_unanchor(L, st, tm);
+        task__l_timer_unanchor(L, st, tm);
     }
     lua_pushboolean(L, ok);
     return 1;
 }
 
-static int tl_timer_done(lua_State *L) {
-    tl_state *st = tl_st(L);
-    lua_pushboolean(L, tl_checktimer(L, st, 1)->fired);
+static int task__l_timer_done(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    lua_pushboolean(L, task__l_checktimer(L, st, 1)->fired);
     return 1;
 }
 
 /* ---- select ---------------------------------------------------------------- */
 
 /* Stack: list, registrations (their user values anchor the awaitables). */
-static int tl_k_select(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
-    tl_state *st = t->st;
+static int task__l_k_select(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
+    task__l_state *st = t->st;
     int won = t->won, n = lua_gettop(L) - t->kbase, w;
     (void)status;
-    tl_unqueue(t);
-    tl_unanchor_sel(L, st, t);
-    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
+    task__l_unqueue(t);
+    task__l_unanchor_sel(L, st, t);
+    if (t->why == TASK_WHY_CANCEL) return task__l_raise_cancelled(L);
     switch (t->wake) {
-    case TL_W_VALUE: /* a channel's value */
+    case TASK__L_W_VALUE: /* a channel's value */
         lua_pushinteger(L, won);
         lua_insert(L, -(n + 1));
         return n + 1;
-    case TL_W_CLOSED:
+    case TASK__L_W_CLOSED:
         lua_pushinteger(L, won);
         lua_pushnil(L);
         lua_pushliteral(L, "closed");
         return 3;
-    case TL_W_ENDED: /* a task: its outcome, as join */
+    case TASK__L_W_ENDED: /* a task: its outcome, as join */
         lua_getiuservalue(L, 2, won);
         w = lua_gettop(L);
         lua_pushinteger(L, won);
-        return 1 + tl_take(L, st, (tl_task *)lua_touserdata(L, w), w);
+        return 1 + task__l_take(L, st, (task__l_task *)lua_touserdata(L, w), w);
     default: /* a timer */
         lua_pushinteger(L, won);
         lua_pushboolean(L, 1);
@@ -2161,85 +2286,83 @@ static int tl_k_select(lua_State *L, int status, lua_KContext ctx) {
     }
 }
 
-static int tl_select(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_select(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     lua_Integer i, n;
-    tl_task *t;
-    tl_reg *regs;
+    task__l_task *t;
+    task__l_reg *regs;
     int rc;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    tl_checkcancel(L, st);
+    task__l_checkcancel(L, st);
     n = (lua_Integer)lua_rawlen(L, 1);
     if (n < 1) return luaL_error(L, "task.select: the list is empty");
     if (n > 100000) return luaL_error(L, "task.select: the list is too long");
     /* Made before the list is read, which is read once: allocating can run
        the collector (weak entries, finalizers that rewrite the list). */
-    regs = (tl_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, (int)n);
+    regs = (task__l_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, (int)n);
     memset(regs, 0, sizeof *regs * (size_t)n);
     for (i = 1; i <= n; i++) { /* ready now? the lowest index wins */
         int cls, r;
         void *u;
         lua_rawgeti(L, 1, i);
-        cls = tl_classof(L, -1, st);
+        cls = task__l_classof(L, -1, st);
         u = lua_touserdata(L, -1);
         switch (cls) {
-        case TL_C_TASK:
+        case TASK__L_C_TASK:
             if (u == st->cur) return luaL_error(L, "task.select: a task cannot wait for itself");
-            if (((tl_task *)u)->ended || ((tl_task *)u)->joined) {
+            if (((task__l_task *)u)->ended || ((task__l_task *)u)->joined) {
                 int idx = lua_gettop(L);
                 lua_pushinteger(L, i);
-                return 1 + tl_take(L, st, (tl_task *)u, idx);
+                return 1 + task__l_take(L, st, (task__l_task *)u, idx);
             }
             break;
-        case TL_C_CHAN:
+        case TASK__L_C_CHAN:
             lua_pushinteger(L, i);
-            if ((r = tl_chan_poll(L, st, lua_gettop(L) - 1, (tl_chan *)u)) > 0) return r + 1;
+            if ((r = task__l_chan_poll(L, st, lua_gettop(L) - 1, (task__l_chan *)u)) > 0) return r + 1;
             lua_pop(L, 1);
             break;
-        case TL_C_TIMER:
-            if (((tl_timer *)u)->fired) { lua_pushinteger(L, i); lua_pushboolean(L, 1); return 2; }
+        case TASK__L_C_TIMER:
+            if (((task__l_timer *)u)->fired) { lua_pushinteger(L, i); lua_pushboolean(L, 1); return 2; }
             break;
         default:
-            return luaL_error(L, "bad argument #1 to 'select' (element %I is not a Task, Channel or Timer)", i);
+            lua_pushfstring(L, "element %I is not a Task, Channel or Timer", i);
+            return luaL_argerror(L, 1, lua_tostring(L, -1));
         }
         regs[i - 1].kind = cls;
         regs[i - 1].obj = u;
         lua_setiuservalue(L, 2, (int)i);
     }
-    t = tl_need(L, st, "task.select");
-    tl_getref(L, st->r_parked); /* anchors the registrations while it waits */
-    lua_pushvalue(L, 2);
-    lua_rawsetp(L, -2, t);
-    lua_pop(L, 1);
+    t = task__l_need(L, st, "task.select");
+    task__l_anchor_sel(L, st, t, 2);
     if ((rc = task_park(st->s)) != TASK_OK) {
-        tl_unanchor_sel(L, st, t);
-        return tl_fail(L, st, rc, "task.select");
+        task__l_unanchor_sel(L, st, t);
+        return task__l_fail(L, st, rc, "task.select");
     }
     for (i = 0; i < n; i++) {
-        tl_reg *r = &regs[i];
-        tl_regq *q = r->kind == TL_C_TASK ? &((tl_task *)r->obj)->waitq
-                   : r->kind == TL_C_CHAN ? &((tl_chan *)r->obj)->recvq : &((tl_timer *)r->obj)->waitq;
-        tl_reg_add(r, t, r->obj, r->kind, (int)i + 1, q);
+        task__l_reg *r = &regs[i];
+        task__l_regq *q = r->kind == TASK__L_C_TASK ? &((task__l_task *)r->obj)->waitq
+                   : r->kind == TASK__L_C_CHAN ? &((task__l_chan *)r->obj)->recvq : &((task__l_timer *)r->obj)->waitq;
+        task__l_reg_add(r, t, r->obj, r->kind, (int)i + 1, q);
     }
     t->sel = regs;
     t->nsel = (int)n;
     t->won = 0;
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SELECT, tl_k_select);
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_SELECT, task__l_k_select);
 }
 
 /* ---- scopes and the combinators ------------------------------------------ */
 
 /* A Scope's user values: 1 name, 2 the first error, 3 the Task that raised
    it. What runs in it (sc->kind) decides what closing it returns. */
-enum { TL_SC_SCOPE = 0, TL_SC_WITH_TIMEOUT, TL_SC_ALL, TL_SC_RACE, TL_SC_TIMEOUT };
+enum { TASK__L_SC_SCOPE = 0, TASK__L_SC_WITH_TIMEOUT, TASK__L_SC_ALL, TASK__L_SC_RACE, TASK__L_SC_TIMEOUT };
 
-#define tl_checkscope(L, st, i) ((tl_scope *)tl_check((L), (st), (i), TL_C_SCOPE))
+#define task__l_checkscope(L, st, i) ((task__l_scope *)task__l_check((L), (st), (i), TASK__L_C_SCOPE))
 
 /* Raises the error left on top when the task parked (to finish an
    arrangement the core needs it to park for). */
-static int tl_k_raise(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
+static int task__l_k_raise(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
     (void)status;
     return lua_error(L);
 }
@@ -2247,30 +2370,30 @@ static int tl_k_raise(lua_State *L, int status, lua_KContext ctx) {
 /* Opens a scope owned by the running task t and pushes its Scope (its name
    at nameidx, or none). The Scope is recorded under its slot in r_scopes:
    errors of its members find it there, and a deadline timer holds its
-   address, so it lives until the scope ends (tl_scope_end). */
-static tl_scope *tl_scope_new(lua_State *L, tl_state *st, tl_task *t, int nameidx, int kind) {
-    tl_scope *sc;
+   address, so it lives until the scope ends (task__l_scope_end). */
+static task__l_scope *task__l_scope_new(lua_State *L, task__l_state *st, task__l_task *t, int nameidx, int kind) {
+    task__l_scope *sc;
     task_id id = 0;
     uint32_t slot;
     int rc;
     if (nameidx) nameidx = lua_absindex(L, nameidx);
     luaL_checkstack(L, 6, "task.scope");
-    sc = (tl_scope *)lua_newuserdatauv(L, sizeof *sc, 3);
+    sc = (task__l_scope *)lua_newuserdatauv(L, sizeof *sc, 3);
     memset(sc, 0, sizeof *sc);
     sc->kind = (unsigned char)kind;
-    luaL_setmetatable(L, tl_class_key[TL_C_SCOPE]);
+    luaL_setmetatable(L, task__l_class_key[TASK__L_C_SCOPE]);
     if (nameidx) {
         lua_pushvalue(L, nameidx);
         lua_setiuservalue(L, -2, 1);
     }
-    tl_getref(L, st->r_scopes); /* the key a new slot gets is made now: storing later cannot fail */
+    task__l_getref(L, st->r_scopes); /* the key a new slot gets is made now: storing later cannot fail */
     if (lua_rawgeti(L, -1, (lua_Integer)st->shi + 1) == LUA_TNIL) {
         lua_pushboolean(L, 0);
         lua_rawseti(L, -3, (lua_Integer)st->shi + 1);
     }
     lua_pop(L, 1);
-    rc = kind == TL_SC_TIMEOUT ? task_cancel_scope_open(st->s, &id) : task_scope_open(st->s, &id);
-    if (rc != TASK_OK) tl_fail(L, st, rc, "task.scope");
+    rc = kind == TASK__L_SC_TIMEOUT ? task_cancel_scope_open(st->s, &id) : task_scope_open(st->s, &id);
+    if (rc != TASK_OK) task__l_fail(L, st, rc, "task.scope");
     sc->id = id;
     sc->owner = t;
     sc->open = 1;
@@ -2281,7 +2404,7 @@ static tl_scope *tl_scope_new(lua_State *L, tl_state *st, tl_task *t, int nameid
         lua_rawseti(L, -2, slot);
         if (slot > st->shi) st->shi = slot;
     } else { /* slots others took: the store may need room */
-        lua_pushcfunction(L, tl_anchor_p);
+        lua_pushcfunction(L, task__l_anchor_p);
         lua_insert(L, -3);
         lua_pushinteger(L, slot);
         lua_insert(L, -2);
@@ -2289,13 +2412,13 @@ static tl_scope *tl_scope_new(lua_State *L, tl_state *st, tl_task *t, int nameid
             sc->open = 0;
             t->nscopes--;
             sc->owner = NULL;
-            if (kind == TL_SC_TIMEOUT) {
+            if (kind == TASK__L_SC_TIMEOUT) {
                 task_cancel_scope_close(st->s, id);
                 lua_error(L);
             }
             /* an empty scope closes at once, but the core needs the owner
                to park for it */
-            if (task_scope_close(st->s, id) == TASK_OK) tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_NONE, tl_k_raise);
+            if (task_scope_close(st->s, id) == TASK_OK) task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_NONE, task__l_k_raise);
             lua_error(L);
         }
         lua_pushnil(L); /* for the pop below */
@@ -2306,13 +2429,13 @@ static tl_scope *tl_scope_new(lua_State *L, tl_state *st, tl_task *t, int nameid
 
 /* The scope is over (closed, or its owner ended): no deadline may fire
    for it any more, and it is no longer recorded. */
-static void tl_scope_end(lua_State *L, tl_state *st, tl_scope *sc) {
+static void task__l_scope_end(lua_State *L, task__l_state *st, task__l_scope *sc) {
     if (sc->timer) {
         task_timer_cancel(st->s, sc->timer);
         sc->timer = 0;
     }
     if (sc->open) {
-        tl_getref(L, st->r_scopes);
+        task__l_getref(L, st->r_scopes);
         lua_pushboolean(L, 0); /* false, not nil: the key stays for the next scope */
         lua_rawseti(L, -2, (lua_Integer)(uint32_t)sc->id);
         lua_pop(L, 1);
@@ -2322,43 +2445,43 @@ static void tl_scope_end(lua_State *L, tl_state *st, tl_scope *sc) {
     sc->owner = NULL;
 }
 
-static void tl_grace_fired(task_sched *s, task_id id, void *ud) {
-    tl_scope *sc = (tl_scope *)ud;
+static void task__l_grace_fired(task_sched *s, task_id id, void *ud) {
+    task__l_scope *sc = (task__l_scope *)ud;
     (void)id;
     sc->timer = 0;
     task_scope_abort(s, sc->id);
 }
 
 /* A scope's deadline: cancel it; grace later, abort what is left. */
-static void tl_deadline_fired(task_sched *s, task_id id, void *ud) {
-    tl_scope *sc = (tl_scope *)ud;
+static void task__l_deadline_fired(task_sched *s, task_id id, void *ud) {
+    task__l_scope *sc = (task__l_scope *)ud;
     (void)id;
     sc->timer = 0;
     sc->expired = 1;
     task_scope_cancel(s, sc->id);
-    if (sc->grace != TASK_FOREVER && task_after(s, sc->grace, tl_grace_fired, sc, &sc->timer) != TASK_OK) {
+    if (sc->grace != TASK_FOREVER && task_after(s, sc->grace, task__l_grace_fired, sc, &sc->timer) != TASK_OK) {
         sc->timer = 0;
         task_scope_abort(s, sc->id); /* no room for the grace timer: no grace */
     }
 }
 
 
-static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx);
+static int task__l_k_scope_closed(lua_State *L, int status, lua_KContext ctx);
 
 /* The body of a scope (fn, or a combinator's own) returned or raised; its
    results are above the Scope at index 3. An error is the scope's first
    unless a member failed before, and cancels the rest. Then the owner
    waits for every member. */
-static int tl_k_scope_body(lua_State *L, int status, lua_KContext ctx) {
-    tl_task *t = (tl_task *)ctx;
-    tl_state *st = t->st;
-    tl_scope *sc;
+static int task__l_k_scope_body(lua_State *L, int status, lua_KContext ctx) {
+    task__l_task *t = (task__l_task *)ctx;
+    task__l_state *st = t->st;
+    task__l_scope *sc;
     int rc;
     if (st->cur != t) { /* a resume that was not the scheduler's */
         if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
-        return tl_foreign(L, t);
+        return task__l_foreign(L, t);
     }
-    sc = (tl_scope *)lua_touserdata(L, 3);
+    sc = (task__l_scope *)lua_touserdata(L, 3);
     if (status != LUA_OK && status != LUA_YIELD) {
         if (!sc->failed) {
             lua_pushvalue(L, -1);
@@ -2368,31 +2491,31 @@ static int tl_k_scope_body(lua_State *L, int status, lua_KContext ctx) {
         lua_settop(L, 3);
         task_scope_cancel(st->s, sc->id);
     }
-    if (!lua_checkstack(L, TL_RESERVE)) { /* out of room: end the scope the hard way */
+    if (!lua_checkstack(L, TASK__L_RESERVE)) { /* out of room: end the scope the hard way */
         task_scope_abort(st->s, sc->id);
         return luaL_error(L, "task.scope: stack overflow");
     }
-    if ((rc = task_scope_close(st->s, sc->id)) != TASK_OK) return tl_fail(L, st, rc, "task.scope");
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SCOPE, tl_k_scope_closed);
+    if ((rc = task_scope_close(st->s, sc->id)) != TASK_OK) return task__l_fail(L, st, rc, "task.scope");
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_SCOPE, task__l_k_scope_closed);
 }
 
 /* Runs the function below the top nargs values as the body of the scope at
    index 3 (a yieldable protected call), then closes the scope. */
-static int tl_scope_run(lua_State *L, tl_task *t, int nargs) {
-    return tl_k_scope_body(L, lua_pcallk(L, nargs, LUA_MULTRET, 0, (lua_KContext)t, tl_k_scope_body),
+static int task__l_scope_run(lua_State *L, task__l_task *t, int nargs) {
+    return task__l_k_scope_body(L, lua_pcallk(L, nargs, LUA_MULTRET, 0, (lua_KContext)t, task__l_k_scope_body),
                            (lua_KContext)t);
 }
 
 
 /* Closing the scope at index 3 is over: what each combinator returns. */
-static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
-    tl_state *st = t->st;
-    tl_scope *sc = (tl_scope *)lua_touserdata(L, 3);
+static int task__l_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
+    task__l_state *st = t->st;
+    task__l_scope *sc = (task__l_scope *)lua_touserdata(L, 3);
     int base = 3, i, n;
     (void)status;
-    tl_scope_end(L, st, sc);
-    if (sc->kind == TL_SC_WITH_TIMEOUT && sc->expired) {
+    task__l_scope_end(L, st, sc);
+    if (sc->kind == TASK__L_SC_WITH_TIMEOUT && sc->expired) {
         lua_Number ms = lua_tonumber(L, 1);
         lua_Integer whole;
         if (lua_numbertointeger(ms, &whole) && (lua_Number)whole == ms) lua_pushinteger(L, whole); /* 10, not 10.0 */
@@ -2403,16 +2526,16 @@ static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
         lua_getiuservalue(L, 3, 2);
         return lua_error(L);
     }
-    tl_checkcancel(L, st); /* the owner's own cancel: the body may have swallowed it */
+    task__l_checkcancel(L, st); /* the owner's own cancel: the body may have swallowed it */
     switch (sc->kind) {
-    case TL_SC_ALL: { /* 4: the children; results in order, the first error (by index) raised */
+    case TASK__L_SC_ALL: { /* 4: the children; results in order, the first error (by index) raised */
         int failed = 0;
         n = (int)lua_rawlen(L, 4);
         lua_createtable(L, n, 0); /* 5 */
         lua_pushnil(L);           /* 6: the first error */
         for (i = 1; i <= n; i++) {
             lua_rawgeti(L, 4, i);
-            if (tl_outcome(L, st, (tl_task *)lua_touserdata(L, -1), lua_gettop(L), 1) >= 0) lua_rawseti(L, 5, i);
+            if (task__l_outcome(L, st, (task__l_task *)lua_touserdata(L, -1), lua_gettop(L), 1) >= 0) lua_rawseti(L, 5, i);
             else if (!failed) { failed = 1; lua_replace(L, 6); }
             else lua_pop(L, 1);
             lua_pop(L, 1);
@@ -2421,10 +2544,10 @@ static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
         lua_pop(L, 1);
         return 1;
     }
-    case TL_SC_RACE: { /* 4: the winner's index, 5: the children */
+    case TASK__L_SC_RACE: { /* 4: the winner's index, 5: the children */
         lua_Integer won = lua_tointeger(L, 4);
         lua_rawgeti(L, 5, won);
-        if (tl_outcome(L, st, (tl_task *)lua_touserdata(L, -1), lua_gettop(L), 1) < 0) return lua_error(L);
+        if (task__l_outcome(L, st, (task__l_task *)lua_touserdata(L, -1), lua_gettop(L), 1) < 0) return lua_error(L);
         lua_pushinteger(L, won);
         lua_insert(L, -2);
         return 2;
@@ -2435,9 +2558,9 @@ static int tl_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* scope([name,] fn) */
-static int tl_scope_fn(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_task *t;
+static int task__l_scope_fn(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_task *t;
     if (lua_isnoneornil(L, 2) && lua_type(L, 1) == LUA_TFUNCTION) { /* scope(fn) */
         lua_settop(L, 1);
         lua_pushnil(L);
@@ -2446,16 +2569,16 @@ static int tl_scope_fn(lua_State *L) {
     lua_settop(L, 2);
     if (!lua_isnil(L, 1) && lua_type(L, 1) != LUA_TSTRING) luaL_typeerror(L, 1, "string");
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.scope");
-    tl_scope_new(L, st, t, lua_isnil(L, 1) ? 0 : 1, TL_SC_SCOPE); /* 3 */
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.scope");
+    task__l_scope_new(L, st, t, lua_isnil(L, 1) ? 0 : 1, TASK__L_SC_SCOPE); /* 3 */
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    return tl_scope_run(L, t, 1);
+    return task__l_scope_run(L, t, 1);
 }
 
 /* The grace of with_timeout's opts at idx (nil: the default). */
-static uint64_t tl_grace(lua_State *L, int idx) {
+static uint64_t task__l_grace(lua_State *L, int idx) {
     uint64_t grace = 1000 * TASK_MSEC;
     if (lua_isnoneornil(L, idx)) return grace;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -2471,87 +2594,87 @@ static uint64_t tl_grace(lua_State *L, int idx) {
         int isnum;
         lua_Number g = lua_tonumberx(L, -1, &isnum);
         if (!isnum) luaL_error(L, "task.with_timeout: option 'grace_ms' must be a number");
-        if (!tl_msok(g)) tl_badms(L, g, "task.with_timeout");
-        grace = tl_ms2ns(g);
+        if (!task__l_msok(g)) task__l_badms(L, g, "task.with_timeout");
+        grace = task__l_ms2ns(g);
     }
     lua_pop(L, 1);
     return grace;
 }
 
 /* with_timeout(ms, fn [, opts]): fn(scope) in a scope with a deadline */
-static int tl_with_timeout(lua_State *L) {
-    tl_state *st = tl_st(L);
-    uint64_t ns = tl_checkms(L, 1, "task.with_timeout"), grace;
-    tl_task *t;
-    tl_scope *sc;
+static int task__l_with_timeout(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    uint64_t ns = task__l_checkms(L, 1, "task.with_timeout"), grace;
+    task__l_task *t;
+    task__l_scope *sc;
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    grace = tl_grace(L, 3);
+    grace = task__l_grace(L, 3);
     lua_settop(L, 2);
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.with_timeout");
-    sc = tl_scope_new(L, st, t, 0, TL_SC_WITH_TIMEOUT); /* 3 */
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.with_timeout");
+    sc = task__l_scope_new(L, st, t, 0, TASK__L_SC_WITH_TIMEOUT); /* 3 */
     sc->grace = grace;
-    if (task_after(st->s, ns, tl_deadline_fired, sc, &sc->timer) != TASK_OK) {
+    if (task_after(st->s, ns, task__l_deadline_fired, sc, &sc->timer) != TASK_OK) {
         /* the scope is empty: end it as the body's error */
         sc->timer = 0;
         lua_pushliteral(L, "task.with_timeout: not enough memory");
-        return tl_k_scope_body(L, LUA_ERRMEM, (lua_KContext)t);
+        return task__l_k_scope_body(L, LUA_ERRMEM, (lua_KContext)t);
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
-    return tl_scope_run(L, t, 1);
+    return task__l_scope_run(L, t, 1);
 }
 
 /* all's body: spawns the functions as claimed members of the scope (its
    arguments: the Scope, then the functions); returns the table of their
    Tasks. */
-static int tl_all_body(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+static int task__l_all_body(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
     int i, n = lua_gettop(L) - 1; /* the Scope, then the functions */
-    tl_scope *sc = (tl_scope *)lua_touserdata(L, 1);
+    task__l_scope *sc = (task__l_scope *)lua_touserdata(L, 1);
     task_opts o;
     memset(&o, 0, sizeof o);
     o.scope = sc->id;
     lua_createtable(L, n, 0);
     for (i = 1; i <= n; i++) {
-        tl_spawn_at(L, st, i + 1, 0, &o, 0, "task.all")->claimed = 1;
+        task__l_spawn_at(L, st, i + 1, 0, &o, 0, "task.all")->claimed = 1;
         lua_rawseti(L, -2, i);
     }
     return 1;
 }
 
 /* all(f1, ..., fn) -> {r1, ..., rn} */
-static int tl_all(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_all(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     int i, n = lua_gettop(L);
-    tl_task *t;
+    task__l_task *t;
     for (i = 1; i <= n; i++) luaL_checktype(L, i, LUA_TFUNCTION);
-    tl_checkcancel(L, st);
+    task__l_checkcancel(L, st);
     if (n == 0) { lua_newtable(L); return 1; } /* so all(table.unpack(fns)) works on {} */
-    t = tl_need(L, st, "task.all");
+    t = task__l_need(L, st, "task.all");
     luaL_checkstack(L, n + 8, "task.all");
     lua_pushnil(L);
     lua_pushnil(L);
     lua_rotate(L, 1, 2); /* 1, 2: unused; the functions from 3 */
-    tl_scope_new(L, st, t, 0, TL_SC_ALL);
+    task__l_scope_new(L, st, t, 0, TASK__L_SC_ALL);
     lua_insert(L, 3); /* 3: the Scope */
     lua_pushlightuserdata(L, st);
-    lua_pushcclosure(L, tl_all_body, 1);
+    lua_pushcclosure(L, task__l_all_body, 1);
     lua_insert(L, 4); /* the body, then its arguments: the Scope and the functions */
     lua_pushvalue(L, 3);
     lua_insert(L, 5);
-    return tl_scope_run(L, t, n + 1);
+    return task__l_scope_run(L, t, n + 1);
 }
 
 /* race's body, after its first wait: the index of the first child to end */
-static int tl_k_race_first(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
-    tl_state *st = t->st;
+static int task__l_k_race_first(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
+    task__l_state *st = t->st;
     (void)status;
-    tl_unqueue(t);
-    tl_unanchor_sel(L, st, t);
-    task_scope_cancel(st->s, ((tl_scope *)lua_touserdata(L, 1))->id); /* the losers */
-    if (t->why == TASK_WHY_CANCEL) return tl_raise_cancelled(L);
+    task__l_unqueue(t);
+    task__l_unanchor_sel(L, st, t);
+    task_scope_cancel(st->s, ((task__l_scope *)lua_touserdata(L, 1))->id); /* the losers */
+    if (t->why == TASK_WHY_CANCEL) return task__l_raise_cancelled(L);
     lua_pushinteger(L, t->won);
     lua_insert(L, -2); /* index, children */
     return 2;
@@ -2559,83 +2682,80 @@ static int tl_k_race_first(lua_State *L, int status, lua_KContext ctx) {
 
 /* race's body: spawns the functions as claimed members of the scope, then
    waits for the first of them to end. Stack: Scope, functions. */
-static int tl_race_body(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+static int task__l_race_body(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
     int i, n = lua_gettop(L) - 1, rc;
-    tl_scope *sc = (tl_scope *)lua_touserdata(L, 1);
-    tl_task *t = st->cur;
-    tl_reg *regs;
+    task__l_scope *sc = (task__l_scope *)lua_touserdata(L, 1);
+    task__l_task *t = st->cur;
+    task__l_reg *regs;
     task_opts o;
     memset(&o, 0, sizeof o);
     o.scope = sc->id;
-    regs = (tl_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, 0); /* n + 2 */
+    regs = (task__l_reg *)lua_newuserdatauv(L, sizeof *regs * (size_t)n, 0); /* n + 2 */
     memset(regs, 0, sizeof *regs * (size_t)n);
     lua_createtable(L, n, 0); /* n + 3: the children */
     for (i = 1; i <= n; i++) {
-        tl_spawn_at(L, st, i + 1, 0, &o, 0, "task.race")->claimed = 1;
+        task__l_spawn_at(L, st, i + 1, 0, &o, 0, "task.race")->claimed = 1;
         lua_rawseti(L, n + 3, i);
     }
-    if (!lua_checkstack(L, TL_RESERVE)) return luaL_error(L, "task.race: stack overflow");
-    tl_getref(L, st->r_parked); /* anchors the registrations while it waits */
-    lua_pushvalue(L, n + 2);
-    lua_rawsetp(L, -2, t);
-    lua_pop(L, 1);
+    if (!lua_checkstack(L, TASK__L_RESERVE)) return luaL_error(L, "task.race: stack overflow");
+    task__l_anchor_sel(L, st, t, n + 2);
     if ((rc = task_park(st->s)) != TASK_OK) {
-        tl_unanchor_sel(L, st, t);
-        return tl_fail(L, st, rc, "task.race");
+        task__l_unanchor_sel(L, st, t);
+        return task__l_fail(L, st, rc, "task.race");
     }
     for (i = 1; i <= n; i++) {
-        tl_task *x;
+        task__l_task *x;
         lua_rawgeti(L, n + 3, i);
-        x = (tl_task *)lua_touserdata(L, -1);
+        x = (task__l_task *)lua_touserdata(L, -1);
         lua_pop(L, 1);
-        tl_reg_add(&regs[i - 1], t, x, TL_C_TASK, i, &x->waitq);
+        task__l_reg_add(&regs[i - 1], t, x, TASK__L_C_TASK, i, &x->waitq);
     }
     t->sel = regs;
     t->nsel = n;
     t->won = 0;
     lua_replace(L, 2); /* 1: Scope, 2: children */
     lua_settop(L, 2);
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_RACE, tl_k_race_first);
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_RACE, task__l_k_race_first);
 }
 
 /* race(f1, ..., fn) -> index, result of the first to end */
-static int tl_race(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_race(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     int i, n = lua_gettop(L);
-    tl_task *t;
+    task__l_task *t;
     if (n == 0) return luaL_argerror(L, 1, "function expected, got no value");
     for (i = 1; i <= n; i++) luaL_checktype(L, i, LUA_TFUNCTION);
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.race");
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.race");
     luaL_checkstack(L, n + 8, "task.race");
     lua_pushnil(L);
     lua_pushnil(L);
     lua_rotate(L, 1, 2);
-    tl_scope_new(L, st, t, 0, TL_SC_RACE);
+    task__l_scope_new(L, st, t, 0, TASK__L_SC_RACE);
     lua_insert(L, 3);
     lua_pushlightuserdata(L, st);
-    lua_pushcclosure(L, tl_race_body, 1);
+    lua_pushcclosure(L, task__l_race_body, 1);
     lua_insert(L, 4);
     lua_pushvalue(L, 3);
     lua_insert(L, 5);
-    return tl_scope_run(L, t, n + 1);
+    return task__l_scope_run(L, t, n + 1);
 }
 
 /* timeout's fn returned or raised: once the deadline fired, whatever fn
    did, the result is nil, "timeout". Stack: ms, fn, Scope, results. */
-static int tl_k_timeout(lua_State *L, int status, lua_KContext ctx) {
-    tl_task *t = (tl_task *)ctx;
-    tl_state *st = t->st;
-    tl_scope *sc;
+static int task__l_k_timeout(lua_State *L, int status, lua_KContext ctx) {
+    task__l_task *t = (task__l_task *)ctx;
+    task__l_state *st = t->st;
+    task__l_scope *sc;
     int expired;
     if (st->cur != t) {
         if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
-        return tl_foreign(L, t);
+        return task__l_foreign(L, t);
     }
-    sc = (tl_scope *)lua_touserdata(L, 3);
+    sc = (task__l_scope *)lua_touserdata(L, 3);
     expired = sc->expired;
-    tl_scope_end(L, st, sc);
+    task__l_scope_end(L, st, sc);
     task_cancel_scope_close(st->s, sc->id);
     if (expired) {
         lua_pushnil(L);
@@ -2650,36 +2770,36 @@ static int tl_k_timeout(lua_State *L, int status, lua_KContext ctx) {
 
 /* timeout(ms, fn): fn runs in the calling task under a cancel scope whose
    token a core timer cancels: no task, no Lua allocation but the Scope. */
-static int tl_timeout(lua_State *L) {
-    tl_state *st = tl_st(L);
-    uint64_t ns = tl_checkms(L, 1, "task.timeout");
-    tl_task *t;
-    tl_scope *sc;
+static int task__l_timeout(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    uint64_t ns = task__l_checkms(L, 1, "task.timeout");
+    task__l_task *t;
+    task__l_scope *sc;
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.timeout");
-    sc = tl_scope_new(L, st, t, 0, TL_SC_TIMEOUT); /* 3 */
-    if (task_after(st->s, ns, tl_deadline_fired, sc, &sc->timer) != TASK_OK) {
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.timeout");
+    sc = task__l_scope_new(L, st, t, 0, TASK__L_SC_TIMEOUT); /* 3 */
+    if (task_after(st->s, ns, task__l_deadline_fired, sc, &sc->timer) != TASK_OK) {
         sc->timer = 0;
-        tl_scope_end(L, st, sc);
+        task__l_scope_end(L, st, sc);
         task_cancel_scope_close(st->s, sc->id);
         return luaL_error(L, "task.timeout: not enough memory");
     }
     sc->grace = TASK_FOREVER;
     lua_pushvalue(L, 2);
-    return tl_k_timeout(L, lua_pcallk(L, 0, LUA_MULTRET, 0, (lua_KContext)t, tl_k_timeout), (lua_KContext)t);
+    return task__l_k_timeout(L, lua_pcallk(L, 0, LUA_MULTRET, 0, (lua_KContext)t, task__l_k_timeout), (lua_KContext)t);
 }
 
 /* external(start): alloc, start(id), wait(id) */
-static int tl_k_external(lua_State *L, int status, lua_KContext ctx) {
-    tl_task *t = (tl_task *)ctx;
-    tl_state *st = t->st;
+static int task__l_k_external(lua_State *L, int status, lua_KContext ctx) {
+    task__l_task *t = (task__l_task *)ctx;
+    task__l_state *st = t->st;
     task_id id;
     int rc;
     if (st->cur != t) {
         if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
-        return tl_foreign(L, t);
+        return task__l_foreign(L, t);
     }
     id = (task_id)lua_tointeger(L, 2);
     if (status != LUA_OK && status != LUA_YIELD) {
@@ -2687,136 +2807,136 @@ static int tl_k_external(lua_State *L, int status, lua_KContext ctx) {
         return lua_error(L);
     }
     lua_settop(L, 2);
-    if (!lua_checkstack(L, TL_RESERVE)) return luaL_error(L, "task.external: stack overflow");
+    if (!lua_checkstack(L, TASK__L_RESERVE)) return luaL_error(L, "task.external: stack overflow");
     if ((rc = task_ext_wait(st->s, id)) != TASK_OK) {
         if (rc == TASK_ENOENT) return luaL_error(L, "task.external: unknown, already used or stale external id");
-        return tl_fail(L, st, rc, "task.external");
+        return task__l_fail(L, st, rc, "task.external");
     }
     t->extwait = id;
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_EXT, tl_k_wait);
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_EXT, task__l_k_wait);
 }
 
-static int tl_external(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_external(lua_State *L) {
+    task__l_state *st = task__l_st(L);
     task_id id = 0;
-    tl_task *t;
+    task__l_task *t;
     int rc;
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_settop(L, 1);
-    tl_checkcancel(L, st);
-    t = tl_need(L, st, "task.external");
-    if ((rc = task_ext_alloc(st->s, &id)) != TASK_OK) return tl_fail(L, st, rc, "task.external");
+    task__l_checkcancel(L, st);
+    t = task__l_need(L, st, "task.external");
+    if ((rc = task_ext_alloc(st->s, &id)) != TASK_OK) return task__l_fail(L, st, rc, "task.external");
     lua_pushinteger(L, (lua_Integer)id); /* 2 */
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
-    return tl_k_external(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, tl_k_external), (lua_KContext)t);
+    return task__l_k_external(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, task__l_k_external), (lua_KContext)t);
 }
 
 /* await(a): a:wait(), or a() for a callable */
-static int tl_index_wait_p(lua_State *L) {
+static int task__l_index_wait_p(lua_State *L) {
     lua_getfield(L, 1, "wait");
     return 1;
 }
 
-static int tl_k_await(lua_State *L, int status, lua_KContext ctx) {
+static int task__l_k_await(lua_State *L, int status, lua_KContext ctx) {
     (void)status;
     return lua_gettop(L) - (int)ctx;
 }
 
-static int tl_await(lua_State *L) {
-    tl_st(L);
+static int task__l_await(lua_State *L) {
+    task__l_st(L);
     lua_settop(L, 1);
-    lua_pushcfunction(L, tl_index_wait_p);
+    lua_pushcfunction(L, task__l_index_wait_p);
     lua_pushvalue(L, 1);
     if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, 2) == LUA_TFUNCTION) {
         lua_pushvalue(L, 1);
-        lua_callk(L, 1, LUA_MULTRET, 1, tl_k_await);
-        return tl_k_await(L, LUA_OK, 1);
+        lua_callk(L, 1, LUA_MULTRET, 1, task__l_k_await);
+        return task__l_k_await(L, LUA_OK, 1);
     }
     lua_settop(L, 1);
     if (luaL_getmetafield(L, 1, "__call") != LUA_TNIL) {
         lua_pop(L, 1);
         lua_pushvalue(L, 1);
-        lua_callk(L, 0, LUA_MULTRET, 1, tl_k_await);
-        return tl_k_await(L, LUA_OK, 1);
+        lua_callk(L, 0, LUA_MULTRET, 1, task__l_k_await);
+        return task__l_k_await(L, LUA_OK, 1);
     }
     return luaL_typeerror(L, 1, "awaitable");
 }
 
 /* after(ms, fn): a task that sleeps ms, then returns fn() */
-static int tl_k_after_call(lua_State *L, int status, lua_KContext ctx) {
+static int task__l_k_after_call(lua_State *L, int status, lua_KContext ctx) {
     (void)status; (void)ctx;
     return lua_gettop(L) - 2;
 }
 
-static int tl_k_after(lua_State *L, int status, lua_KContext ctx) {
-    TL_RESUMED(L, ctx, t);
+static int task__l_k_after(lua_State *L, int status, lua_KContext ctx) {
+    TASK__L_RESUMED(L, ctx, t);
     (void)status;
-    if (t->why == TASK_WHY_CANCEL || task_self_cancelled(t->st->s)) return tl_raise_cancelled(L);
+    if (t->why == TASK_WHY_CANCEL || task_self_cancelled(t->st->s)) return task__l_raise_cancelled(L);
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
-    lua_callk(L, 0, LUA_MULTRET, 0, tl_k_after_call);
-    return tl_k_after_call(L, LUA_OK, 0);
+    lua_callk(L, 0, LUA_MULTRET, 0, task__l_k_after_call);
+    return task__l_k_after_call(L, LUA_OK, 0);
 }
 
-static int tl_after_body(lua_State *L) { /* ms (ns as an integer), fn */
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
-    tl_task *t = tl_need(L, st, "task.after");
+static int task__l_after_body(lua_State *L) { /* ms (ns as an integer), fn */
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
+    task__l_task *t = task__l_need(L, st, "task.after");
     uint64_t ns = (uint64_t)lua_tointeger(L, 1);
     int rc;
-    if (ns == 0) return tl_park(L, t, TASK_STEP_YIELD, TL_WK_YIELD, tl_k_after);
-    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return tl_fail(L, st, rc, "task.after");
-    return tl_park(L, t, TASK_STEP_SUSPEND, TL_WK_SLEEP, tl_k_after);
+    if (ns == 0) return task__l_park(L, t, TASK_STEP_YIELD, TASK__L_WK_YIELD, task__l_k_after);
+    if ((rc = task_sleep(st->s, ns)) != TASK_OK) return task__l_fail(L, st, rc, "task.after");
+    return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_SLEEP, task__l_k_after);
 }
 
-static int tl_after(lua_State *L) {
-    tl_state *st = tl_st(L);
-    uint64_t ns = tl_checkms(L, 1, "task.after");
+static int task__l_after(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    uint64_t ns = task__l_checkms(L, 1, "task.after");
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 2);
     lua_pushlightuserdata(L, st);
-    lua_pushcclosure(L, tl_after_body, 1);
+    lua_pushcclosure(L, task__l_after_body, 1);
     lua_pushinteger(L, (lua_Integer)ns);
     lua_pushvalue(L, 2);
-    tl_spawn_at(L, st, 3, 2, NULL, 0, "task.after");
+    task__l_spawn_at(L, st, 3, 2, NULL, 0, "task.after");
     return 1;
 }
 
 /* Scope methods */
 
-static int tl_scope_spawn(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, st, 1);
+static int task__l_scope_spawn(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_scope *sc = task__l_checkscope(L, st, 1);
     task_opts o;
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (!sc->open || sc->kind == TL_SC_TIMEOUT || task_scope_count(st->s, sc->id) < 0)
+    if (!sc->open || sc->kind == TASK__L_SC_TIMEOUT || task_scope_count(st->s, sc->id) < 0)
         return luaL_error(L, "Scope:spawn: the scope is closed");
     memset(&o, 0, sizeof o);
     o.scope = sc->id;
-    tl_spawn_at(L, st, 2, lua_gettop(L) - 2, &o, 0, "Scope:spawn");
+    task__l_spawn_at(L, st, 2, lua_gettop(L) - 2, &o, 0, "Scope:spawn");
     return 1;
 }
 
-static int tl_scope_cancel(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, st, 1);
+static int task__l_scope_cancel(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_scope *sc = task__l_checkscope(L, st, 1);
     lua_pushboolean(L, sc->open && task_scope_cancel(st->s, sc->id) == TASK_OK);
     return 1;
 }
 
-static int tl_scope_token(lua_State *L) {
-    tl_state *st = tl_st(L);
-    tl_scope *sc = tl_checkscope(L, st, 1);
+static int task__l_scope_token(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    task__l_scope *sc = task__l_checkscope(L, st, 1);
     task_id k = 0;
     if (sc->open) task_scope_token(st->s, sc->id, &k);
     if (!k) return luaL_error(L, "Scope:token: the scope is closed");
-    tl_pushtoken(L, st, k, 0);
+    task__l_pushtoken(L, st, k, 0);
     return 1;
 }
 
-static int tl_scope_index(lua_State *L) {
+static int task__l_scope_index(lua_State *L) {
     const char *k = lua_tostring(L, 2);
-    tl_check_raw(L, 1, TL_C_SCOPE);
+    task__l_check_raw(L, 1, TASK__L_C_SCOPE);
     if (k && strcmp(k, "name") == 0) lua_getiuservalue(L, 1, 1);
     else {
         lua_pushvalue(L, lua_upvalueindex(2));
@@ -2829,29 +2949,29 @@ static int tl_scope_index(lua_State *L) {
 #ifdef TASK_LUA_MODULE
 /* Pushes one block per live Lua task of this state, each its label,
    state, what it waits for and its traceback; returns how many. */
-static int tl_push_report(lua_State *L, tl_state *st) {
+static int task__l_push_report(lua_State *L, task__l_state *st) {
     int anchors, list, n = 0, i;
     luaL_Buffer b;
     luaL_checkstack(L, 12, "task report");
     lua_newtable(L);
     list = lua_gettop(L);
-    tl_getref(L, st->r_anchors);
+    task__l_getref(L, st->r_anchors);
     anchors = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, anchors)) {
-        tl_task *x;
+        task__l_task *x;
         int s;
-        if (tl_classof(L, -1, st) != TL_C_TASK || (x = (tl_task *)lua_touserdata(L, -1))->ended) {
+        if (task__l_classof(L, -1, st) != TASK__L_C_TASK || (x = (task__l_task *)lua_touserdata(L, -1))->ended) {
             lua_pop(L, 1);
             continue;
         }
         s = task_status(st->s, x->id);
-        tl_pushlabel(L, lua_gettop(L));
+        task__l_pushlabel(L, lua_gettop(L));
         lua_pushfstring(L, " %s: waits for ", s < 0 ? "?" : task_state_name(s));
-        tl_pushwait(L, st, x);
+        task__l_pushwait(L, st, x);
         if (x->co != L && lua_status(x->co) == LUA_YIELD) {
             lua_pushliteral(L, "\n");
-            tl_pushtb(L, x->co, 0);
+            task__l_pushtb(L, x->co, 0);
             lua_concat(L, 5);
         } else lua_concat(L, 3);
         lua_rawseti(L, list, ++n);
@@ -2874,13 +2994,13 @@ static int tl_push_report(lua_State *L, tl_state *st) {
 /* ---- the standalone loop ------------------------------------------------ */
 
 #ifdef TASK_LUA_MODULE
-static int tl_abort_each(task_sched *s, task_id id, int state, void *ud) {
+static int task__l_abort_each(task_sched *s, task_id id, int state, void *ud) {
     (void)state;
-    if (tl_luatask((tl_state *)ud, id)) task_abort(s, id);
+    if (task__l_luatask((task__l_state *)ud, id)) task_abort(s, id);
     return 0;
 }
 
-static uint64_t tl_clock(void) {
+static uint64_t task__l_clock(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * TASK_SEC + (uint64_t)ts.tv_nsec;
@@ -2890,44 +3010,44 @@ static uint64_t tl_clock(void) {
    place with state outside the scheduler. The handler only sets a flag
    and, as lua.c does, a hook on the thread running now; the loop does
    the rest. */
-static volatile sig_atomic_t tl_sigint;
-static tl_state *volatile tl_sigst;
+static volatile sig_atomic_t task__l_sigint;
+static task__l_state *volatile task__l_sigst;
 
 /* The first Ctrl-C raises once, as in lua.c, so the task's to-be-closed
    variables run; from the second on it raises at every instruction, so a
    pcall loop cannot swallow it. */
-static void tl_interrupt_hook(lua_State *L, lua_Debug *ar) {
+static void task__l_interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    if (tl_sigint < 2) lua_sethook(L, NULL, 0, 0);
+    if (task__l_sigint < 2) lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "interrupted!");
 }
 
-static void tl_on_sigint(int sig) {
-    tl_state *st = tl_sigst;
-    tl_task *t = st ? st->cur : NULL;
+static void task__l_on_sigint(int sig) {
+    task__l_state *st = task__l_sigst;
+    task__l_task *t = st ? st->cur : NULL;
     (void)sig;
-    if (tl_sigint < 2) tl_sigint++;
-    if (t) lua_sethook(t->co, tl_interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    if (task__l_sigint < 2) task__l_sigint++;
+    if (t) lua_sethook(t->co, task__l_interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 /* Ends every task (their to-be-closed variables run) and the loop. */
-static void tl_run_stop(tl_state *st) {
+static void task__l_run_stop(task__l_state *st) {
     int i;
     for (i = 0; i < 100 && task_count(st->s, -1) > 0; i++) {
-        task_foreach(st->s, tl_abort_each, st);
-        task_tick(st->s, tl_clock());
+        task_foreach(st->s, task__l_abort_each, st);
+        task_tick(st->s, task__l_clock());
     }
     st->looping = 0;
 }
 
 /* The main task failed: its error, and when it is a string, the traceback
    of the task where it was raised below it. */
-static int tl_run_error(lua_State *L, tl_state *st, tl_task *main, int idx) {
-    if (main->ended != TASK_EXIT_FAIL) return tl_take(L, st, main, idx);
-    tl_info(L, idx, "err");
+static int task__l_run_error(lua_State *L, task__l_state *st, task__l_task *main, int idx) {
+    if (main->ended != TASK_EXIT_FAIL) return task__l_take(L, st, main, idx);
+    task__l_info(L, idx, "err");
     if (lua_type(L, -1) == LUA_TSTRING) {
-        tl_info(L, idx, "otb");
-        if (lua_isnil(L, -1)) { lua_pop(L, 1); tl_info(L, idx, "tb"); }
+        task__l_info(L, idx, "otb");
+        if (lua_isnil(L, -1)) { lua_pop(L, 1); task__l_info(L, idx, "tb"); }
         if (lua_isstring(L, -1)) {
             const char *tb = lua_tostring(L, -1);
             if (strncmp(tb, "stack traceback:", 16) == 0) tb += 16;
@@ -2945,10 +3065,10 @@ static int tl_run_error(lua_State *L, tl_state *st, tl_task *main, int idx) {
 /* run([opts,] fn, ...): fn as the main task, on the monotonic clock, until
    every task has ended; fn's results, or its error. opts.wake_limit sets
    task_set_wake_limit. */
-static int tl_run(lua_State *L) {
-    tl_state *st = tl_st(L);
+static int task__l_run(lua_State *L) {
+    task__l_state *st = task__l_st(L);
 #ifdef TASK_LUA_MODULE
-    tl_task *main;
+    task__l_task *main;
     int idx, fidx = 1;
     struct sigaction sa, old;
     if (lua_type(L, 1) == LUA_TTABLE) {
@@ -2974,29 +3094,29 @@ static int tl_run(lua_State *L) {
     if (fidx == 2 && lua_getfield(L, 1, "wake_limit") == LUA_TNUMBER)
         task_set_wake_limit(st->s, (unsigned)lua_tointeger(L, -1));
     if (fidx == 2) lua_pop(L, 1);
-    main = tl_spawn_at(L, st, fidx, lua_gettop(L) - fidx, NULL, 0, "task.run");
+    main = task__l_spawn_at(L, st, fidx, lua_gettop(L) - fidx, NULL, 0, "task.run");
     main->claimed = 1;
     idx = lua_gettop(L);
     st->looping = 1;
-    tl_sigint = 0;
-    tl_sigst = st;
+    task__l_sigint = 0;
+    task__l_sigst = st;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = tl_on_sigint;
+    sa.sa_handler = task__l_on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
     for (;;) {
         uint64_t wait;
-        task_tick(st->s, tl_clock());
-        if (tl_sigint) break;
+        task_tick(st->s, task__l_clock());
+        if (task__l_sigint) break;
         if (task_count(st->s, -1) == 0) break;
         /* ready tasks: no need to read the clock again before the next tick */
         wait = task_timeout(st->s, task_now(st->s));
-        if (wait && wait != TASK_FOREVER) wait = task_timeout(st->s, tl_clock());
+        if (wait && wait != TASK_FOREVER) wait = task_timeout(st->s, task__l_clock());
         if (wait == TASK_FOREVER) { /* nothing can wake them: name each */
-            int n = tl_push_report(L, st);
+            int n = task__l_push_report(L, st);
             sigaction(SIGINT, &old, NULL);
-            tl_sigst = NULL;
-            tl_run_stop(st);
+            task__l_sigst = NULL;
+            task__l_run_stop(st);
             return luaL_error(L, "task.run: deadlock: %d task%s wait%s and nothing can wake them:\n%s",
                               n, n == 1 ? "" : "s", n == 1 ? "s" : "", lua_tostring(L, -1));
         }
@@ -3008,9 +3128,9 @@ static int tl_run(lua_State *L) {
         }
     }
     sigaction(SIGINT, &old, NULL);
-    tl_sigst = NULL;
-    if (tl_sigint) {
-        tl_run_stop(st);
+    task__l_sigst = NULL;
+    if (task__l_sigint) {
+        task__l_run_stop(st);
         lua_settop(L, idx);
         if (!main->ended) {
             main->claimed = 1;
@@ -3019,7 +3139,7 @@ static int tl_run(lua_State *L) {
     }
     st->looping = 0;
     lua_settop(L, idx);
-    return tl_run_error(L, st, main, idx);
+    return task__l_run_error(L, st, main, idx);
 #else
     (void)st;
     return luaL_error(L, "task.run: only in the standalone module; this host drives the scheduler");
@@ -3028,49 +3148,49 @@ static int tl_run(lua_State *L) {
 
 /* ---- registration ------------------------------------------------------- */
 
-static const luaL_Reg tl_funcs[] = {
-    {"spawn", tl_spawn}, {"fork", tl_fork}, {"running", tl_running}, {"current", tl_current},
-    {"status", tl_status}, {"sleep", tl_sleep}, {"yield", tl_yield}, {"checkpoint", tl_checkpoint},
-    {"wait", tl_wait}, {"wakeup", tl_wakeup}, {"alloc", tl_alloc}, {"resume", tl_resume},
-    {"cancel_token", tl_cancel_token}, {"now", tl_now}, {"select", tl_select}, {"timer", tl_timer_new},
-    {"channel", tl_channel}, {"taskstat", tl_taskstat}, {"stats", tl_stats}, {"tasks", tl_tasks},
-    {"tracenode", tl_tracenode}, {"tracespawn", tl_tracespawn}, {"traceset", tl_traceset},
-    {"tracepropagate", tl_tracepropagate}, {"traceparent", tl_traceparent}, {"hook", tl_hook},
-    {"run", tl_run}, {"scope", tl_scope_fn}, {"all", tl_all}, {"race", tl_race},
-    {"timeout", tl_timeout}, {"with_timeout", tl_with_timeout}, {"external", tl_external},
-    {"await", tl_await}, {"after", tl_after}, {NULL, NULL}};
+static const luaL_Reg task__l_funcs[] = {
+    {"spawn", task__l_spawn}, {"fork", task__l_fork}, {"running", task__l_running}, {"current", task__l_current},
+    {"status", task__l_status}, {"sleep", task__l_sleep}, {"yield", task__l_yield}, {"checkpoint", task__l_checkpoint},
+    {"wait", task__l_wait}, {"wakeup", task__l_wakeup}, {"alloc", task__l_alloc}, {"resume", task__l_resume},
+    {"cancel_token", task__l_cancel_token}, {"now", task__l_now}, {"select", task__l_select}, {"timer", task__l_timer_new},
+    {"channel", task__l_channel}, {"taskstat", task__l_taskstat}, {"stats", task__l_stats}, {"pool", task__l_pool}, {"tasks", task__l_tasks},
+    {"tracenode", task__l_tracenode}, {"tracespawn", task__l_tracespawn}, {"traceset", task__l_traceset},
+    {"tracepropagate", task__l_tracepropagate}, {"traceparent", task__l_traceparent}, {"hook", task__l_hook},
+    {"run", task__l_run}, {"scope", task__l_scope_fn}, {"all", task__l_all}, {"race", task__l_race},
+    {"timeout", task__l_timeout}, {"with_timeout", task__l_with_timeout}, {"external", task__l_external},
+    {"await", task__l_await}, {"after", task__l_after}, {NULL, NULL}};
 
-static const luaL_Reg tl_task_methods[] = {
-    {"wait", tl_join}, {"join", tl_join}, {"cancel", tl_task_cancel}, {"abort", tl_task_abort},
-    {"done", tl_task_done}, {"is_finished", tl_task_done}, {"detach", tl_task_detach},
-    {"elapsed", tl_task_elapsed}, {"traceback", tl_task_traceback}, {NULL, NULL}};
+static const luaL_Reg task__l_task_methods[] = {
+    {"wait", task__l_join}, {"join", task__l_join}, {"cancel", task__l_task_cancel}, {"abort", task__l_task_abort},
+    {"done", task__l_task_done}, {"is_finished", task__l_task_done}, {"detach", task__l_task_detach},
+    {"elapsed", task__l_task_elapsed}, {"traceback", task__l_task_traceback}, {NULL, NULL}};
 
-static const luaL_Reg tl_scope_methods[] = {
-    {"spawn", tl_scope_spawn}, {"cancel", tl_scope_cancel}, {"token", tl_scope_token}, {NULL, NULL}};
+static const luaL_Reg task__l_scope_methods[] = {
+    {"spawn", task__l_scope_spawn}, {"cancel", task__l_scope_cancel}, {"token", task__l_scope_token}, {NULL, NULL}};
 
-static const luaL_Reg tl_chan_methods[] = {
-    {"send", tl_chan_send}, {"try_send", tl_chan_try_send}, {"wait", tl_chan_recv}, {"recv", tl_chan_recv},
-    {"try_recv", tl_chan_try_recv}, {"close", tl_chan_close}, {"len", tl_chan_len}, {NULL, NULL}};
+static const luaL_Reg task__l_chan_methods[] = {
+    {"send", task__l_chan_send}, {"try_send", task__l_chan_try_send}, {"wait", task__l_chan_recv}, {"recv", task__l_chan_recv},
+    {"try_recv", task__l_chan_try_recv}, {"close", task__l_chan_close}, {"len", task__l_chan_len}, {NULL, NULL}};
 
-static const luaL_Reg tl_token_methods[] = {
-    {"cancel", tl_token_cancel}, {"is_cancelled", tl_token_is_cancelled}, {"check", tl_token_check}, {NULL, NULL}};
+static const luaL_Reg task__l_token_methods[] = {
+    {"cancel", task__l_token_cancel}, {"is_cancelled", task__l_token_is_cancelled}, {"check", task__l_token_check}, {NULL, NULL}};
 
-static const luaL_Reg tl_timer_methods[] = {
-    {"wait", tl_timer_wait}, {"cancel", tl_timer_cancel}, {"done", tl_timer_done}, {NULL, NULL}};
+static const luaL_Reg task__l_timer_methods[] = {
+    {"wait", task__l_timer_wait}, {"cancel", task__l_timer_cancel}, {"done", task__l_timer_done}, {NULL, NULL}};
 
 /* "<Class>: 0x..." for the classes without a __tostring of their own;
    upvalue 2 is the class. */
-static int tl_plain_tostring(lua_State *L) {
+static int task__l_plain_tostring(lua_State *L) {
     int cls = (int)lua_tointeger(L, lua_upvalueindex(2));
-    tl_check_raw(L, 1, cls);
-    lua_pushfstring(L, "%s: %p", TL_CLASS_NAME(cls), lua_topointer(L, 1));
+    task__l_check_raw(L, 1, cls);
+    lua_pushfstring(L, "%s: %p", TASK__L_CLASS_NAME(cls), lua_topointer(L, 1));
     return 1;
 }
 
 /* A metatable whose methods and metamethods all see st as upvalue 1. */
-static void tl_newclass(lua_State *L, tl_state *st, int sti, int cls, const luaL_Reg *methods,
+static void task__l_newclass(lua_State *L, task__l_state *st, int sti, int cls, const luaL_Reg *methods,
                         lua_CFunction index, lua_CFunction tostring, lua_CFunction gc, lua_CFunction call) {
-    luaL_newmetatable(L, tl_class_key[cls]);
+    luaL_newmetatable(L, task__l_class_key[cls]);
     st->mt[cls] = lua_topointer(L, -1);
     lua_newtable(L); /* methods */
     lua_pushvalue(L, sti);
@@ -3084,7 +3204,7 @@ static void tl_newclass(lua_State *L, tl_state *st, int sti, int cls, const luaL
     } else lua_setfield(L, -2, "__index");
     lua_pushvalue(L, sti);
     lua_pushinteger(L, cls);
-    lua_pushcclosure(L, tostring ? tostring : tl_plain_tostring, 2);
+    lua_pushcclosure(L, tostring ? tostring : task__l_plain_tostring, 2);
     lua_setfield(L, -2, "__tostring");
     if (gc) {
         lua_pushvalue(L, sti);
@@ -3096,30 +3216,30 @@ static void tl_newclass(lua_State *L, tl_state *st, int sti, int cls, const luaL
         lua_pushcclosure(L, call, 1);
         lua_setfield(L, -2, "__call");
     }
-    lua_pushstring(L, TL_CLASS_NAME(cls)); /* "Task", not "task.Task" */
+    lua_pushstring(L, TASK__L_CLASS_NAME(cls)); /* "Task", not "task.Task" */
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 }
 
 /* Frees every Lua task of this state: lua_close is tearing it down. */
-static int tl_drop_each(task_sched *s, task_id id, int state, void *ud) {
+static int task__l_drop_each(task_sched *s, task_id id, int state, void *ud) {
     /* an ended task's Task may be gone already (its __gc can fail to run
        when memory is short): do not look at it; task_destroy frees it */
     if (state == TASK_EXIT) return 0;
-    if (tl_luatask((tl_state *)ud, id)) task_drop(s, id);
+    if (task__l_luatask((task__l_state *)ud, id)) task_drop(s, id);
     return 0;
 }
 
-static int tl_state_gc(lua_State *L) {
-    tl_state *st = (tl_state *)luaL_testudata(L, 1, TL_STATE);
+static int task__l_state_gc(lua_State *L) {
+    task__l_state *st = (task__l_state *)luaL_testudata(L, 1, TASK__L_STATE);
     if (!st || !st->s) return 0;
     if (!st->closed) { /* (closed already: task_lua_open failed half way) */
-        if (st->budget > 0 && lua_gethook(st->L) == tl_budget_hook) lua_sethook(st->L, NULL, 0, 0);
-        task_foreach(st->s, tl_drop_each, st);
-        tl_getref(L, st->r_timers);
+        if (st->budget > 0 && lua_gethook(st->L) == task__l_budget_hook) lua_sethook(st->L, NULL, 0, 0);
+        task_foreach(st->s, task__l_drop_each, st);
+        task__l_getref(L, st->r_timers);
         lua_pushnil(L);
         while (lua_next(L, -2)) {
-            tl_timer *tm = (tl_timer *)lua_touserdata(L, -1);
+            task__l_timer *tm = (task__l_timer *)lua_touserdata(L, -1);
             if (tm && !tm->fired && !tm->cancelled) task_timer_cancel(st->s, tm->id);
             lua_pop(L, 1);
         }
@@ -3131,8 +3251,8 @@ static int tl_state_gc(lua_State *L) {
     return 0;
 }
 
-static void *tl_core_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-    tl_state *st = (tl_state *)ud;
+static void *task__l_core_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    task__l_state *st = (task__l_state *)ud;
     void *p = st->lalloc(st->lalloc_ud, ptr, ptr ? osize : 0, nsize);
     if (p || nsize == 0) st->core_bytes = st->core_bytes - (ptr ? osize : 0) + nsize;
     return p;
@@ -3141,34 +3261,46 @@ static void *tl_core_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* Opens the module on L, bound to s (NULL: a scheduler of its own). With
    the module already open, returns it if bound to s (or s is NULL), else
    raises. Pushes the module. */
-static int tl_open(lua_State *L, task_sched *s) {
-    tl_state *st;
+static int task__l_open(lua_State *L, task_sched *s) {
+    task__l_state *st;
     int sti, i, owns = s == NULL;
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &tl__modkey) == LUA_TTABLE) {
-        tl_state *cur = tl_state_of(L);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &task__l_modkey) == LUA_TTABLE) {
+        task__l_state *cur = task__l_state_of(L);
         if (s && (!cur || cur->s != s))
             return luaL_error(L, "task_lua_open: the module is already open on this lua_State with another scheduler");
         return 1;
     }
     lua_pop(L, 1);
-    st = (tl_state *)lua_newuserdatauv(L, sizeof *st, 0);
+    st = (task__l_state *)lua_newuserdatauv(L, sizeof *st, 0);
     memset(st, 0, sizeof *st);
     st->r_anchors = st->r_timers = st->r_ext = st->r_scopes = st->r_parked = st->r_tb = LUA_NOREF;
+    st->r_pool = LUA_NOREF;
+    st->pool_max = TASK_LUA_POOL;
     st->r_handler = st->r_hcreate = st->r_hterm = st->r_taskmt = st->r_body = LUA_NOREF;
     st->owns = owns;
     st->closed = 1; /* until it is whole: its __gc then does nothing */
-    luaL_newmetatable(L, TL_STATE);
-    lua_pushcfunction(L, tl_state_gc);
+    luaL_newmetatable(L, TASK__L_STATE);
+    lua_pushcfunction(L, task__l_state_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
     sti = lua_gettop(L);
     if (!s) { /* a scheduler of its own, on Lua's allocator */
         st->lalloc = lua_getallocf(L, &st->lalloc_ud);
-        if (!(s = task_create(tl_core_alloc, st))) return luaL_error(L, "task: not enough memory");
+        if (!(s = task_create(task__l_core_alloc, st))) return luaL_error(L, "task: not enough memory");
     }
     st->s = s;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     st->L = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    lua_createtable(L, st->pool_max, 0); /* its array never grows while it fills */
+    st->r_pool = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newuserdatauv(L, 0, 0); /* the first cycle's sentinel */
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, sti);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, task__l_pool_cycle, 2);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
     lua_pop(L, 1);
     for (i = 0; i < 6; i++) {
         int *ref = i == 0 ? &st->r_anchors : i == 1 ? &st->r_timers : i == 2 ? &st->r_ext
@@ -3176,33 +3308,34 @@ static int tl_open(lua_State *L, task_sched *s) {
         lua_newtable(L);
         *ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    tl_newclass(L, st, sti, TL_C_TASK, tl_task_methods, tl_task_index, tl_task_tostring, tl_task_gc, tl_join);
-    luaL_getmetatable(L, tl_class_key[TL_C_TASK]);
+    task__l_newclass(L, st, sti, TASK__L_C_TASK, task__l_task_methods, task__l_task_index, task__l_task_tostring, task__l_task_gc, task__l_join);
+    luaL_getmetatable(L, task__l_class_key[TASK__L_C_TASK]);
     lua_pushvalue(L, sti);
-    lua_pushcclosure(L, tl_task_close, 1);
+    lua_pushcclosure(L, task__l_task_close, 1);
     lua_setfield(L, -2, "__close");
     st->r_taskmt = luaL_ref(L, LUA_REGISTRYINDEX);
-    tl_newclass(L, st, sti, TL_C_SCOPE, tl_scope_methods, tl_scope_index, NULL, NULL, NULL);
-    tl_newclass(L, st, sti, TL_C_CHAN, tl_chan_methods, NULL, tl_chan_tostring, NULL, tl_chan_recv);
-    tl_newclass(L, st, sti, TL_C_TOKEN, tl_token_methods, NULL, NULL, tl_token_gc, NULL);
-    tl_newclass(L, st, sti, TL_C_TIMER, tl_timer_methods, NULL, NULL, NULL, tl_timer_wait);
+    task__l_newclass(L, st, sti, TASK__L_C_SCOPE, task__l_scope_methods, task__l_scope_index, NULL, NULL, NULL);
+    task__l_newclass(L, st, sti, TASK__L_C_CHAN, task__l_chan_methods, NULL, task__l_chan_tostring, NULL, task__l_chan_recv);
+    task__l_newclass(L, st, sti, TASK__L_C_TOKEN, task__l_token_methods, NULL, NULL, task__l_token_gc, NULL);
+    task__l_newclass(L, st, sti, TASK__L_C_TIMER, task__l_timer_methods, NULL, NULL, NULL, task__l_timer_wait);
     lua_pushvalue(L, sti);
-    lua_pushvalue(L, sti);
-    lua_pushcclosure(L, tl_msgh, 1);
-    lua_pushcclosure(L, tl_body, 2);
+    lua_pushcclosure(L, task__l_msgh, 1);
+    lua_pushcclosure(L, task__l_body, 1);
     st->r_body = luaL_ref(L, LUA_REGISTRYINDEX);
-    luaL_newlibtable(L, tl_funcs);
+    luaL_newlibtable(L, task__l_funcs);
     lua_pushvalue(L, sti);
-    luaL_setfuncs(L, tl_funcs, 1);
+    luaL_setfuncs(L, task__l_funcs, 1);
     lua_getfield(L, -1, "hook"); /* silly's name for it */
     lua_setfield(L, -2, "task_hook");
+    lua_pushliteral(L, "task " TASK_VERSION);
+    lua_setfield(L, -2, "_VERSION");
     st->closed = 0;
     lua_pushboolean(L, 0);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__originkey);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task__l_originkey);
     lua_pushvalue(L, sti);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__statekey);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task__l_statekey);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tl__modkey);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &task__l_modkey);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "task");
@@ -3211,8 +3344,8 @@ static int tl_open(lua_State *L, task_sched *s) {
     return 1;
 }
 
-static int tl_open_p(lua_State *L) {
-    return tl_open(L, (task_sched *)lua_touserdata(L, 1));
+static int task__l_open_p(lua_State *L) {
+    return task__l_open(L, (task_sched *)lua_touserdata(L, 1));
 }
 
 /* Returns TASK_OK and pushes the module, or an error status and pushes
@@ -3223,7 +3356,7 @@ TASK_LUA_API int task_lua_open(lua_State *L, task_sched *s) {
         return TASK_EINVAL;
     }
     if (!lua_checkstack(L, 2)) return TASK_ENOMEM;
-    lua_pushcfunction(L, tl_open_p);
+    lua_pushcfunction(L, task__l_open_p);
     lua_pushlightuserdata(L, s);
     switch (lua_pcall(L, 1, 1, 0)) {
     case LUA_OK: return TASK_OK;
@@ -3233,22 +3366,22 @@ TASK_LUA_API int task_lua_open(lua_State *L, task_sched *s) {
 }
 
 TASK_LUA_API task_sched *task_lua_sched(lua_State *L) {
-    tl_state *st = tl_state_of(L);
+    task__l_state *st = task__l_state_of(L);
     return st ? st->s : NULL;
 }
 
-static int tl_spawn_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+static int task__l_spawn_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
     int nargs = (int)lua_tointeger(L, 2);
     lua_remove(L, 1);
     lua_remove(L, 1);
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    tl_spawn_at(L, st, 1, nargs, NULL, 0, "task_lua_spawn");
+    task__l_spawn_at(L, st, 1, nargs, NULL, 0, "task_lua_spawn");
     return 1;
 }
 
 TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out) {
-    tl_state *st = tl_state_of(L);
+    task__l_state *st = task__l_state_of(L);
     int rc;
     if (!st) {
         lua_pop(L, nargs + 1);
@@ -3265,31 +3398,31 @@ TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out) {
         lua_pushliteral(L, "task_lua_spawn: stack overflow");
         return TASK_ENOMEM;
     }
-    lua_pushcfunction(L, tl_spawn_p);
+    lua_pushcfunction(L, task__l_spawn_p);
     lua_pushlightuserdata(L, st);
     lua_pushinteger(L, nargs);
     lua_rotate(L, -(nargs + 4), 3);
     rc = lua_pcall(L, nargs + 3, 1, 0);
     if (rc != LUA_OK) return rc == LUA_ERRMEM ? TASK_ENOMEM : TASK_EINVAL;
-    if (out) *out = ((tl_task *)lua_touserdata(L, -1))->id;
+    if (out) *out = ((task__l_task *)lua_touserdata(L, -1))->id;
     return TASK_OK;
 }
 
 TASK_LUA_API int task_lua_resume(lua_State *L, task_id ext, int nvalues) {
-    tl_state *st = tl_state_of(L);
+    task__l_state *st = task__l_state_of(L);
     if (!st) { lua_pop(L, nvalues); return TASK_EINVAL; }
-    return tl_resume_ext(L, st, ext, nvalues, NULL);
+    return task__l_resume_ext(L, st, ext, nvalues, NULL);
 }
 
 /* debug.sethook while a budget is set: the hooks the scheduler keeps on
    threads (the budget, the guard of parked tasks) are not the script's
    to change. Upvalues: st, the original debug.sethook. */
-static int tl_sethook_guard(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, lua_upvalueindex(1));
+static int task__l_sethook_guard(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
     if (!st->closed && st->budget > 0) {
         lua_State *L1 = lua_type(L, 1) == LUA_TTHREAD ? lua_tothread(L, 1) : L;
         lua_Hook h = lua_gethook(L1);
-        if (st->cur || (h && tl_is_ours(h)))
+        if (st->cur || (h && task__l_is_ours(h)))
             return luaL_error(L, "debug.sethook: the host's instruction budget for tasks cannot be changed by a script");
     }
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -3298,20 +3431,20 @@ static int tl_sethook_guard(lua_State *L) {
     return lua_gettop(L);
 }
 
-static int tl_guard_debug_p(lua_State *L) {
-    tl_state *st = (tl_state *)lua_touserdata(L, 1);
+static int task__l_guard_debug_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     if (lua_getfield(L, -1, "debug") != LUA_TTABLE) return 0;
-    if (lua_getfield(L, -1, "sethook") != LUA_TFUNCTION || lua_tocfunction(L, -1) == tl_sethook_guard) return 0;
+    if (lua_getfield(L, -1, "sethook") != LUA_TFUNCTION || lua_tocfunction(L, -1) == task__l_sethook_guard) return 0;
     lua_pushlightuserdata(L, st);
     lua_insert(L, -2);
-    lua_pushcclosure(L, tl_sethook_guard, 2);
+    lua_pushcclosure(L, task__l_sethook_guard, 2);
     lua_setfield(L, -2, "sethook");
     return 0;
 }
 
 TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode) {
-    tl_state *st = tl_state_of(L);
+    task__l_state *st = task__l_state_of(L);
     lua_Hook h;
     if (!st) return;
     st->budget = instructions > 0 ? instructions : 0;
@@ -3320,22 +3453,38 @@ TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode) 
     if (st->budget > 0) {
         /* threads created from now on inherit the main thread's hook, so
            a coroutine made outside any task is counted when a task runs it */
-        if (!h || h == tl_budget_hook) lua_sethook(st->L, tl_budget_hook, LUA_MASKCOUNT, tl_budget_step(st));
+        if (!h || h == task__l_budget_hook) lua_sethook(st->L, task__l_budget_hook, LUA_MASKCOUNT, task__l_budget_step(st));
         if (lua_checkstack(L, 2)) {
-            lua_pushcfunction(L, tl_guard_debug_p);
+            lua_pushcfunction(L, task__l_guard_debug_p);
             lua_pushlightuserdata(L, st);
             if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
         }
-    } else if (h == tl_budget_hook) lua_sethook(st->L, NULL, 0, 0);
+    } else if (h == task__l_budget_hook) lua_sethook(st->L, NULL, 0, 0);
+}
+
+static int task__l_pool_p(lua_State *L) {
+    task__l_pool_size(L, (task__l_state *)lua_touserdata(L, 1), (int)lua_tointeger(L, 2));
+    return 0;
+}
+
+TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads) {
+    task__l_state *st = task__l_state_of(L);
+    if (!st || threads < 0) return TASK_EINVAL;
+    if (!lua_checkstack(L, 3)) return TASK_ENOMEM;
+    lua_pushcfunction(L, task__l_pool_p);
+    lua_pushlightuserdata(L, st);
+    lua_pushinteger(L, threads);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) { lua_pop(L, 1); return TASK_ENOMEM; }
+    return TASK_OK;
 }
 
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
-    tl_state *st = tl_state_of(L);
-    if (st) tl_setref(L, idx, &st->r_handler);
+    task__l_state *st = task__l_state_of(L);
+    if (st) task__l_setref(L, idx, &st->r_handler);
 }
 
 TASK_LUA_API int luaopen_task(lua_State *L) {
-    return tl_open(L, NULL);
+    return task__l_open(L, NULL);
 }
 
 #endif /* TASK_LUA_IMPLEMENTATION */

@@ -2,8 +2,7 @@
 # check_types.sh [MODULE_DIR]: types/task.lua, the Lua Language Server
 # definitions, against task_lua.h. TAP lines:
 #   - the file starts with ---@meta and loads (luac5.4 -p, or lua5.4 loadfile);
-#   - every name in task_lua.h's public luaL_Reg tables and every
-#     `function task.X` / `task.X = ` of the embedded chunk is defined there
+#   - every name in task_lua.h's public luaL_Reg tables is defined there
 #     (module functions as `function task.X(`, methods as `function Class:X(`);
 #   - with MODULE_DIR (holding task.so, `make module`), the real module's
 #     functions and methods, listed at run time, match the file both ways.
@@ -15,25 +14,23 @@ if command -v luac5.4 >/dev/null 2>&1; then
 elif lua5.4 -e "assert(loadfile('$types'))"; then echo "ok - types: lua5.4 loadfile $types"
 else echo "not ok - types: lua5.4 loadfile $types"; fi
 
-# "table name" pairs from the luaL_Reg tables, then the chunk's functions.
+# "table name" pairs from the luaL_Reg tables.
 names=$(awk '
   /static const luaL_Reg [a-z_]+\[\] *= *\{/ { t = $0; sub(/.*luaL_Reg /, "", t); sub(/\[.*/, "", t); inreg = 1 }
   inreg { s = $0; while (match(s, /\{"[A-Za-z_0-9]+"/)) { n = substr(s, RSTART + 2, RLENGTH - 3); print t, n; s = substr(s, RSTART + RLENGTH) } }
   inreg && /\}\};/ { inreg = 0 }
-  /^"function task\.[A-Za-z_0-9]+\(/ { n = $0; sub(/^"function task\./, "", n); sub(/\(.*/, "", n); print "tl_funcs", n }
-  /^"task\.[A-Za-z_0-9]+ *= *task\./ { n = $0; sub(/^"task\./, "", n); sub(/ *=.*/, "", n); print "tl_funcs", n }
 ' $src)
 total=0; missing=0
 echo "$names" | { while read -r tbl name; do
     [ -n "$name" ] || continue
     case $tbl in
-    tl_private) continue ;;
-    tl_funcs) pat="^function task\.$name(" ;;
-    tl_task_methods) pat="^function Task:$name(" ;;
-    tl_scope_methods) pat="^function Scope:$name(" ;;
-    tl_chan_methods) pat="^function Channel:$name(" ;;
-    tl_token_methods) pat="^function CancelToken:$name(" ;;
-    tl_timer_methods) pat="^function Timer:$name(" ;;
+    task__l_private) continue ;;
+    task__l_funcs) pat="^function task\.$name(" ;;
+    task__l_task_methods) pat="^function Task:$name(" ;;
+    task__l_scope_methods) pat="^function Scope:$name(" ;;
+    task__l_chan_methods) pat="^function Channel:$name(" ;;
+    task__l_token_methods) pat="^function CancelToken:$name(" ;;
+    task__l_timer_methods) pat="^function Timer:$name(" ;;
     *) pat="^function [A-Za-z_.]*[.:]$name(" ;;
     esac
     total=$((total + 1))

@@ -6,7 +6,7 @@
 #   lua-module         build/task.so in the stock lua5.4: test/lua_module.lua
 # One script alone: build/lua_runner test/lua/channel.lua
 
-LUA_SCRIPTS   := smoke tasks suspend cancel combinators channel pitfalls errors trace traceparent scale hostile
+LUA_SCRIPTS   := smoke tasks suspend cancel combinators channel pitfalls errors trace traceparent scale pool hostile
 LUA_TEST_ARGS := $(foreach s,$(LUA_SCRIPTS),test/lua/$(s).lua) --real-clock test/lua/realclock.lua
 LUA_TEST_DEPS := task.h task_lua.h test/testlib.h
 LUA_CFLAGS    := -std=c99 $(STRICT) -Wno-misleading-indentation -I. $(LUA_INC)

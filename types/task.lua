@@ -239,7 +239,7 @@ function task.alloc() end
 ---the wait is kept for it.
 ---@param id integer
 ---@param ... any
----@return boolean ok
+---@return true|nil ok `nil` (Lua's fail value) when refused
 ---@return string|nil err why the id was refused (unknown, already resumed, stale)
 function task.resume(id, ...) end
 
@@ -326,6 +326,10 @@ function task.after(ms, fn) end
 ---@return Channel
 function task.channel(opts) end
 
+---The library's version, "task <major>.<minor>.<patch>".
+---@type string
+task._VERSION = ""
+
 -- ---- tracing and statistics ------------------------------------------------
 
 ---@return integer n the ready-queue length
@@ -342,6 +346,14 @@ function task.taskstat() end
 ---The scheduler's counts.
 ---@return task.Stats
 function task.stats() end
+
+---The pool of threads of tasks that returned, reused for new tasks:
+---`pool(n)` keeps at most `n` idle threads (0: none; 256 by default).
+---The collector trims it to what new tasks took since its last cycle.
+---@param n? integer
+---@return integer size the size before this call
+---@return integer idle the idle threads kept now
+function task.pool(n) end
 
 ---Every live task with its traceback and status.
 ---@return table<Task, task.Info>
