@@ -1934,6 +1934,16 @@ static void task__l_setref(lua_State *L, int idx, int *ref) {
     }
 }
 
+/* set_error_handler(fn | nil) -> the previous handler (nil: the default) */
+static int task__l_set_error_handler(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    if (st->r_handler != LUA_NOREF) task__l_getref(L, st->r_handler); else lua_pushnil(L);
+    task__l_setref(L, 1, &st->r_handler);
+    return 1;
+}
+
 static int task__l_hook(lua_State *L) {
     task__l_state *st = task__l_st(L);
     if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -3153,7 +3163,8 @@ static const luaL_Reg task__l_funcs[] = {
     {"status", task__l_status}, {"sleep", task__l_sleep}, {"yield", task__l_yield}, {"checkpoint", task__l_checkpoint},
     {"wait", task__l_wait}, {"wakeup", task__l_wakeup}, {"alloc", task__l_alloc}, {"resume", task__l_resume},
     {"cancel_token", task__l_cancel_token}, {"now", task__l_now}, {"select", task__l_select}, {"timer", task__l_timer_new},
-    {"channel", task__l_channel}, {"taskstat", task__l_taskstat}, {"stats", task__l_stats}, {"pool", task__l_pool}, {"tasks", task__l_tasks},
+    {"channel", task__l_channel}, {"taskstat", task__l_taskstat}, {"stats", task__l_stats}, {"pool", task__l_pool},
+    {"set_error_handler", task__l_set_error_handler}, {"tasks", task__l_tasks},
     {"tracenode", task__l_tracenode}, {"tracespawn", task__l_tracespawn}, {"traceset", task__l_traceset},
     {"tracepropagate", task__l_tracepropagate}, {"traceparent", task__l_traceparent}, {"hook", task__l_hook},
     {"run", task__l_run}, {"scope", task__l_scope_fn}, {"all", task__l_all}, {"race", task__l_race},

@@ -347,6 +347,13 @@ function task.taskstat() end
 ---@return task.Stats
 function task.stats() end
 
+---Sets the handler for errors of tasks nobody waits for (no joiner, not
+---in a scope, not claimed by a combinator): `fn(err, task, traceback)`.
+---`nil` restores the default (one line on stderr, then the traceback).
+---@param fn? fun(err: any, task: Task, traceback: string?)
+---@return function|nil previous the handler before this call (nil: the default)
+function task.set_error_handler(fn) end
+
 ---The pool of threads of tasks that returned, reused for new tasks:
 ---`pool(n)` keeps at most `n` idle threads (0: none; 256 by default).
 ---The collector trims it to what new tasks took since its last cycle.

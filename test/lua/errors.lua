@@ -2,6 +2,7 @@
 -- filled by the runner) with the task; joined and scoped ones do not.
 local task = require "task"
 local T = require "testing"
+local H = require "helpers"
 
 T.case("an unjoined task's error reaches the handler with the task and a traceback", function()
   local t = task.spawn({name = "lonely"}, function() task.sleep(1); error("unjoined boom", 0) end)
@@ -75,6 +76,19 @@ T.case("an error in a hook is reported, not raised into the scheduler", function
   T.eq(t:join(), 1)
   local errs = T.errors()
   T.eq(#errs, 1); T.eq(errs[1].err, "hook failed")
+end)
+
+T.case("set_error_handler(fn) from Lua: fn gets (err, task, traceback); returns the previous one", function()
+  local got = {}
+  local prev = task.set_error_handler(function(err, t, tb) got[#got + 1] = {err, t, tb} end)
+  local t = task.spawn(function() error("lua handler", 0) end)
+  task.yield()
+  T.eq(#got, 1)
+  T.eq(got[1][1], "lua handler"); T.eq(got[1][2], t)
+  T.ok(tostring(got[1][3]):find("stack traceback", 1, true), tostring(got[1][3]))
+  local mine = task.set_error_handler(prev)
+  T.eq(type(mine), "function")
+  H.badarg(1, "set_error_handler", function() return task.set_error_handler(5) end)
 end)
 
 T.run()
