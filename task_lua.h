@@ -81,7 +81,7 @@ extern "C" {
 #define TASK_LUA_API extern
 #endif
 #ifndef TASK_LUA_POOL
-#define TASK_LUA_POOL 256 /* idle threads kept for new tasks (task_lua_set_pool) */
+#define TASK_LUA_POOL 1024 /* idle threads kept for new tasks (task_lua_set_pool) */
 #endif
 
 #ifdef __cplusplus
@@ -107,7 +107,7 @@ TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx);
 enum { TASK_LUA_PREEMPT = 0, TASK_LUA_RAISE = 1 };
 TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode);
 /* How many threads of tasks that returned are kept for new tasks
-   (TASK_LUA_POOL, 256, by default; 0 turns the pool off). The collector
+   (TASK_LUA_POOL, 1024, by default; 0 turns the pool off). The collector
    trims the pool to what new tasks took from it since its last cycle.
    TASK_EINVAL for a negative count, TASK_ENOMEM when out of memory. */
 TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads);
@@ -1438,12 +1438,14 @@ static int task__l_task_traceback(lua_State *L) {
 }
 
 static int task__l_task_index(lua_State *L) {
-    task__l_task *x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
+    task__l_task *x;
     const char *k;
     lua_settop(L, 2);
     lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1; /* a method: the common case */
+    /* a method, the common case: it does not look at the value, so it needs no check */
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1;
     lua_pop(L, 1);
+    x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
     k = lua_tostring(L, 2);
     if (k && strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)x->id);
     else if (k && strcmp(k, "name") == 0) task__l_info(L, 1, "name");

@@ -355,7 +355,7 @@ function task.stats() end
 function task.set_error_handler(fn) end
 
 ---The pool of threads of tasks that returned, reused for new tasks:
----`pool(n)` keeps at most `n` idle threads (0: none; 256 by default).
+---`pool(n)` keeps at most `n` idle threads (0: none; 1024 by default).
 ---The collector trims it to what new tasks took since its last cycle.
 ---@param n? integer
 ---@return integer size the size before this call
