@@ -932,9 +932,11 @@ static void task__l_pool_trim(lua_State *L, task__l_state *st, int n) {
    cycle, so a burst's threads do not stay forever. */
 static int task__l_pool_cycle(lua_State *L) {
     task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
-    if (st->closed) return 0;
-    task__l_pool_trim(L, st, st->pool_taken);
-    st->pool_taken = 0;
+    if (!st->s) return 0; /* the module's state is gone: the chain ends */
+    if (!st->closed) { /* (still opening: a cycle may end in the middle) */
+        task__l_pool_trim(L, st, st->pool_taken);
+        st->pool_taken = 0;
+    }
     lua_newuserdatauv(L, 0, 0);
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_setmetatable(L, -2);
