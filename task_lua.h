@@ -3076,6 +3076,57 @@ static int task__l_run_error(lua_State *L, task__l_state *st, task__l_task *main
 }
 #endif
 
+/* ---- driving the scheduler from a loop of one's own (standalone) ------- */
+
+/* The owned scheduler, or an error naming fn: a host drives its own. */
+static task__l_state *task__l_owned(lua_State *L, const char *fn) {
+    task__l_state *st = task__l_st(L);
+    if (!st->owns) luaL_error(L, "%s: the host drives this scheduler (call task_tick from the host loop)", fn);
+    if (st->cur) luaL_error(L, "%s: called from inside a task", fn);
+    return st;
+}
+
+/* step([max]) -> resumes: one tick on the monotonic clock, at most max
+   resumes (the tick limit for this tick only). */
+static int task__l_step_fn(lua_State *L) {
+    task__l_state *st = task__l_owned(L, "task.step");
+    lua_Integer max = luaL_optinteger(L, 1, 0);
+    int n;
+    luaL_argcheck(L, max >= 0 && max <= (lua_Integer)UINT_MAX, 1, "max must be 0..2^32-1 (0: no limit)");
+    if (st->looping) return luaL_error(L, "task.step: task.run is driving the scheduler");
+#ifdef TASK_LUA_MODULE
+    task_set_tick_limit(st->s, (unsigned)max);
+    n = task_tick(st->s, task__l_clock());
+    task_set_tick_limit(st->s, 0);
+#else
+    n = TASK_EBUSY;
+#endif
+    if (n < 0) return task__l_fail(L, st, n, "task.step");
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* poll_timeout() -> ms until the next tick is due (0: tasks are ready),
+   or nil when nothing is pending: the time a loop may block. */
+static int task__l_poll_timeout(lua_State *L) {
+    task__l_state *st = task__l_owned(L, "task.poll_timeout");
+    uint64_t ns;
+#ifdef TASK_LUA_MODULE
+    ns = task_timeout(st->s, task__l_clock());
+#else
+    ns = task_timeout(st->s, task_now(st->s));
+#endif
+    if (ns == TASK_FOREVER) lua_pushnil(L);
+    else lua_pushnumber(L, task__l_ms(ns));
+    return 1;
+}
+
+/* count() -> the live tasks of the scheduler */
+static int task__l_count(lua_State *L) {
+    lua_pushinteger(L, task_count(task__l_st(L)->s, -1));
+    return 1;
+}
+
 /* run([opts,] fn, ...): fn as the main task, on the monotonic clock, until
    every task has ended; fn's results, or its error. opts.wake_limit sets
    task_set_wake_limit. */
@@ -3171,7 +3222,8 @@ static const luaL_Reg task__l_funcs[] = {
     {"set_error_handler", task__l_set_error_handler}, {"tasks", task__l_tasks},
     {"tracenode", task__l_tracenode}, {"tracespawn", task__l_tracespawn}, {"traceset", task__l_traceset},
     {"tracepropagate", task__l_tracepropagate}, {"traceparent", task__l_traceparent}, {"hook", task__l_hook},
-    {"run", task__l_run}, {"scope", task__l_scope_fn}, {"all", task__l_all}, {"race", task__l_race},
+    {"run", task__l_run}, {"step", task__l_step_fn}, {"poll_timeout", task__l_poll_timeout},
+    {"count", task__l_count}, {"scope", task__l_scope_fn}, {"all", task__l_all}, {"race", task__l_race},
     {"timeout", task__l_timeout}, {"with_timeout", task__l_with_timeout}, {"external", task__l_external},
     {"await", task__l_await}, {"after", task__l_after}, {NULL, NULL}};
 

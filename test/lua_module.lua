@@ -96,6 +96,35 @@ case("a deadlock names every stuck task: what it waits on and its traceback", fu
   assert(e:find("in method 'recv'", 1, true) or e:find("in function 'recv'", 1, true), e)
 end)
 
+case("step, poll_timeout and count drive the scheduler from a loop of one's own", function()
+  eq(task.count(), 0)
+  eq(task.poll_timeout(), nil) -- nothing pending: block as long as you like
+  local log = {}
+  local t = task.spawn(function() log[#log + 1] = "ran"; task.sleep(5); log[#log + 1] = "woke"; return "r" end)
+  eq(task.count(), 1)
+  eq(task.poll_timeout(), 0) -- ready: tick at once
+  eq(task.step(), 1)
+  eq(log[1], "ran")
+  local ms = task.poll_timeout()
+  assert(ms > 0 and ms <= 5, "ms " .. tostring(ms))
+  local deadline = os.clock() + 5
+  while task.count() > 0 and os.clock() < deadline do
+    local wait = task.poll_timeout()
+    if wait and wait > 0 then local t0 = os.clock(); while os.clock() - t0 < wait / 1000 do end end
+    task.step()
+  end
+  eq(log[2], "woke")
+  eq(task.count(), 0)
+  -- step(max) caps one tick; inside a task or under run it refuses
+  for _ = 1, 3 do task.spawn(function() end) end
+  eq(task.step(2), 2)
+  eq(task.step(), 1)
+  local ok, e = pcall(task.run, function() return task.step() end)
+  eq(ok, false)
+  assert(tostring(e):find("task.step: called from inside a task", 1, true), tostring(e))
+  t = nil
+end)
+
 case("run is not reentrant", function()
   local ok, e = pcall(task.run, function() return task.run(function() end) end)
   eq(ok, false)

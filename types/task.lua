@@ -347,6 +347,22 @@ function task.taskstat() end
 ---@return task.Stats
 function task.stats() end
 
+---Standalone module: one tick on the monotonic clock (at most `max`
+---resumes), for a program that runs its own loop (a luv loop, say);
+---`task.run` is one such loop. Raises inside a task or under `task.run`.
+---@param max? integer
+---@return integer resumes
+function task.step(max) end
+
+---Standalone module: how long a loop may block before the next tick is
+---due, in ms (0 when tasks are ready), or nil when nothing is pending.
+---@return number|nil ms
+function task.poll_timeout() end
+
+---The live tasks of the scheduler.
+---@return integer
+function task.count() end
+
 ---Sets the handler for errors of tasks nobody waits for (no joiner, not
 ---in a scope, not claimed by a combinator): `fn(err, task, traceback)`.
 ---`nil` restores the default (one line on stderr, then the traceback).
