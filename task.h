@@ -76,15 +76,45 @@
  *     can wake them (task_wakeup, task_ext_resume, ...). A host with no
  *     event source of its own that could do so is deadlocked:
  *         if (task_timeout(s, now) == TASK_FOREVER && task_count(s, -1) > 0)
- *             report(s);   // e.g. task_foreach: each task and its state
+ *             report(s);   // task_foreach + task_info_of: each task, what it waits on
+ *   - A foreign loop (libuv's uv_run, an epoll_wait loop, a GUI's event
+ *     loop) that calls task_tick from a timer of its own needs three things:
+ *       task_timeout(s, now)    when to tick next: (re)arm the timer with it
+ *                               after every tick and every event handler;
+ *       task_set_ready_hook()   a call as soon as that becomes "now" behind
+ *                               the loop's back: outside task_tick, a task
+ *                               became READY (task_spawn, task_wakeup,
+ *                               task_unpark, task_ext_resume, task_cancel,
+ *                               task_abort, task_drop waking joiners,
+ *                               task_token_cancel, task_scope_cancel/abort/
+ *                               leave) while none was READY. The hook asks
+ *                               the loop for a tick at once (uv_async_send,
+ *                               a zero timer, a write to an eventfd) instead
+ *                               of at its next timer. It is called at most
+ *                               once between two ticks (armed when set and
+ *                               after each tick that leaves no task READY),
+ *                               never inside task_tick (what a tick wakes
+ *                               runs in it, or task_timeout says 0 after
+ *                               it), and task_timeout is 0 whenever it is
+ *                               called. It runs at the end of the call that
+ *                               made the task READY, and may call anything
+ *                               but task_tick and task_destroy;
+ *       task_count(s, -1)       the live tasks: 0 means the loop may stop
+ *                               (or stop ticking) until it spawns again.
+ *     The ready hook has its own setter, not a field of task_hooks: it
+ *     belongs to whoever drives the loop, and hooks that a profiler or a
+ *     binding sets (and chains) must not be able to drop it. Posts from
+ *     other threads (TASK_THREADS) wake the loop through task_post_enable's
+ *     own callback instead.
  *   - The scheduler is single-threaded: one scheduler is used by one
  *     thread at a time, and nothing in it is locked. The only exception is
  *     task_post_resume() (TASK_THREADS), see THREADS.
  *   - Callbacks: task_tick() and task_destroy() are refused (TASK_EBUSY)
  *     from inside anything the core calls: step functions, timer callbacks,
- *     hooks, task_foreach callbacks (and so a wake callback that runs
- *     inside one of them). Everything else may be called from there. A
- *     callback must return, not longjmp past the core: it counts them.
+ *     hooks (the ready hook too), the statistics clock, task_foreach
+ *     callbacks (and so a wake callback that runs inside one of them).
+ *     Everything else may be called from there. A callback must return,
+ *     not longjmp past the core: it counts them.
  *
  * ERRORS
  *   One convention for every function that returns an int:
@@ -96,7 +126,8 @@
  *     task_status (a state), task_cancelled, task_token_cancelled and
  *     task_ext_status (1 or 0), task_scope_count (live members),
  *     task_tick (the resumes it ran), task_foreach (0, or the value its
- *     callback stopped the walk with).
+ *     callback stopped the walk with). task_info_of answers TASK_OK and
+ *     fills its struct, or TASK_ENOENT and zeroes it.
  *   - Operations answer TASK_OK or an error, never 1/0: task_cancel and
  *     task_abort are TASK_OK when the request stands (also when it was
  *     already made), TASK_ESTATE when the task has already ended.
@@ -110,8 +141,10 @@
  *     task_timeout_ms, task_next_deadline, task_count, task_ready_count,
  *     task_self (0 outside tasks), task_self_cancelled, task_scope_current
  *     (0 when none), task_trace_spawn, task_trace_set, task_trace_propagate,
- *     task_errmsg, task_strerror, task_state_name. task_create returns NULL
- *     when it cannot allocate.
+ *     task_set_hooks (the old hooks), task_errmsg, task_strerror,
+ *     task_state_name, task_waits_name; the setters task_set_tick_limit,
+ *     task_set_wake_limit and task_set_ready_hook return nothing.
+ *     task_create returns NULL when it cannot allocate.
  *   Queries take a const scheduler and still record their failures: the
  *   message is not part of the scheduler's state. Where there is no
  *   scheduler to hold a message there is none: task_destroy(NULL), the
@@ -142,14 +175,22 @@
  *     TASK_STEP_YIELD  READY again, runs at the next tick
  *     TASK_STEP_SUSPEND  parked as arranged during the step (task_sleep,
  *                      task_join, task_ext_wait, task_scope_close,
- *                      task_park, task_wait); nothing arranged: task_wait
+ *                      task_park, task_park_as, task_wait); nothing
+ *                      arranged: task_wait
  *   An executor runs another kind of code on this interface, as task_lua.h
  *   runs a Lua coroutine per task. What it needs is declared in one group
  *   below: the step and why codes, task_park/task_unpark (waits whose
  *   wakers it keeps itself: channels, select), task_self, task_userdata
- *   and task_step_of (is this task one of mine, and which), the create and
- *   terminate hooks, task_set_result/task_result, task_foreach and
- *   task_drop (to tear down without stepping the task again).
+ *   and task_step_of (is this task one of mine, and which), the hooks,
+ *   task_set_result/task_result, task_foreach and task_drop (to tear down
+ *   without stepping the task again).
+ *   For introspection (see OBSERVING TASKS), task_park_as(s, code) parks
+ *   like task_park and records a code of the executor's own (what kind of
+ *   wait: a channel receive, a select, ...), which task_info_of reports with
+ *   TASK_WAITS_PARK; task_park is task_park_as(s, 0). The resume and
+ *   suspend hooks bracket every step, so a binding can time a task or keep
+ *   its own "running" state there; task_info_of gives the rest of a task
+ *   dump (state, wait, deadline, target, scope, token, trace, statistics).
  *
  *   Plain C tasks use the protothread macros: TASK_PT_BEGIN(c, pc) and
  *   TASK_PT_END(c) around the body, and inside it TASK_PT_YIELD,
@@ -162,6 +203,81 @@
  *     - at most one suspension per source line: the line is the resume
  *       point;
  *     - locals do not survive a suspension: keep state in the task's ud.
+ *
+ * OBSERVING TASKS
+ *   What each task does costs nothing until asked for:
+ *   - task_info_of(s, t, &info) fills a task_info for any task (EXIT ones
+ *     too): its state, and while it is parked what on (waits):
+ *       TASK_WAITS_WAKEUP  task_wait, or a step that arranged nothing
+ *       TASK_WAITS_PARK    task_park / task_park_as: `code`
+ *       TASK_WAITS_SLEEP   task_sleep: `deadline` (scheduler clock)
+ *       TASK_WAITS_JOIN    task_join: `target` is the joined task
+ *       TASK_WAITS_EXT     task_ext_wait: `target` is the external id
+ *       TASK_WAITS_SCOPE   task_scope_close: `target` is the scope
+ *     and TASK_WAITS_NONE otherwise: READY and EXIT tasks, and a task
+ *     woken, cancelled or aborted (the wait is cleared as it is undone).
+ *     A RUN task shows what it has arranged in this step (it parks on it
+ *     when the step returns), as seen from its own step or its suspend
+ *     hook. Also its scope, effective token and trace id
+ *     (task_scope_of, task_token_of, task_trace_of), and its statistics.
+ *     task_waits_name() names a kind ("none", "wakeup", "park", "sleep",
+ *     "join", "ext", "scope").
+ *   - Statistics are off until task_enable_stats(s, clock, ud), then on
+ *     until task_destroy. Off, they cost one flag test per step and no
+ *     memory; on, 40 bytes per task slot, in pages of their own (one per
+ *     page of tasks, allocated then and with each new page of tasks, so
+ *     nothing moves; TASK_ENOMEM when it cannot, and they stay off). Per
+ *     task: `resumes` (calls of its step function, the abort step
+ *     included, the last step task_destroy makes not), `busy` (their total
+ *     time), `longest` (the longest one), `spawned` (when task_spawn made
+ *     it) and `last_resume` (when its last step began). Tasks that existed
+ *     before start at zero (`spawned` 0). The times, in the core's unit:
+ *       with a clock: clock(ud), read at each spawn and right before and
+ *         after each step (inside the resume and suspend hooks, so their
+ *         time is not counted): fine-grained, each step timed;
+ *       without one (NULL): task_now(), the `now` of the current tick (of
+ *         the last one, for a spawn from the host): every step of one tick
+ *         starts and ends at the same time, so `busy` and `longest` stay 0
+ *         and only the counts, `spawned` and `last_resume` are meaningful.
+ *     Calling it again changes the clock and keeps the figures.
+ *   - Hooks (task_set_hooks; each optional, NULL: none):
+ *       create(t)   after task_spawn made t READY, before it returns;
+ *       resume(t)   before each call of t's step function (t is RUN);
+ *       suspend(t, did, waits)  right after it returns, before the core
+ *                   acts on what it returned (t is still RUN): did is
+ *                   TASK_DID_YIELD, TASK_DID_PARK (waits: on what; NONE if
+ *                   what it waited for had already happened, so it is READY
+ *                   again at once) or TASK_DID_END (returned DONE or FAIL,
+ *                   or it is being aborted; term follows);
+ *       term(t)     as t ends: EXIT, its joiners woken, not freed yet (a
+ *                   detached task is freed after the hook).
+ *     The abort step is bracketed by resume and suspend too; task_drop
+ *     and task_destroy run none of the hooks for the tasks they end. No
+ *     task is running in a hook (task_self is 0), so what a hook spawns
+ *     joins no scope and takes the host's trace id. A hook may call
+ *     anything but task_tick and task_destroy (TASK_EBUSY): spawn, wake,
+ *     cancel or abort tasks, t too (cancelling t in its suspend hook is as
+ *     if its step had cancelled itself). In C a hook has nothing to raise;
+ *     it must return (no longjmp). Hooks take effect at once: a suspend
+ *     hook set inside a step is called as that step returns, without the
+ *     resume call before it. With no resume or suspend hook and statistics
+ *     off, a step costs one flag test more than a bare call.
+ *     task_set_hooks replaces all of them and returns the old set. To
+ *     chain, keep that set and call each old hook from yours, with the old
+ *     ud; set every field (memset the struct first: fields may be added):
+ *         static task_hooks prev;
+ *         static void my_resume(task_sched *s, task_id t, void *ud) {
+ *             profile_enter(ud, t);
+ *             if (prev.resume) prev.resume(s, t, prev.ud);
+ *         }
+ *         ...
+ *         task_hooks h;
+ *         memset(&h, 0, sizeof h);
+ *         h.create = my_create; h.term = my_term;     // each forwards to prev
+ *         h.resume = my_resume; h.suspend = my_suspend;
+ *         h.ud = &my_profile;
+ *         prev = task_set_hooks(s, h);
+ *     To unhook, set `prev` back (only if nobody chained after you).
  *
  * THREADS
  *   With TASK_THREADS defined where the implementation is compiled (and
@@ -333,10 +449,34 @@ typedef struct task_ctx {
 
 typedef int (*task_fn)(task_ctx *c);
 
+/* What a parked task waits on (task_info_of, the suspend hook). */
+enum {
+    TASK_WAITS_NONE = 0, /* not parked: READY, EXIT, or RUN with nothing arranged */
+    TASK_WAITS_WAKEUP,   /* task_wait (or nothing arranged): until task_wakeup */
+    TASK_WAITS_PARK,     /* task_park / task_park_as: an executor's own wait; its code */
+    TASK_WAITS_SLEEP,    /* task_sleep: until its deadline */
+    TASK_WAITS_JOIN,     /* task_join: until the target task ends */
+    TASK_WAITS_EXT,      /* task_ext_wait: until the target external id is resumed */
+    TASK_WAITS_SCOPE     /* task_scope_close: until the target scope has no members */
+};
+
+/* What a step did, for the suspend hook. */
+enum {
+    TASK_DID_YIELD = 1,  /* returned TASK_STEP_YIELD: READY, runs at the next tick */
+    TASK_DID_PARK,       /* returned TASK_STEP_SUSPEND; `waits` says on what
+                            (TASK_WAITS_NONE: it was woken already, READY again) */
+    TASK_DID_END         /* it ends: returned DONE or FAIL, or it is being aborted */
+};
+
+/* Hooks (see OBSERVING TASKS above). All optional (NULL); ud goes to
+   each. The fields after ud came later: set a task_hooks by a full
+   initializer or memset it first. */
 typedef struct task_hooks {
     void (*create)(task_sched *s, task_id t, void *ud); /* after task_spawn */
     void (*term)(task_sched *s, task_id t, void *ud);   /* as a task ends */
     void *ud;
+    void (*resume)(task_sched *s, task_id t, void *ud); /* before each step */
+    void (*suspend)(task_sched *s, task_id t, int did, int waits, void *ud); /* after it */
 } task_hooks;
 TASK_API task_hooks task_set_hooks(task_sched *s, task_hooks h); /* returns the old ones */
 
@@ -345,8 +485,11 @@ TASK_API task_id task_self(const task_sched *s);   /* the running task, 0 outsid
 TASK_API int task_userdata(const task_sched *s, task_id t, void **out);
 TASK_API int task_step_of(const task_sched *s, task_id t, task_fn *out);
 /* Parks the running task until task_unpark (an executor's own wait): a
-   suspension like those in the next group. */
+   suspension like those in the next group. task_park_as records `code`
+   (the executor's own name for the wait: a channel receive, a select...),
+   which task_info_of reports; task_park is task_park_as(s, 0). */
 TASK_API int task_park(task_sched *s);
+TASK_API int task_park_as(task_sched *s, unsigned code);
 /* Wakes a task parked in task_park() with a value. */
 TASK_API int task_unpark(task_sched *s, task_id t, void *value);
 /* The running task's result, delivered to joiners as their value. */
@@ -508,9 +651,41 @@ TASK_API int task_trace_of(const task_sched *s, task_id t, uint64_t *out);
 TASK_API int task_trace_format(uint64_t trace, char out[TASK_TRACE_HEADER_LEN + 1]);
 TASK_API int task_trace_parse(const char *header, uint64_t *trace, unsigned *flags);
 
-/* ---- counts ------------------------------------------------------------ */
+/* ---- counts, task_info_of and statistics (see OBSERVING TASKS) -------- */
 TASK_API int task_ready_count(const task_sched *s);
 TASK_API int task_count(const task_sched *s, int state); /* -1: all live (not EXIT) */
+
+/* Everything about one task (EXIT ones too). */
+typedef struct task_info {
+    int state;            /* TASK_RUN .. TASK_EXIT */
+    int waits;            /* TASK_WAITS_*: what it is parked on */
+    task_id target;       /* JOIN: the task, EXT: the external id, SCOPE: the scope; else 0 */
+    unsigned code;        /* PARK: the code given to task_park_as; else 0 */
+    uint64_t deadline;    /* SLEEP: when it is due, on the scheduler's clock; else 0 */
+    task_id scope;        /* the scope it is a member of; 0: none */
+    task_id token;        /* its effective cancel token (task_token_of); 0: none */
+    uint64_t trace;       /* its trace id */
+    int stats;            /* 1: statistics are on (task_enable_stats); 0: the rest is 0 */
+    uint64_t resumes;     /* calls of its step function */
+    uint64_t busy;        /* total time inside them */
+    uint64_t longest;     /* the longest one */
+    uint64_t spawned;     /* when it was spawned (0: before statistics were on) */
+    uint64_t last_resume; /* when its last step began (0: not since statistics were on) */
+} task_info;
+TASK_API int task_info_of(const task_sched *s, task_id t, task_info *out);
+TASK_API const char *task_waits_name(int waits);  /* "none", "wakeup", ...; "?" if none */
+/* Per-task statistics, off until this is called (then on until
+   task_destroy). clock: NULL, or a clock in the core's unit (ns), best
+   the one the host passes to task_tick; called before and after every
+   step and at every spawn. Calling it again changes the clock. */
+typedef uint64_t (*task_clock_fn)(void *ud);
+TASK_API int task_enable_stats(task_sched *s, task_clock_fn clock, void *ud);
+
+/* ---- a foreign loop (see THE HOST LOOP CONTRACT) ------------------------
+   fn(s, ud) is called when, outside task_tick, a task becomes READY while
+   none was: at most once between two ticks. NULL: none. */
+typedef void (*task_ready_fn)(task_sched *s, void *ud);
+TASK_API void task_set_ready_hook(task_sched *s, task_ready_fn fn, void *ud);
 
 /* ---- C tasks as protothreads (see EXECUTORS for their limits) ----------
    The step function resumes where it left off: `pc` is an int lvalue
@@ -583,6 +758,7 @@ TASK_API int task_count(const task_sched *s, int state); /* -1: all live (not EX
 #define TASK__LIVE 0x80000000u          /* slot in use */
 #define TASK__TIMERBIT 0x80000000u      /* heap ref names a timer, not a task */
 #define TASK__FREE_STATE 0xFF
+#define TASK__TICKING 0x10000           /* task_tick's share of s->depth (callbacks nest below it) */
 
 enum { TASK__K_TASK = 1, TASK__K_TIMER, TASK__K_EXT, TASK__K_TOKEN, TASK__K_SCOPE };
 
@@ -593,16 +769,18 @@ enum { TASK__K_TASK = 1, TASK__K_TIMER, TASK__K_EXT, TASK__K_TOKEN, TASK__K_SCOP
 #define TASK__F_ARRANGED 0x08u  /* this step arranged a suspension */
 #define TASK__F_WAKENOW 0x10u   /* woken while still running: READY on return */
 
-/* what a parked task waits on (task__task.wait) */
-enum { TASK__W_NONE = 0, TASK__W_PLAIN, TASK__W_PARK, TASK__W_SLEEP, TASK__W_JOIN,
-       TASK__W_EXT, TASK__W_SCOPE };
+/* what a parked task waits on (task__task.wait): the public TASK_WAITS_* */
+enum { TASK__W_NONE = TASK_WAITS_NONE, TASK__W_PLAIN = TASK_WAITS_WAKEUP, TASK__W_PARK = TASK_WAITS_PARK,
+       TASK__W_SLEEP = TASK_WAITS_SLEEP, TASK__W_JOIN = TASK_WAITS_JOIN, TASK__W_EXT = TASK_WAITS_EXT,
+       TASK__W_SCOPE = TASK_WAITS_SCOPE };
 
-/* 80 bytes: memory per sleeping task is this plus one 16-byte heap entry. */
+/* 80 bytes: memory per sleeping task is this plus one 16-byte heap entry.
+   What a parked task waits on is `wait` and `link` (task_info_of reads it). */
 typedef struct task__task {
     uint32_t gen;            /* generation | TASK__LIVE */
     uint8_t state, flags, why, wait; /* why holds TASK_EXIT_* once ended */
     uint32_t next, prev;     /* ready queue, a wait list (joiners), or the free list */
-    uint32_t link;           /* heap slot, joined task, ext or scope */
+    uint32_t link;           /* heap slot, joined task, ext, scope or park code */
     uint32_t token;          /* effective cancel token, 0: none */
     uint32_t tnext, tprev;   /* in that token's list of tasks */
     uint32_t scope;          /* scope it is a member of, 0: none */
@@ -633,6 +811,10 @@ typedef struct task__scope {
     uint8_t closing;         /* its owner waits in task_scope_close */
     uint8_t cancel_only;     /* a cancel scope: no members */
 } task__scope;
+
+/* Per-task statistics (task_enable_stats): in pages of their own, one
+   for each page of tasks, allocated only once they are on. */
+typedef struct task__stat { uint64_t resumes, busy, longest, spawned, last; } task__stat;
 
 typedef struct task__pool { char *items; uint32_t size, cap, used, free; } task__pool;
 typedef struct task__hent { uint64_t when; uint32_t seq, ref; } task__hent;
@@ -665,6 +847,16 @@ struct task_sched {
     unsigned tick_limit, wake_limit;
     int count[TASK_NSTATES];
     task_hooks hooks;
+    /* observing: obs is set while a step has more to do than call the
+       step function (resume or suspend hooks, statistics) */
+    uint8_t obs, stats_on, spawn_more;   /* spawn_more: see task__spawned */
+    uint8_t ready_armed;                  /* call ready_fn at the next READY (see task__ready_check) */
+    task_ready_fn ready_fn;
+    void *ready_ud;
+    task__stat **spages;                  /* stats_on: spcap entries, npages of them used */
+    uint32_t spcap;
+    task_clock_fn clock;
+    void *clock_ud;
     unsigned node, trace_seq;
 #ifdef TASK_THREADS
     pthread_mutex_t post_mu;              /* guards the post_* fields */
@@ -828,6 +1020,38 @@ static task_id task__pool_id(const task__pool *p, unsigned kind, uint32_t i) {
    valid while tasks are spawned (task_foreach relies on it). */
 
 #define TASK__T(s, i) (&(s)->pages[(i) >> TASK_PAGE_SHIFT][(i) & (TASK__PAGE - 1)])
+/* A task's statistics, while they are on: the same index, its own pages. */
+#define TASK__ST(s, i) (&(s)->spages[(i) >> TASK_PAGE_SHIFT][(i) & (TASK__PAGE - 1)])
+
+/* Room for n statistics pages in s->spages (its capacity only grows). */
+static int task__spages_reserve(task_sched *s, uint32_t n) {
+    task__stat **np;
+    uint32_t ncap = s->spcap ? s->spcap : 4;
+    if (n <= s->spcap) return TASK_OK;
+    while (ncap < n) ncap *= 2; /* n is at most 2^31 >> TASK_PAGE_SHIFT */
+    np = (task__stat **)s->alloc(s->alloc_ud, s->spages, sizeof *np * s->spcap, sizeof *np * ncap);
+    if (!np) return TASK_ENOMEM;
+    s->spages = np;
+    s->spcap = ncap;
+    return TASK_OK;
+}
+
+/* A zeroed page of statistics, or NULL. */
+static task__stat *task__stats_page(task_sched *s) {
+    task__stat *sp = (task__stat *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__stat) * TASK__PAGE);
+    if (sp) memset(sp, 0, sizeof(task__stat) * TASK__PAGE);
+    return sp;
+}
+
+static void task__stats_free(task_sched *s) {
+    uint32_t k;
+    if (s->stats_on)
+        for (k = 0; k < s->npages; k++) s->alloc(s->alloc_ud, s->spages[k], sizeof(task__stat) * TASK__PAGE, 0);
+    if (s->spages) s->alloc(s->alloc_ud, s->spages, sizeof *s->spages * s->spcap, 0);
+    s->spages = NULL;
+    s->spcap = 0;
+    s->stats_on = 0;
+}
 
 static int task__task_alloc(task_sched *s, uint32_t *out) {
     uint32_t i;
@@ -837,14 +1061,22 @@ static int task__task_alloc(task_sched *s, uint32_t *out) {
     } else {
         if (s->tused == s->npages * TASK__PAGE) {
             task__task **np, *page;
+            task__stat *sp = NULL;
             uint32_t k;
             if (s->npages >= (0x7FFFFFFFu >> TASK_PAGE_SHIFT)) return TASK_ENOMEM;
+            if (s->stats_on && (task__spages_reserve(s, s->npages + 1) || !(sp = task__stats_page(s))))
+                return TASK_ENOMEM;
             page = (task__task *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__task) * TASK__PAGE);
-            if (!page) return TASK_ENOMEM;
-            np = (task__task **)s->alloc(s->alloc_ud, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1));
-            if (!np) { s->alloc(s->alloc_ud, page, sizeof(task__task) * TASK__PAGE, 0); return TASK_ENOMEM; }
+            np = page ? (task__task **)s->alloc(s->alloc_ud, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1))
+                      : NULL;
+            if (!np) {
+                if (page) s->alloc(s->alloc_ud, page, sizeof(task__task) * TASK__PAGE, 0);
+                if (sp) s->alloc(s->alloc_ud, sp, sizeof(task__stat) * TASK__PAGE, 0);
+                return TASK_ENOMEM;
+            }
             memset(page, 0, sizeof(task__task) * TASK__PAGE);
             for (k = 0; k < TASK__PAGE; k++) { page[k].gen = 1; page[k].state = TASK__FREE_STATE; }
+            if (sp) s->spages[s->npages] = sp;
             np[s->npages++] = page;
             s->pages = np;
             if (s->tused == 0) s->tused = 1; /* index 0 means "none" */
@@ -939,6 +1171,28 @@ static void task__q_unlink(task_sched *s, uint32_t i) {
 static void task__ready(task_sched *s, task__task *t, uint32_t i) {
     task__setstate(s, t, TASK_READY);
     task__q_push(s, &s->rhead, &s->rtail, i);
+}
+
+/* The ready hook. It is armed (ready_armed) when set and at the end of a
+   tick, if no task is READY then; every public call that can make a task
+   READY ends with task__ready_check, so the hook runs where a create or
+   term hook could (the call's own work is done), never in the middle of
+   one. A tick does not disarm it as it starts (that would cost every tick
+   a store): the first check inside the tick that finds a task READY does. */
+static void task__ready_fire(task_sched *s) {
+    s->ready_armed = 0;
+    if (s->depth >= TASK__TICKING) return; /* inside a tick: not for the hook */
+    s->depth++;
+    s->ready_fn(s, s->ready_ud);
+    s->depth--;
+}
+
+static inline void task__ready_check(task_sched *s) {
+    if (s->ready_armed && s->rhead) task__ready_fire(s);
+}
+
+static void task__ready_arm(task_sched *s) {
+    s->ready_armed = (uint8_t)(s->ready_fn && s->depth < TASK__TICKING && !s->destroying && !s->rhead && !s->yhead);
 }
 
 /* Circular lists of tasks, through one of three pairs of links. */
@@ -1230,6 +1484,7 @@ TASK__DEF int task_token_cancel(task_sched *s, task_id tok) {
     uint32_t k = task__pool_find(s, &s->tokens, TASK__K_TOKEN, tok, "task_token_cancel");
     if (!k) return TASK_ENOENT;
     task__tok_cancel(s, k);
+    task__ready_check(s);
     return TASK_OK;
 }
 
@@ -1398,6 +1653,7 @@ static int task__scope_stop(task_sched *s, task_id scope, int abort, const char 
     if (!sc) return TASK_ENOENT;
     if (abort) task__abort_members(s, sc);
     else task__tok_cancel(s, TASK__SCO(s, sc)->token);
+    task__ready_check(s);
     return TASK_OK;
 }
 
@@ -1412,6 +1668,7 @@ TASK__DEF int task_scope_abort(task_sched *s, task_id scope) {
 TASK__DEF int task_scope_leave(task_sched *s, task_id id) {
     if (!task__find(s, id, "task_scope_leave")) return TASK_ENOENT;
     task__leave_scope(s, (uint32_t)id);
+    task__ready_check(s);
     return TASK_OK;
 }
 
@@ -1477,6 +1734,67 @@ static void task__exit(task_sched *s, uint32_t i, int how, int hooks) {
     if (t->gen == gen && (t->flags & TASK__F_DETACHED)) task__task_free(s, i);
 }
 
+/* The statistics' clock: the host's, or the tick's time. A callback. */
+static uint64_t task__clock(task_sched *s) {
+    uint64_t now;
+    if (!s->clock) return s->now;
+    s->depth++;
+    now = s->clock(s->clock_ud);
+    s->depth--;
+    return now;
+}
+
+/* What the suspend hook is told about a step that returned rc. */
+static int task__did(const task_sched *s, const task__task *t, int why, int rc, int *waits) {
+    *waits = TASK_WAITS_NONE;
+    if ((t->flags & TASK__F_ABORT) || why == TASK_WHY_ABORT) return TASK_DID_END;
+    if (rc == TASK_STEP_YIELD) return TASK_DID_YIELD;
+    if (rc != TASK_STEP_SUSPEND) return TASK_DID_END;
+    if (t->flags & TASK__F_WAKENOW) return TASK_DID_PARK;
+    if (t->flags & TASK__F_ARRANGED) *waits = t->wait;
+    else if (!task__is_cancelled(s, t)) *waits = TASK_WAITS_WAKEUP; /* a plain task_wait */
+    return TASK_DID_PARK;
+}
+
+/* A step with hooks or statistics around it: the resume hook, the clock,
+   the step, the clock, the suspend hook. The hooks run as the host
+   would (no task is running), with the task still in RUN. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static int task__step_observed(task_sched *s, uint32_t i, task_ctx *c) {
+    task__task *t = TASK__T(s, i);
+    task__stat *st = NULL;
+    uint64_t t0 = 0;
+    int rc, waits, did;
+    if (s->hooks.resume) {
+        s->depth++;
+        s->hooks.resume(s, c->self, s->hooks.ud);
+        s->depth--;
+    }
+    if (s->stats_on) { /* the page never moves: st stays valid through the step */
+        st = TASK__ST(s, i);
+        t0 = task__clock(s);
+    }
+    s->cur = i;
+    rc = t->fn(c);
+    s->cur = 0;
+    if (st) {
+        uint64_t t1 = task__clock(s), d = t1 > t0 ? t1 - t0 : 0;
+        st->resumes++;
+        st->busy += d;
+        if (d > st->longest) st->longest = d;
+        st->last = t0;
+    }
+    if (s->hooks.suspend) {
+        did = task__did(s, t, c->why, rc, &waits);
+        s->depth++;
+        s->hooks.suspend(s, c->self, did, waits, s->hooks.ud);
+        s->depth--;
+    }
+    return rc;
+}
+
 static int task__step(task_sched *s, uint32_t i, int why) {
     task__task *t = TASK__T(s, i);
     task_ctx c;
@@ -1489,6 +1807,7 @@ static int task__step(task_sched *s, uint32_t i, int why) {
     c.err = TASK_OK;
     t->value = NULL;
     t->flags &= (uint8_t)~(TASK__F_ARRANGED | TASK__F_WAKENOW);
+    if (s->obs) return task__step_observed(s, i, &c);
     s->cur = i;
     rc = t->fn(&c);
     s->cur = 0;
@@ -1538,6 +1857,25 @@ static void task__run(task_sched *s, uint32_t i) {
     }
 }
 
+/* The end of task_spawn when there is more to do than queue the task:
+   statistics, the create hook, the ready hook (s->spawn_more). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void task__spawned(task_sched *s, uint32_t i) {
+    if (s->stats_on) {
+        task__stat *st = TASK__ST(s, i);
+        memset(st, 0, sizeof *st);
+        st->spawned = task__clock(s);
+    }
+    if (s->hooks.create) { /* it may end, drop or release the new task */
+        s->depth++;
+        s->hooks.create(s, task__tid(s, i), s->hooks.ud);
+        s->depth--;
+    }
+    task__ready_check(s);
+}
+
 TASK__DEF int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *opts, task_id *out) {
     uint32_t i, sc = 0, tok = 0;
     task__task *t;
@@ -1575,11 +1913,7 @@ TASK__DEF int task_spawn(task_sched *s, task_fn fn, void *ud, const task_opts *o
     task__bind(s, i, tok);
     task__q_push(s, &s->rhead, &s->rtail, i);
     if (out) *out = task__tid(s, i);
-    if (s->hooks.create) { /* it may end, drop or release the new task */
-        s->depth++;
-        s->hooks.create(s, task__tid(s, i), s->hooks.ud);
-        s->depth--;
-    }
+    if (s->spawn_more) task__spawned(s, i);
     return TASK_OK;
 }
 
@@ -1630,6 +1964,7 @@ TASK__DEF int task_cancel(task_sched *s, task_id id) {
         task__tok_cancel(s, TASK__SCO(s, sc)->token);
     }
     if (task__cancellable(TASK__T(s, i))) task__wake(s, i, TASK_WHY_CANCEL, NULL);
+    task__ready_check(s);
     return TASK_OK;
 }
 
@@ -1645,6 +1980,7 @@ TASK__DEF int task_self_cancelled(const task_sched *s) {
 TASK__DEF int task_abort(task_sched *s, task_id id) {
     int rc = task__check_live(s, id, "task_abort");
     if (rc == TASK_OK) task__abort(s, (uint32_t)id);
+    task__ready_check(s);
     return rc;
 }
 
@@ -1659,6 +1995,7 @@ TASK__DEF int task_drop(task_sched *s, task_id id) {
         task__exit(s, i, TASK_EXIT_ABORT, 0);
     }
     if (task__get(s, id)) task__task_free(s, i); /* unless it was detached: then it is gone */
+    task__ready_check(s);
     return TASK_OK;
 }
 
@@ -1678,7 +2015,7 @@ TASK__DEF int task_result(const task_sched *s, task_id id, int *how, void **valu
     return rc;
 }
 
-static int task__wake_parked(task_sched *s, task_id id, void *value, int kind, const char *fn) {
+static inline int task__wake_parked(task_sched *s, task_id id, void *value, int kind, const char *fn) {
     task__task *t = task__find(s, id, fn);
     if (!t) return TASK_ENOENT;
     if (t->state != TASK_WAIT)
@@ -1686,6 +2023,7 @@ static int task__wake_parked(task_sched *s, task_id id, void *value, int kind, c
     if (t->wait != kind)
         return task__err(s, TASK_ESTATE, "%s: task is waiting for something else", fn);
     task__wake(s, (uint32_t)id, TASK_WHY_WAKE, value);
+    task__ready_check(s);
     return TASK_OK;
 }
 
@@ -1697,16 +2035,18 @@ TASK__DEF int task_unpark(task_sched *s, task_id id, void *value) {
     return task__wake_parked(s, id, value, TASK__W_PARK, "task_unpark");
 }
 
-static int task__park_as(task_sched *s, int kind, const char *fn) {
+static int task__park_as(task_sched *s, int kind, unsigned code, const char *fn) {
     int rc;
     task__task *t = task__arrange(s, fn, 1, &rc);
     if (!t) return rc;
     task__arranged(t, kind);
+    if (kind == TASK__W_PARK) t->link = (uint32_t)code; /* task_wait: no store */
     return TASK_OK;
 }
 
-TASK__DEF int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, "task_wait"); }
-TASK__DEF int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, "task_park"); }
+TASK__DEF int task_wait(task_sched *s) { return task__park_as(s, TASK__W_PLAIN, 0, "task_wait"); }
+TASK__DEF int task_park(task_sched *s) { return task__park_as(s, TASK__W_PARK, 0, "task_park"); }
+TASK__DEF int task_park_as(task_sched *s, unsigned code) { return task__park_as(s, TASK__W_PARK, code, "task_park_as"); }
 
 TASK__DEF int task_sleep(task_sched *s, uint64_t ns) {
     int rc;
@@ -1780,6 +2120,7 @@ TASK__DEF int task_ext_resume(task_sched *s, task_id ext, void *value) {
     if ((w = e->waiter) != 0) {
         task__pool_free(&s->exts, k);
         task__wake_done(s, w, value);
+        task__ready_check(s);
     } else {
         e->resolved = 1;
         e->value = value;
@@ -1839,6 +2180,8 @@ TASK__DEF int task_destroy(task_sched *s) {
     if (s->depth) /* the caller would return into freed memory */
         return task__err(s, TASK_EBUSY, "task_destroy: called from inside a task or callback");
     s->destroying = 1;
+    s->obs = 0;         /* no hooks, no statistics: they go with it */
+    s->ready_armed = 0;
     s->depth++; /* the steps below are callbacks */
     for (i = 1; i < s->tused; i++) {
         task__task *t = TASK__T(s, i);
@@ -1856,6 +2199,7 @@ TASK__DEF int task_destroy(task_sched *s) {
     task__pool_destroy(s, &s->exts);
     task__pool_destroy(s, &s->tokens);
     task__pool_destroy(s, &s->scopes);
+    task__stats_free(s);
 #ifdef TASK_THREADS
     if (s->post) s->alloc(s->alloc_ud, s->post, sizeof *s->post * s->post_cap, 0);
     pthread_mutex_destroy(&s->post_mu);
@@ -1991,7 +2335,7 @@ TASK__DEF int task_tick(task_sched *s, uint64_t now) {
     if (s->depth) /* steps only run inside task_tick and task_destroy */
         return task__err(s, TASK_EBUSY, "task_tick: called from inside a task or callback");
     if (now > s->now) s->now = now;
-    s->depth++; /* what it calls runs inside it */
+    s->depth += TASK__TICKING; /* what it calls runs inside it */
     if (s->yhead) { /* yielded in the last tick: their turn now */
         task__q_concat(s, &s->rhead, &s->rtail, s->yhead, s->ytail);
         s->yhead = s->ytail = 0;
@@ -2002,7 +2346,8 @@ TASK__DEF int task_tick(task_sched *s, uint64_t now) {
     task__collect_timers(s);
     task__run_timers(s);
     n = task__run_ready(s);
-    s->depth--;
+    s->depth -= TASK__TICKING;
+    if (s->ready_fn) s->ready_armed = !(s->rhead | s->yhead); /* task__ready_arm, outside the tick */
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
@@ -2165,10 +2510,80 @@ TASK__DEF int task_trace_parse(const char *h, uint64_t *trace, unsigned *flags) 
 
 /* ---- introspection ------------------------------------------------------ */
 
+/* Whether a step needs task__step_observed, and a spawn task__spawned. */
+static void task__observe(task_sched *s) {
+    s->obs = (uint8_t)(!s->destroying && (s->hooks.resume || s->hooks.suspend || s->stats_on));
+    s->spawn_more = (uint8_t)(s->hooks.create || s->stats_on || s->ready_fn);
+}
+
 TASK__DEF task_hooks task_set_hooks(task_sched *s, task_hooks h) {
     task_hooks old = s->hooks;
     s->hooks = h;
+    task__observe(s);
     return old;
+}
+
+TASK__DEF void task_set_ready_hook(task_sched *s, task_ready_fn fn, void *ud) {
+    s->ready_fn = fn;
+    s->ready_ud = ud;
+    task__ready_arm(s);
+    task__observe(s);
+}
+
+TASK__DEF int task_enable_stats(task_sched *s, task_clock_fn clock, void *ud) {
+    if (!s->stats_on) { /* a page of statistics for each page of tasks, all zero */
+        uint32_t k;
+        if (task__spages_reserve(s, s->npages))
+            return task__err(s, TASK_ENOMEM, "task_enable_stats: out of memory");
+        for (k = 0; k < s->npages; k++)
+            if (!(s->spages[k] = task__stats_page(s))) {
+                while (k--) s->alloc(s->alloc_ud, s->spages[k], sizeof(task__stat) * TASK__PAGE, 0);
+                task__stats_free(s); /* the array: stats off means nothing allocated */
+                return task__err(s, TASK_ENOMEM, "task_enable_stats: out of memory");
+            }
+        s->stats_on = 1;
+    }
+    s->clock = clock;
+    s->clock_ud = ud;
+    task__observe(s);
+    return TASK_OK;
+}
+
+TASK__DEF const char *task_waits_name(int waits) {
+    static const char *const names[] = {"none", "wakeup", "park", "sleep", "join", "ext", "scope"};
+    return waits >= 0 && waits <= TASK_WAITS_SCOPE ? names[waits] : "?";
+}
+
+TASK__DEF int task_info_of(const task_sched *s, task_id id, task_info *out) {
+    const task__task *t = task__find(s, id, "task_info_of");
+    task_info r;
+    memset(&r, 0, sizeof r);
+    if (t) {
+        r.state = t->state;
+        r.waits = t->wait;
+        switch (t->wait) {
+        case TASK__W_PARK: r.code = t->link; break;
+        case TASK__W_SLEEP: r.deadline = s->heap[t->link].when; break;
+        case TASK__W_JOIN: r.target = task__tid(s, t->link); break;
+        case TASK__W_EXT: r.target = task__pool_id(&s->exts, TASK__K_EXT, t->link); break;
+        case TASK__W_SCOPE: r.target = task__pool_id(&s->scopes, TASK__K_SCOPE, t->link); break;
+        default: break;
+        }
+        r.scope = t->scope ? task__pool_id(&s->scopes, TASK__K_SCOPE, t->scope) : 0;
+        r.token = t->token ? task__pool_id(&s->tokens, TASK__K_TOKEN, t->token) : 0;
+        r.trace = t->trace;
+        if (s->stats_on) {
+            const task__stat *st = TASK__ST(s, (uint32_t)id);
+            r.stats = 1;
+            r.resumes = st->resumes;
+            r.busy = st->busy;
+            r.longest = st->longest;
+            r.spawned = st->spawned;
+            r.last_resume = st->last;
+        }
+    }
+    if (out) *out = r;
+    return t ? TASK_OK : TASK_ENOENT;
 }
 
 TASK__DEF int task_ready_count(const task_sched *s) { return s->count[TASK_READY]; }

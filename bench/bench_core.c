@@ -1,7 +1,10 @@
 /* bench_core.c: the C core's benchmarks (the C rows of make bench).
  *
- *   bench_core [--quick] [--smoke]
+ *   bench_core [--quick] [--smoke] [--reps N] [--n N] [--only KEY,...]
  *
+ * --n sets the size of the rows that take one (tasks, round trips,
+ * timers, ops): with --smoke --reps 1 and two sizes, callgrind gives the
+ * exact instructions per operation as the difference of the two counts.
  * Prints one line per row on stdout, tab-separated, for bench/run.sh:
  *   row  NAME  OURS  PEER  UNIT  KIND  TARGET
  *   skip NAME  REASON
@@ -176,7 +179,22 @@ static double b_spawn(unsigned long n) {
 
 /* ---- 2. yield round trip ----------------------------------------------- */
 
-static double b_yield(unsigned long n) {
+/* For the observed variant: hooks that count, a real clock. */
+static long hook_count;
+static void hook_resume(task_sched *s, task_id t, void *ud) { (void)s; (void)t; ++*(long *)ud; }
+static void hook_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    (void)s; (void)t; (void)did; (void)waits;
+    ++*(long *)ud;
+}
+static uint64_t clock_ns(void *ud) {
+    struct timespec ts;
+    (void)ud;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * TASK_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* observed: with resume and suspend hooks, and statistics on a clock */
+static double b_yield(unsigned long n, int observed) {
     double v[64];
     int r;
     for (r = -1; r < reps; r++) {
@@ -186,6 +204,15 @@ static double b_yield(unsigned long n) {
         uint64_t now = 1;
         double t0;
         y.left = (long)n + 1; /* the first run, n round trips */
+        if (observed) {
+            task_hooks h;
+            memset(&h, 0, sizeof h);
+            h.resume = hook_resume;
+            h.suspend = hook_suspend;
+            h.ud = &hook_count;
+            task_set_hooks(s, h);
+            if (task_enable_stats(s, clock_ns, NULL) != TASK_OK) die("task_enable_stats", s);
+        }
         if (task_spawn(s, step_yield, &y, NULL, NULL) != TASK_OK) die("task_spawn", s);
         task_tick(s, now++); /* first run */
         t0 = mono();
@@ -454,6 +481,7 @@ int main(int argc, char **argv) {
     uint64_t range_ms = 1000, *dl = NULL;
     const char *q = getenv("BENCH_QUICK");
     int i, setreps = 0;
+    unsigned long setn = 0;
     double ours, peer;
     if (q && *q && strcmp(q, "0") != 0) quick = 1;
     for (i = 1; i < argc; i++) {
@@ -461,15 +489,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--smoke")) smoke = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) setreps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--n") && i + 1 < argc) setn = strtoul(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--smoke] [--reps N] [--only KEY,...]\n"
-                    "keys: spawn yield pingpong fire cancel idle timerop memory\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--smoke] [--reps N] [--n N] [--only KEY,...]\n"
+                    "keys: spawn yield observed pingpong fire cancel idle timerop memory\n", argv[0]);
             return 2;
         }
     }
     if (quick) { reps = 5; range_ms = 200; }
     if (smoke) { reps = 1; n = 2000; small = 100; ops = 1000; range_ms = 5; }
     if (setreps > 0 && setreps <= 63) reps = setreps;
+    if (setn > 0) n = ops = setn; /* e.g. for callgrind: marginal counts between two sizes */
 
     printf("note\tC core: C step tasks, %s, median of %d runs after a warm-up run; ns unless noted\n",
            smoke ? "smoke run" : quick ? "BENCH_QUICK" : "full run", reps);
@@ -477,7 +507,12 @@ int main(int argc, char **argv) {
     if (want("spawn"))
         row(label("spawn+run+exit, %s detached C tasks (ns/task)", n), b_spawn(n), -1, "ns", "abs", 30);
     if (want("yield"))
-        row(label("yield round trip (yield, tick, resume), %s (ns)", n), b_yield(n), -1, "ns", "abs", 15);
+        row(label("yield round trip (yield, tick, resume), %s (ns)", n), b_yield(n, 0), -1, "ns", "abs", 15);
+    if (want("observed")) { /* what observing costs: vs the row above */
+        ours = b_yield(n, 1);
+        peer = b_yield(n, 0);
+        row(label("  same, resume+suspend hooks and statistics on a clock, %s (ns)", n), ours, peer, "ns", "info", 0);
+    }
     if (want("pingpong"))
         row(label("wait/wakeup ping-pong, 2 tasks, %s (ns/switch)", n), b_pingpong(n), -1, "ns", "abs", 20);
 

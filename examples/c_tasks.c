@@ -27,6 +27,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* ---- the host's side: clock, allocator, loop ---------------------------- */
@@ -416,6 +417,7 @@ int main(void) {
     t0 = (uint64_t)ts.tv_sec * TASK_SEC + (uint64_t)ts.tv_nsec;
 
     if ((s = task_create(counting_alloc, &mem)) == NULL) return 1;
+    memset(&hooks, 0, sizeof hooks); /* resume, suspend: none */
     hooks.create = on_create;
     hooks.term = on_term;
     hooks.ud = &tally;

@@ -10,7 +10,14 @@
  * random stream says, and the model applies the same effects. After every
  * operation model_verify() compares every id's status, cancellation,
  * token, result, the counts by state, the ready count, the next deadline,
- * the timeout, and checks that stale ids are rejected.
+ * the timeout, and checks that stale ids are rejected. task_info_of is
+ * checked for every task: what it waits on (kind, target, deadline), its
+ * token and trace, and, once a random operation has turned statistics on
+ * (without a clock), its resumes and the tick times of its spawn and last
+ * resume. The ready hook is set on every seed: it must be called exactly
+ * when a host operation makes a task READY while none was, once between
+ * two ticks. On odd seeds (the fuzzer's too) resume and suspend hooks
+ * check that they bracket every step with what the step did.
  *
  * The fairness bound: the model counts the tasks queued when the first
  * step of a tick runs (the batch) and, once they are done, the resumes of
@@ -49,6 +56,7 @@ typedef struct mtask {
     uintptr_t value;        /* its wake value, then its result */
     int how;                /* TASK_EXIT_* once ended */
     uint64_t trace;
+    uint64_t resumes, spawned, last; /* statistics, counted once m->stats */
 } mtask;
 
 typedef struct mext { task_id id; int used, resolved, waiter; uintptr_t value; } mext;
@@ -81,6 +89,12 @@ struct model {
     uint32_t (*rnd)(model *m);
     long n_steps, n_fired, n_cancel_wake, n_abort_steps, n_exits[4]; /* statistics */
     long n_limit_stops;                                             /* ticks the wake limit ended */
+    int stats;                        /* task_enable_stats(NULL clock) was called */
+    int ready_armed, ready_calls, ready_expect; /* the ready hook */
+    int hooked;                       /* resume and suspend hooks set */
+    task_id hk_cur;                   /* the task between its resume and suspend hooks */
+    int hk_did, hk_waits;             /* what the suspend hook must say */
+    long n_ready_calls;
 };
 
 #define M_FAIL(m, ...) do { if (!(m)->failed) { printf("# model op %ld (%s): ", (m)->op, (m)->opname); \
@@ -299,6 +313,7 @@ static void op_spawn(model *m, int in_task) {
     m->t[i].detached = o.flags != 0;
     m->t[i].why = TASK_WHY_START;
     m->t[i].trace = in_task ? m->t[m->cur].trace : m->host_trace;
+    m->t[i].spawned = m->stats ? m->now : 0;
     m_rq_push(m, i, ++m->group);
 }
 
@@ -453,6 +468,17 @@ static const unsigned action_weight[A_N] = {10, 4, 14, 20, 14, 4, 10, 10, 3, 3};
 
 static model *the_model;
 
+/* The model's wait kinds as task_info_of names them. */
+static int m_waits(int w) {
+    switch (w) {
+    case MW_PLAIN: return TASK_WAITS_WAKEUP;
+    case MW_SLEEP: return TASK_WAITS_SLEEP;
+    case MW_JOIN: return TASK_WAITS_JOIN;
+    case MW_EXT: return TASK_WAITS_EXT;
+    default: return TASK_WAITS_NONE;
+    }
+}
+
 static int m_refused(model *m, int i, int rc, int want, const char *fn) {
     M_EXPECT(m, rc, want);
     if (rc != TASK_OK) CHECK_CONTAINS(task_errmsg(m->s), fn);
@@ -464,6 +490,8 @@ static int m_refused(model *m, int i, int rc, int want, const char *fn) {
 static int m_return(model *m, int i, int code) {
     mtask *t = &m->t[i];
     int g;
+    m->hk_did = TASK_DID_END;
+    m->hk_waits = TASK_WAITS_NONE;
     if (m->abort_now == i) { m->cur = -1; return code; } /* the abort step follows at once */
     switch (code) {
     case TASK_STEP_DONE: case TASK_STEP_FAIL:
@@ -477,14 +505,19 @@ static int m_return(model *m, int i, int code) {
         t->state = TASK_READY;
         t->why = TASK_WHY_YIELD;
         m->yq[m->nyq++] = i;
+        m->hk_did = TASK_DID_YIELD;
         break;
     default: /* TASK_STEP_SUSPEND */
         if (!m->arranged && !m->wakenow) {
             if (m_cancelled(m, i)) { m->wakenow = 1; t->why = TASK_WHY_CANCEL; t->value = 0; }
             else t->wait = MW_PLAIN;
         }
+        m->hk_did = TASK_DID_PARK;
         if (m->wakenow) { t->state = TASK_READY; g = ++m->group; m_rq_push(m, i, g); }
-        else t->state = t->wait == MW_SLEEP ? TASK_SLEEP : TASK_WAIT;
+        else {
+            t->state = t->wait == MW_SLEEP ? TASK_SLEEP : TASK_WAIT;
+            m->hk_waits = m_waits(t->wait);
+        }
         break;
     }
     m->cur = -1;
@@ -526,6 +559,8 @@ static int model_step(task_ctx *c) {
     }
     M_EXPECT(m, task_status(c->sched, c->self), TASK_RUN);
     M_EXPECT(m, task_count(c->sched, TASK_RUN), 1);
+    if (m->hooked) M_EXPECT(m, m->hk_cur, c->self); /* its resume hook ran */
+    if (m->stats) { t->resumes++; t->last = m->now; }
     m->n_steps++;
     if (c->why == TASK_WHY_CANCEL) m->n_cancel_wake++;
     if (c->why == TASK_WHY_ABORT) m->n_abort_steps++;
@@ -543,6 +578,8 @@ static int model_step(task_ctx *c) {
             m_exit(m, i, TASK_EXIT_ABORT, v);
         } else m_exit(m, i, TASK_EXIT_ABORT, 0);
         m->cur = -1;
+        m->hk_did = TASK_DID_END;
+        m->hk_waits = TASK_WAITS_NONE;
         return TASK_STEP_DONE;
     }
     /* trace: its own, inherited; sometimes a new root */
@@ -715,11 +752,48 @@ static void m_tick(model *m, uint64_t now) {
     if (m->failed) return;
     M_EXPECT(m, m->nfired, 0);
     M_EXPECT(m, n, m->runs);
+    m->ready_armed = m->nrq == 0 && m->nyq == 0;
     /* whatever is left was stopped by the tick limit or by the wake limit */
     if (m->nrq && !(m->tick_limit && n == m->tick_limit)) m->n_limit_stops++;
     if (m->nrq && !(m->tick_limit && n == m->tick_limit) && !(m->nbatch == 0 && m->wruns == m->wake_limit))
         M_FAIL(m, "%d tasks left READY after %d resumes (tick limit %d, %d woken, limit %d)", m->nrq, n, m->tick_limit,
                m->wruns, m->wake_limit);
+}
+
+/* ---- hooks ---------------------------------------------------------------- */
+
+static void model_resume(task_sched *s, task_id t, void *ud) {
+    model *m = (model *)ud;
+    if (m->destroying) { M_FAIL(m, "resume hook inside task_destroy"); return; }
+    M_EXPECT(m, m->hk_cur, 0);
+    M_EXPECT(m, task_status(s, t), TASK_RUN);
+    M_EXPECT(m, task_self(s), 0);
+    m->hk_cur = t;
+}
+
+static void model_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    model *m = (model *)ud;
+    if (m->destroying) { M_FAIL(m, "suspend hook inside task_destroy"); return; }
+    if (m->failed) return;
+    M_EXPECT(m, t, m->hk_cur);
+    M_EXPECT(m, task_status(s, t), TASK_RUN);
+    M_EXPECT(m, did, m->hk_did);
+    M_EXPECT(m, waits, m->hk_waits);
+    m->hk_cur = 0;
+}
+
+static void model_ready(task_sched *s, void *ud) {
+    model *m = (model *)ud;
+    m->ready_calls++;
+    m->n_ready_calls++;
+    if (m->in_tick || m->destroying) M_FAIL(m, "ready hook inside %s", m->in_tick ? "task_tick" : "task_destroy");
+    M_EXPECT(m, task_timeout(s, m->now), 0);
+}
+
+/* After a host operation: the ready hook, if armed and a task is READY. */
+static void m_ready_after_op(model *m) {
+    if (m->ready_armed && m->nrq > 0) { m->ready_expect++; m->ready_armed = 0; }
+    M_EXPECT(m, m->ready_calls, m->ready_expect);
 }
 
 /* ---- checks -------------------------------------------------------------- */
@@ -736,6 +810,24 @@ static void model_verify(model *m) {
         M_EXPECT(m, task_cancelled(s, t->id), m_cancelled(m, i));
         M_EXPECT(m, m_token_of(s, t->id), t->token >= 0 ? m->k[t->token].id : 0);
         M_EXPECT(m, m_trace_of(s, t->id), t->trace);
+        {
+            task_info in;
+            M_EXPECT(m, task_info_of(s, t->id, &in), TASK_OK);
+            M_EXPECT(m, in.state, t->state);
+            M_EXPECT(m, in.waits, m_waits(t->wait));
+            M_EXPECT(m, in.target, t->wait == MW_JOIN ? m->t[t->link].id : t->wait == MW_EXT ? m->e[t->link].id : 0);
+            M_EXPECT(m, in.deadline, t->wait == MW_SLEEP ? t->deadline : 0);
+            M_EXPECT(m, in.code, 0);
+            M_EXPECT(m, in.scope, 0);
+            M_EXPECT(m, in.token, t->token >= 0 ? m->k[t->token].id : 0);
+            M_EXPECT(m, in.trace, t->trace);
+            M_EXPECT(m, in.stats, m->stats);
+            M_EXPECT(m, in.resumes, t->resumes);
+            M_EXPECT(m, in.busy, 0);
+            M_EXPECT(m, in.longest, 0);
+            M_EXPECT(m, in.spawned, t->spawned);
+            M_EXPECT(m, in.last_resume, t->last);
+        }
         if (t->state == TASK_EXIT) {
             void *v = NULL;
             int how = 0;
@@ -834,6 +926,19 @@ static void model_init(model *m, uint64_t seed) {
     m->s = task_create(test_alloc_fn, &m->A);
     if (!m->s) { m->failed = 1; printf("# task_create failed\n"); }
     the_model = m;
+    if (m->s) {
+        task_set_ready_hook(m->s, model_ready, m);
+        m->ready_armed = 1;
+        if (seed & 1) {
+            task_hooks h;
+            memset(&h, 0, sizeof h);
+            h.resume = model_resume;
+            h.suspend = model_suspend;
+            h.ud = m;
+            task_set_hooks(m->s, h);
+            m->hooked = 1;
+        }
+    }
 }
 
 static void model_op(model *m) {
@@ -916,6 +1021,13 @@ static void model_op(model *m) {
             task_set_wake_limit(m->s, (unsigned)m->wake_limit);
         }
     }
+    else if (r < 91 && !m->stats && chance(m, 3)) {
+        int i;
+        m->opname = "stats";
+        M_EXPECT(m, task_enable_stats(m->s, NULL, NULL), TASK_OK);
+        m->stats = 1;
+        for (i = 0; i < M_MAXT; i++) m->t[i].resumes = m->t[i].spawned = m->t[i].last = 0;
+    }
     else if (r < 91) {
         m->opname = "trace";
         if (chance(m, 50)) {
@@ -928,6 +1040,7 @@ static void model_op(model *m) {
         }
     }
     else { m->opname = "stale"; op_stale(m); }
+    if (!m->failed) m_ready_after_op(m);
     if (!m->failed) model_verify(m);
 }
 

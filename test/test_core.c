@@ -81,7 +81,7 @@ static void finish(void) {
 
 /* ---- bots --------------------------------------------------------------- */
 
-enum { A_DONE = 0, A_FAIL, A_YIELD, A_NOTHING, A_WAIT, A_PARK, A_SLEEP, A_JOIN, A_EXT, A_CLOSE, A_OPEN };
+enum { A_DONE = 0, A_FAIL, A_YIELD, A_NOTHING, A_WAIT, A_PARK, A_SLEEP, A_JOIN, A_EXT, A_CLOSE, A_OPEN, A_PARK_AS };
 typedef struct act { int op; uint64_t arg; } act;
 typedef struct bot bot;
 struct bot {
@@ -131,6 +131,7 @@ static int bot_step(task_ctx *c) {
         case A_NOTHING: return TASK_STEP_SUSPEND;
         case A_WAIT: rc = task_wait(c->sched); break;
         case A_PARK: rc = task_park(c->sched); break;
+        case A_PARK_AS: rc = task_park_as(c->sched, (unsigned)a.arg); break;
         case A_SLEEP: rc = task_sleep(c->sched, a.arg); break;
         case A_JOIN: rc = task_join(c->sched, T[a.arg]); break;
         case A_EXT: rc = task_ext_wait(c->sched, E[a.arg]); break;
@@ -1788,6 +1789,8 @@ TEST_CASE(hooks_chain) {
     task_hooks h1, h2, old, h3;
     bot a = {"a"}, b = {"b", {{A_FAIL}}}, c = {"c", {{A_WAIT}}}, d = {"d", {{A_WAIT}}}, e = {"e", {{A_WAIT}}};
     begin();
+    memset(&h1, 0, sizeof h1); /* the fields it does not set: none */
+    memset(&h2, 0, sizeof h2);
     h1.create = h1_create;
     h1.term = h1_term;
     h1.ud = (void *)"x";
@@ -3256,6 +3259,834 @@ TEST_CASE(cancel_scope) {
     finish();
 }
 
+/* ---- observing tasks: task_info_of, statistics, switch and ready hooks -- */
+
+static int info_is_zero(const task_info *i) {
+    return i->state == 0 && i->waits == 0 && i->target == 0 && i->code == 0 && i->deadline == 0 && i->scope == 0 &&
+           i->token == 0 && i->trace == 0 && i->stats == 0 && i->resumes == 0 && i->busy == 0 && i->longest == 0 &&
+           i->spawned == 0 && i->last_resume == 0;
+}
+
+/* task_info_of, and the result convention when it fails. */
+static task_info info_of(task_sched *s, task_id t) {
+    task_info i;
+    memset(&i, 0x5A, sizeof i);
+    if (task_info_of(s, t, &i) != TASK_OK) {
+        CHECK(info_is_zero(&i));
+        CHECK_CONTAINS(task_errmsg(s), "task_info_of: unknown, released or stale task id");
+    }
+    return i;
+}
+
+/* The state, what it waits on, and the target or code or deadline. */
+#define CHECK_WAITS(t, st, w, tgt, cd, dl) do { task_info ci__ = info_of(S, (t)); \
+    CHECK_INT(ci__.state, (st)); CHECK_STR(task_waits_name(ci__.waits), task_waits_name(w)); \
+    CHECK_U64(ci__.target, (tgt)); CHECK_INT(ci__.code, (cd)); CHECK_U64(ci__.deadline, (dl)); } while (0)
+
+/* A running task sees what it has arranged in this step. */
+static int info_self_hook(task_ctx *c, bot *b) {
+    if (b->steps != 1) return -1;
+    CHECK_WAITS(c->self, TASK_RUN, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_INT(task_sleep(c->sched, 3 * TASK_MSEC), TASK_OK);
+    CHECK_WAITS(c->self, TASK_RUN, TASK_WAITS_SLEEP, 0, 0, task_now(c->sched) + 3 * TASK_MSEC);
+    return TASK_STEP_SUSPEND;
+}
+
+TEST_CASE(info_wait_kinds) {
+    bot o, w = {"w", {{A_WAIT}}}, p = {"p", {{A_PARK_AS, 7}, {A_PARK}, {A_WAIT}}}, sl = {"s", {{A_SLEEP, 5 * TASK_MSEC}}},
+        j = {"j", {{A_JOIN, 3}}}, e = {"e", {{A_EXT, 0}}}, r = {"r"}, k = {"k", {{A_JOIN, 3}}};
+    act wt = {A_WAIT, 0};
+    task_info i;
+    const char *names[] = {"none", "wakeup", "park", "sleep", "join", "ext", "scope"};
+    int n;
+    begin();
+    for (n = 0; n <= TASK_WAITS_SCOPE; n++) CHECK_STR(task_waits_name(n), names[n]);
+    CHECK_STR(task_waits_name(-1), "?");
+    CHECK_STR(task_waits_name(TASK_WAITS_SCOPE + 1), "?");
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    task_trace_set(S, 0x1234);
+    scope_setup(&o, "m", wt, "n", wt);
+    T[0] = spawn(&o); /* T[1], T[2]: its members */
+    T[3] = spawn(&w);
+    T[4] = spawn(&p);
+    T[5] = spawn(&sl);
+    T[6] = spawn(&j);
+    T[7] = spawn(&e);
+    r.hook = info_self_hook;
+    T[8] = spawn(&r);
+    T[9] = spawn(&k);
+    i = info_of(S, T[3]);
+    CHECK_INT(i.state, TASK_READY);
+    CHECK_INT(i.waits, TASK_WAITS_NONE);
+    CHECK_U64(i.trace, 0x1234);
+    CHECK_INT(i.stats, 0);
+    CHECK_INT(task_tick(S, 0), 10);
+    CHECK_STR(log_take(), "oS wS pS sS jS eS rS kS mS nS");
+    /* every kind while parked */
+    CHECK_WAITS(T[0], TASK_WAIT, TASK_WAITS_SCOPE, SC[0], 0, 0);
+    CHECK_WAITS(T[1], TASK_WAIT, TASK_WAITS_WAKEUP, 0, 0, 0);
+    CHECK_WAITS(T[3], TASK_WAIT, TASK_WAITS_WAKEUP, 0, 0, 0);
+    CHECK_WAITS(T[4], TASK_WAIT, TASK_WAITS_PARK, 0, 7, 0);
+    CHECK_WAITS(T[5], TASK_SLEEP, TASK_WAITS_SLEEP, 0, 0, 5 * TASK_MSEC);
+    CHECK_WAITS(T[6], TASK_WAIT, TASK_WAITS_JOIN, T[3], 0, 0);
+    CHECK_WAITS(T[7], TASK_WAIT, TASK_WAITS_EXT, E[0], 0, 0);
+    CHECK_WAITS(T[8], TASK_SLEEP, TASK_WAITS_SLEEP, 0, 0, 3 * TASK_MSEC);
+    /* the rest of the record */
+    i = info_of(S, T[1]);
+    CHECK_U64(i.scope, SC[0]);
+    CHECK_U64(i.token, scope_token(S, SC[0]));
+    CHECK_U64(i.trace, 0x1234);
+    i = info_of(S, T[0]);
+    CHECK_U64(i.scope, 0);
+    CHECK_U64(i.token, scope_token(S, SC[0])); /* its effective token: the open scope's */
+    CHECK_INT(task_info_of(S, T[3], NULL), TASK_OK);
+    /* cleared as each wait ends: woken, unparked, resumed, cancelled, aborted */
+    CHECK_INT(task_wakeup(S, T[3], NULL), TASK_OK);
+    CHECK_WAITS(T[3], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_WAITS(T[6], TASK_WAIT, TASK_WAITS_JOIN, T[3], 0, 0);
+    CHECK_INT(task_unpark(S, T[4], NULL), TASK_OK);
+    CHECK_WAITS(T[4], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_INT(task_ext_resume(S, E[0], V(2)), TASK_OK);
+    CHECK_WAITS(T[7], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_INT(task_abort(S, T[5]), TASK_OK);
+    CHECK_WAITS(T[5], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_U64(task_next_deadline(S), 3 * TASK_MSEC); /* only r's sleep is left */
+    CHECK_INT(task_abort(S, T[9]), TASK_OK);       /* a joiner: it leaves w's list */
+    CHECK_WAITS(T[9], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_INT(task_tick(S, 0), 6); /* w ends and wakes j in the same tick */
+    CHECK_STR(log_take(), "wW pW eW=2 sA kA jW");
+    CHECK_WAITS(T[3], TASK_EXIT, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_WAITS(T[6], TASK_EXIT, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_WAITS(T[5], TASK_EXIT, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_WAITS(T[4], TASK_WAIT, TASK_WAITS_PARK, 0, 0, 0); /* task_park: code 0 */
+    CHECK_INT(task_cancel(S, T[4]), TASK_OK);
+    CHECK_WAITS(T[4], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "pC p!-5");
+    CHECK_WAITS(T[4], TASK_EXIT, TASK_WAITS_NONE, 0, 0, 0);
+    /* a cancel does not interrupt a scope's close; an abort does */
+    CHECK_INT(task_cancel(S, T[0]), TASK_OK);
+    CHECK_WAITS(T[0], TASK_WAIT, TASK_WAITS_SCOPE, SC[0], 0, 0);
+    CHECK_WAITS(T[1], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    m1.s[1].op = A_WAIT; /* m waits again (refused: cancelled) */
+    CHECK_INT(task_abort(S, T[0]), TASK_OK);
+    CHECK_WAITS(T[0], TASK_READY, TASK_WAITS_NONE, 0, 0, 0);
+    CHECK_INT(task_tick(S, 0), 3);
+    CHECK_STR(log_take(), "mC m!-5 nC oA");
+    /* unknown ids */
+    i = info_of(S, 0);
+    i = info_of(S, E[0]);
+    i = info_of(S, SC[0]);
+    CHECK_INT(task_info_of(S, 0, NULL), TASK_ENOENT);
+    CHECK_INT(task_release(S, T[3]), TASK_OK);
+    CHECK_INT(task_info_of(S, T[3], &i), TASK_ENOENT);
+    CHECK(info_is_zero(&i));
+    finish();
+}
+
+TEST_CASE(park_as) {
+    bot p = {"p", {{A_PARK_AS, 0xFFFFFFFFu}, {A_PARK_AS, 1}}}, q = {"q", {{A_PARK_AS, 2}}};
+    begin();
+    CHECK_INT(task_park_as(S, 3), TASK_EPERM);
+    CHECK_CONTAINS(task_errmsg(S), "task_park_as: no task is running");
+    T[0] = spawn(&p);
+    T[1] = spawn(&q);
+    CHECK_INT(task_cancel(S, T[1]), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "pS qS q!-5");
+    CHECK_WAITS(T[0], TASK_WAIT, TASK_WAITS_PARK, 0, 0xFFFFFFFFu, 0);
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_ESTATE); /* a park is no plain wait */
+    CHECK_INT(task_unpark(S, T[0], V(4)), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_WAITS(T[0], TASK_WAIT, TASK_WAITS_PARK, 0, 1, 0);
+    CHECK_INT(task_unpark(S, T[0], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "pW=4 pW");
+    finish();
+}
+
+/* ---- statistics ----------------------------------------------------------- */
+
+static uint64_t vclock;
+static int clock_calls;
+static uint64_t read_vclock(void *ud) {
+    CHECK(ud == (void *)&vclock);
+    clock_calls++;
+    return vclock;
+}
+
+/* A step that "runs" for d[k] time units at its k-th resume (it moves the
+   virtual clock), yields until the last one, then ends. */
+typedef struct timed { uint64_t d[4]; int n, k, aborted; } timed;
+static int timed_step(task_ctx *c) {
+    timed *t = (timed *)c->ud;
+    if (c->why == TASK_WHY_ABORT) { t->aborted++; return TASK_STEP_DONE; }
+    vclock += t->d[t->k++];
+    CHECK_INT(task_tick(c->sched, 0), TASK_EBUSY);
+    return t->k < t->n ? TASK_STEP_YIELD : TASK_STEP_DONE;
+}
+
+static task_id spawn_timed(timed *t) {
+    task_id id = 0;
+    CHECK_INT(task_spawn(S, timed_step, t, NULL, &id), TASK_OK);
+    return id;
+}
+
+#define CHECK_STATS(t, res, bz, lg, sp, last) do { task_info cs__ = info_of(S, (t)); CHECK_INT(cs__.stats, 1); \
+    CHECK_U64(cs__.resumes, (res)); CHECK_U64(cs__.busy, (bz)); CHECK_U64(cs__.longest, (lg)); \
+    CHECK_U64(cs__.spawned, (sp)); CHECK_U64(cs__.last_resume, (last)); } while (0)
+
+static void vclock_hook(task_sched *s, task_id t, void *ud) { (void)s; (void)t; (void)ud; vclock += 1000; }
+static void vclock_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    (void)s; (void)t; (void)did; (void)waits; (void)ud;
+    vclock += 1000;
+}
+
+TEST_CASE(stats_with_a_clock) {
+    timed a = {{10, 20, 5}, 3, 0, 0}, b = {{7, 100}, 2, 0, 0}, c = {{3}, 1, 0, 0}, d = {{4, 6}, 2, 0, 0},
+          e = {{50, 50}, 2, 0, 0};
+    task_hooks h;
+    begin();
+    clock_calls = 0;
+    T[3] = spawn_timed(&d); /* before statistics are on */
+    CHECK_INT(task_tick(S, 0), 1);
+    vclock = 1000;
+    CHECK_INT(task_enable_stats(S, read_vclock, &vclock), TASK_OK);
+    CHECK_STATS(T[3], 0, 0, 0, 0, 0);
+    T[0] = spawn_timed(&a);
+    vclock = 1100;
+    T[1] = spawn_timed(&b);
+    CHECK_STATS(T[0], 0, 0, 0, 1000, 0);
+    CHECK_STATS(T[1], 0, 0, 0, 1100, 0);
+    /* tick 1: a 1100..1110, b 1110..1117, d (yielded before) 1117..1123 */
+    CHECK_INT(task_tick(S, 5), 3);
+    /* tick 2: a 1123..1143, b 1143..1243 (ends) */
+    CHECK_INT(task_tick(S, 6), 2);
+    /* tick 3: a 1243..1248 (ends) */
+    CHECK_INT(task_tick(S, 7), 1);
+    CHECK_STATS(T[0], 3, 35, 20, 1000, 1243);
+    CHECK_STATS(T[1], 2, 107, 100, 1100, 1143);
+    CHECK_STATS(T[3], 1, 6, 6, 0, 1117);  /* counted from when they were on */
+    CHECK_INT(clock_calls, 2 + 2 * 6);    /* two spawns, six steps */
+    CHECK_INT(task_status(S, T[0]), TASK_EXIT);
+    /* the hooks' time is not the task's */
+    memset(&h, 0, sizeof h);
+    h.resume = vclock_hook;
+    h.suspend = vclock_suspend;
+    task_set_hooks(S, h);
+    T[2] = spawn_timed(&c); /* at 1248 */
+    CHECK_INT(task_tick(S, 8), 1); /* resume hook to 2248, step to 2251, suspend hook to 3251 */
+    CHECK_STATS(T[2], 1, 3, 3, 1248, 2248);
+    CHECK_U64(vclock, 3251);
+    memset(&h, 0, sizeof h);
+    task_set_hooks(S, h);
+    /* an abort step counts as a resume; a reused slot starts again */
+    CHECK_INT(task_release(S, T[0]), TASK_OK);
+    T[4] = spawn_timed(&e);
+    CHECK_U64((uint32_t)T[4], (uint32_t)T[0]);
+    CHECK_STATS(T[4], 0, 0, 0, 3251, 0);
+    CHECK_INT(task_tick(S, 9), 1);
+    CHECK_INT(task_abort(S, T[4]), TASK_OK);
+    CHECK_INT(task_tick(S, 10), 1);
+    CHECK_INT(e.aborted, 1);
+    CHECK_STATS(T[4], 2, 50, 50, 3251, 3301);
+    CHECK_INT(task_info_of(S, T[0], NULL), TASK_ENOENT);
+    finish();
+}
+
+TEST_CASE(stats_without_a_clock) {
+    timed a = {{10, 20, 5}, 3, 0, 0}, b = {{7}, 1, 0, 0};
+    bot w = {"w", {{A_WAIT}, {A_WAIT}}};
+    begin();
+    CHECK_INT(task_tick(S, 100), 0);
+    CHECK_INT(task_enable_stats(S, NULL, NULL), TASK_OK);
+    T[0] = spawn_timed(&a); /* from the host: the last tick's time */
+    T[2] = spawn(&w);
+    CHECK_STATS(T[0], 0, 0, 0, 100, 0);
+    CHECK_INT(task_tick(S, 250), 2);
+    CHECK_STATS(T[0], 1, 0, 0, 100, 250); /* every step of a tick: the tick's time */
+    CHECK_STATS(T[2], 1, 0, 0, 100, 250);
+    CHECK_INT(task_tick(S, 250), 1);
+    CHECK_INT(task_tick(S, 400), 1);
+    CHECK_STATS(T[0], 3, 0, 0, 100, 400);
+    /* a spawn inside a tick: that tick's time */
+    CHECK_INT(task_wakeup(S, T[2], NULL), TASK_OK);
+    w.hook = NULL;
+    CHECK_INT(task_tick(S, 500), 1);
+    CHECK_STATS(T[2], 2, 0, 0, 100, 500);
+    /* with a clock from now on: the figures stay */
+    vclock = 9000;
+    CHECK_INT(task_enable_stats(S, read_vclock, &vclock), TASK_OK);
+    CHECK_STATS(T[0], 3, 0, 0, 100, 400);
+    T[1] = spawn_timed(&b);
+    CHECK_INT(task_wakeup(S, T[2], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 600), 2);
+    CHECK_STATS(T[1], 1, 7, 7, 9000, 9000);
+    CHECK_STATS(T[2], 3, 0, 0, 100, 9007);
+    log_take();
+    finish();
+}
+
+/* Off, statistics allocate nothing; on, one page of them per page of tasks. */
+TEST_CASE(stats_off_costs_no_memory) {
+    int k;
+    size_t base;
+    task_info i;
+    begin();
+    for (k = 0; k < (int)TASK__PAGE + 10; k++) CHECK_INT(task_spawn(S, quick, NULL, NULL, &T[0]), TASK_OK);
+    CHECK_INT(task_tick(S, 1), (int)TASK__PAGE + 10);
+    /* the scheduler, two pages of tasks and their index: nothing else */
+    CHECK_INT(A.bytes, sizeof(task_sched) + 2 * (sizeof(task__task) * TASK__PAGE + sizeof(task__task *)));
+    CHECK(S->spages == NULL);
+    i = info_of(S, T[0]);
+    CHECK_INT(i.state, TASK_EXIT);
+    CHECK_INT(i.stats, 0);
+    CHECK_U64(i.resumes, 0);
+    CHECK_U64(i.last_resume, 0);
+    base = A.bytes;
+    CHECK_INT(task_enable_stats(S, NULL, NULL), TASK_OK);
+    CHECK_INT(A.bytes - base, 2 * sizeof(task__stat) * TASK__PAGE + 4 * sizeof(task__stat *));
+    CHECK_INT(sizeof(task__stat), 40);
+    CHECK_STATS(T[0], 0, 0, 0, 0, 0);
+    CHECK_INT(task_enable_stats(S, NULL, NULL), TASK_OK); /* again: nothing more */
+    CHECK_INT(A.bytes - base, 2 * sizeof(task__stat) * TASK__PAGE + 4 * sizeof(task__stat *));
+    finish();
+}
+
+TEST_CASE(stats_out_of_memory) {
+    int k, n;
+    size_t before;
+    unsigned long calls;
+    task_id id;
+    begin();
+    for (n = 1; n < 3 * (int)TASK__PAGE; n++) CHECK_INT(task_spawn(S, quick, NULL, NULL, &T[0]), TASK_OK);
+    CHECK_INT(S->npages, 3); /* slot 0 is never used */
+    /* enabling: the index, then three pages; any of them fails: still off */
+    for (k = 1;; k++) {
+        int rc;
+        before = A.bytes;
+        A.fail_at = A.calls + (unsigned long)k;
+        rc = task_enable_stats(S, NULL, NULL);
+        A.fail_at = 0;
+        if (rc == TASK_OK) break;
+        CHECK_INT(rc, TASK_ENOMEM);
+        CHECK_CONTAINS(task_errmsg(S), "task_enable_stats: out of memory");
+        CHECK_INT(A.bytes, before);
+        CHECK(S->spages == NULL);
+        CHECK_INT(info_of(S, T[0]).stats, 0);
+        if (k > 10) break;
+    }
+    CHECK_INT(k, 5);
+    CHECK_INT(info_of(S, T[0]).stats, 1);
+    /* on: a fourth page fits the index; a fifth grows it. Whatever fails,
+       the spawn fails and changes nothing but the index's capacity */
+    for (n = 0; n < (int)TASK__PAGE; n++) CHECK_INT(task_spawn(S, quick, NULL, NULL, NULL), TASK_OK);
+    for (k = 1;; k++) {
+        int rc;
+        before = A.bytes;
+        calls = A.calls;
+        A.fail_at = calls + (unsigned long)k;
+        id = 1;
+        rc = task_spawn(S, quick, NULL, NULL, &id);
+        A.fail_at = 0;
+        if (rc == TASK_OK) break;
+        CHECK_INT(rc, TASK_ENOMEM);
+        CHECK_U64(id, 0);
+        CHECK_INT(task_count(S, -1), 4 * (int)TASK__PAGE - 1);
+        CHECK(A.bytes == before || A.bytes == before + 4 * sizeof(task__stat *)); /* 4 -> 8 entries */
+        if (k > 10) break;
+    }
+    /* k=1 fails growing the index; from k=2 on it has grown (and stays
+       so), then the statistics page, task page and page table each fail */
+    CHECK_INT(k, 4);
+    CHECK_INT(S->npages, 5);
+    CHECK_INT(S->spcap, 8);
+    CHECK_INT(task_count(S, -1), 4 * (int)TASK__PAGE);
+    CHECK_STATS(id, 0, 0, 0, 0, 0);
+    CHECK_INT(task_tick(S, 3), 4 * (int)TASK__PAGE);
+    CHECK_STATS(id, 1, 0, 0, 0, 3);
+    finish();
+    /* every allocation failing from the k-th on, statistics on from the start */
+    for (k = 1; k < 12; k++) {
+        int rc = TASK_OK;
+        memset(&A, 0, sizeof A);
+        A.fail_at = (unsigned long)k;
+        A.fail_all_after = 1;
+        S = task_create(test_alloc_fn, &A);
+        if (!S) continue;
+        rc = task_enable_stats(S, read_vclock, &vclock);
+        for (n = 0; n < 2 * (int)TASK__PAGE + 5 && rc == TASK_OK; n++) rc = task_spawn(S, quick, NULL, NULL, NULL);
+        if (rc != TASK_ENOMEM) CHECK_INT(rc, TASK_OK);
+        task_tick(S, 1);
+        CHECK_INT(task_destroy(S), TASK_OK);
+        S = NULL;
+        CHECK_INT(A.bytes, 0);
+    }
+}
+
+/* ---- switch hooks ------------------------------------------------------------ */
+
+static const char *bot_name(task_sched *s, task_id t) {
+    bot *b = (bot *)userdata_of(s, t);
+    return b ? b->name : "?";
+}
+
+static void sw_create(task_sched *s, task_id t, void *ud) { (void)ud; logp("+%s ", bot_name(s, t)); }
+static void sw_term(task_sched *s, task_id t, void *ud) { (void)ud; logp("-%s ", bot_name(s, t)); }
+static void sw_resume(task_sched *s, task_id t, void *ud) {
+    CHECK(ud == (void *)&A);
+    CHECK_INT(task_status(s, t), TASK_RUN);
+    CHECK(task_self(s) == 0);
+    CHECK_INT(task_tick(s, 0), TASK_EBUSY);
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    CHECK_INT(task_wait(s), TASK_EPERM); /* no task is running in a hook */
+    logp("<%s ", bot_name(s, t));
+}
+static void sw_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    CHECK(ud == (void *)&A);
+    CHECK_INT(task_status(s, t), TASK_RUN);
+    CHECK(task_self(s) == 0);
+    CHECK_INT(task_tick(s, 0), TASK_EBUSY);
+    if (did == TASK_DID_PARK) logp(">%s:%s ", bot_name(s, t), task_waits_name(waits));
+    else {
+        CHECK_INT(waits, TASK_WAITS_NONE);
+        logp(">%s:%s ", bot_name(s, t), did == TASK_DID_YIELD ? "yield" : did == TASK_DID_END ? "end" : "?");
+    }
+}
+
+static int abort_self_hook(task_ctx *c, bot *b) {
+    if (c->why == TASK_WHY_ABORT) return -1;
+    (void)b;
+    CHECK_INT(task_sleep(c->sched, 1), TASK_OK);
+    CHECK_INT(task_abort(c->sched, c->self), TASK_OK);
+    return TASK_STEP_SUSPEND;
+}
+
+TEST_CASE(switch_hooks) {
+    bot y = {"y", {{A_YIELD}}}, w = {"w", {{A_WAIT}}}, z = {"z", {{A_NOTHING}}}, sl = {"s", {{A_SLEEP, 10}}},
+        j = {"j", {{A_JOIN, 0}}}, f = {"f", {{A_FAIL}}}, p = {"p", {{A_PARK_AS, 3}}}, e = {"e", {{A_EXT, 0}}},
+        x = {"x"}, c = {"c", {{A_NOTHING}}};
+    static bot g = {"g", {{A_WAIT}}};
+    task_hooks h, old;
+    begin();
+    memset(&h, 0, sizeof h);
+    h.create = sw_create;
+    h.term = sw_term;
+    h.resume = sw_resume;
+    h.suspend = sw_suspend;
+    h.ud = &A;
+    old = task_set_hooks(S, h);
+    CHECK(old.create == NULL && old.resume == NULL && old.suspend == NULL);
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    CHECK_INT(task_ext_resume(S, E[0], V(5)), TASK_OK);
+    T[0] = spawn(&f);
+    T[1] = spawn(&y);
+    T[2] = spawn(&w);
+    T[3] = spawn(&z);
+    T[4] = spawn(&sl);
+    T[5] = spawn(&j);
+    T[6] = spawn(&p);
+    T[7] = spawn(&e);
+    x.hook = abort_self_hook;
+    T[8] = spawn(&x);
+    T[9] = spawn(&c);
+    CHECK_INT(task_cancel(S, T[9]), TASK_OK);
+    CHECK_STR(log_take(), "+f +y +w +z +s +j +p +e +x +c");
+    CHECK_INT(task_tick(S, 0), 13);
+    CHECK_STR(log_take(),
+              "<f fS >f:end -f "
+              "<y yS >y:yield "
+              "<w wS >w:wakeup "
+              "<z zS >z:wakeup "          /* nothing arranged: a plain wait */
+              "<s sS >s:sleep "
+              "<j jS >j:none "            /* f has ended: woken at once */
+              "<p pS >p:park "
+              "<e eS >e:none "            /* resumed before: woken at once */
+              "<x xS >x:end <x xA >x:end -x " /* aborted itself: its abort step follows */
+              "<c cS >c:none "            /* cancelled: woken at once */
+              "<j jW >j:end -j <e eW=5 >e:end -e <c cC >c:end -c");
+    CHECK_INT(task_abort(S, T[4]), TASK_OK); /* the abort step is bracketed too */
+    CHECK_INT(task_tick(S, 1), 2);
+    CHECK_STR(log_take(), "<s sA >s:end -s <y yY >y:end -y"); /* READY now, then the yielded */
+    /* task_drop and task_destroy run no hooks */
+    CHECK_INT(task_drop(S, T[2]), TASK_OK);
+    T[10] = spawn(&g);
+    CHECK_INT(task_tick(S, 2), 1);
+    CHECK_STR(log_take(), "+g <g gS >g:wakeup");
+    CHECK_INT(task_destroy(S), TASK_OK);
+    S = NULL;
+    CHECK_STR(log_take(), "gA zA pA"); /* slot order: g took w's */
+    CHECK_INT(A.bytes, 0);
+}
+
+/* Hooks that change things: spawn, wake, cancel, abort. */
+static int hk_mode;
+static bot hk_spawned, hk_sleeper;
+static void act_resume(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    logp("<%s ", bot_name(s, t));
+    if (hk_mode == 1) { /* spawn, as the host: no scope, the host's trace */
+        hk_mode = 0;
+        bot_reset(&hk_spawned, "n", A_DONE, 0);
+        CHECK_INT(task_spawn(s, bot_step, &hk_spawned, NULL, &T[20]), TASK_OK);
+        CHECK(scope_of(s, T[20]) == 0);
+        CHECK_U64(trace_of(s, T[20]), 77);
+        CHECK(token_of(s, T[20]) == 0);
+    }
+    if (hk_mode == 2) { hk_mode = 0; CHECK_INT(task_cancel(s, t), TASK_OK); }
+}
+static void act_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    (void)ud; (void)did; (void)waits;
+    logp(">%s ", bot_name(s, t));
+    if (hk_mode == 3) { hk_mode = 0; CHECK_INT(task_wakeup(s, T[2], V(9)), TASK_OK); }
+    if (hk_mode == 4) { hk_mode = 0; CHECK_INT(task_cancel(s, t), TASK_OK); }
+    if (hk_mode == 5) { hk_mode = 0; CHECK_INT(task_abort(s, t), TASK_OK); }
+    if (hk_mode == 6) { hk_mode = 0; CHECK_INT(task_drop(s, t), TASK_EBUSY); CHECK_INT(task_release(s, t), TASK_OK); }
+}
+
+static int open_scope_hook(task_ctx *c, bot *b) {
+    if (b->steps == 1) {
+        CHECK_INT(task_scope_open(c->sched, &SC[0]), TASK_OK);
+        task_trace_set(c->sched, 55);
+    }
+    return -1;
+}
+
+TEST_CASE(switch_hooks_change_things) {
+    bot a = {"a", {{A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}}}, b = {"b", {{A_WAIT}, {A_WAIT}}},
+        c = {"c", {{A_WAIT}, {A_WAIT}, {A_WAIT}}};
+    task_hooks h;
+    begin();
+    memset(&h, 0, sizeof h);
+    h.resume = act_resume;
+    h.suspend = act_suspend;
+    task_set_hooks(S, h);
+    task_trace_set(S, 77);
+    a.hook = open_scope_hook;
+    T[0] = spawn(&a);
+    T[2] = spawn(&b);
+    T[3] = spawn(&c);
+    hk_mode = 1; /* a's resume hook spawns: the new task runs in this tick */
+    CHECK_INT(task_tick(S, 0), 4);
+    CHECK_STR(log_take(), "<a aS >a <b bS >b <c cS >c <n nS >n");
+    CHECK_INT(ended(S, T[20]), TASK_EXIT_DONE);
+    /* a suspend hook wakes another task: it runs in the same tick */
+    hk_mode = 3;
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "<a aW >a <b bW=9 >b");
+    /* a suspend hook cancels the task that has just parked: woken at once */
+    hk_mode = 4;
+    CHECK_INT(task_wakeup(S, T[3], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 2);
+    CHECK_STR(log_take(), "<c cW >c <c cC c!-5 >c");
+    CHECK_INT(ended(S, T[3]), TASK_EXIT_DONE);
+    /* a resume hook cancels the task about to run: its wait is refused */
+    hk_mode = 2;
+    CHECK_INT(task_wakeup(S, T[0], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "<a aW a!-5 a!-5 a!-5 >a");
+    CHECK_INT(ended(S, T[0]), TASK_EXIT_DONE);
+    /* a suspend hook aborts the task: its abort step follows at once */
+    hk_mode = 5;
+    CHECK_INT(task_wakeup(S, T[2], NULL), TASK_OK);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "<b bW >b <b bA >b");
+    CHECK_INT(ended(S, T[2]), TASK_EXIT_ABORT);
+    /* a running task cannot be dropped, only released */
+    bot_reset(&hk_sleeper, "z", A_YIELD, 0);
+    T[4] = spawn(&hk_sleeper);
+    hk_mode = 6;
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "<z zS >z <z zY >z");
+    CHECK_INT(task_status(S, T[4]), TASK_ENOENT); /* released: freed as it ended */
+    finish();
+}
+
+/* Chaining: each hook calls the one it replaced. */
+static task_hooks chained;
+static void c1_resume(task_sched *s, task_id t, void *ud) { (void)s; (void)t; logp("r1%s ", (const char *)ud); }
+static void c1_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    (void)s; (void)t; (void)waits;
+    logp("s1%s%d ", (const char *)ud, did);
+}
+static void c2_resume(task_sched *s, task_id t, void *ud) {
+    logp("r2%s ", (const char *)ud);
+    if (chained.resume) chained.resume(s, t, chained.ud);
+}
+static void c2_suspend(task_sched *s, task_id t, int did, int waits, void *ud) {
+    logp("s2%s%d ", (const char *)ud, did);
+    if (chained.suspend) chained.suspend(s, t, did, waits, chained.ud);
+}
+
+TEST_CASE(switch_hooks_chain) {
+    task_hooks h1, h2, got;
+    bot a = {"a", {{A_YIELD}}};
+    begin();
+    memset(&h1, 0, sizeof h1);
+    h1.resume = c1_resume;
+    h1.suspend = c1_suspend;
+    h1.ud = (void *)"x";
+    memset(&h2, 0, sizeof h2);
+    h2.create = h1_create; /* create and term as in hooks_chain: h1's only */
+    h2.resume = c2_resume;
+    h2.suspend = c2_suspend;
+    h2.ud = (void *)"y";
+    task_set_hooks(S, h1);
+    chained = task_set_hooks(S, h2);
+    CHECK(chained.resume == c1_resume && chained.suspend == c1_suspend && chained.ud == h1.ud);
+    T[0] = spawn(&a);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "c1y r2y r1x aS s2y1 s1x1");
+    got = task_set_hooks(S, chained); /* unhook: the first set again */
+    CHECK(got.resume == c2_resume && got.suspend == c2_suspend && got.create == h1_create && got.term == NULL);
+    CHECK_INT(task_tick(S, 0), 1);
+    CHECK_STR(log_take(), "r1x aY s1x3");
+    finish();
+}
+
+/* ---- the ready hook --------------------------------------------------------- */
+
+static int ready_calls, ready_spawn;
+static bot ready_bot;
+static void on_ready(task_sched *s, void *ud) {
+    CHECK(ud == (void *)&ready_calls);
+    ready_calls++;
+    CHECK_U64(task_timeout(s, task_now(s)), 0);
+    CHECK(task_ready_count(s) > 0);
+    CHECK_INT(task_tick(s, task_now(s)), TASK_EBUSY);
+    CHECK_INT(task_destroy(s), TASK_EBUSY);
+    CHECK(task_self(s) == 0);
+    logp("R ");
+    if (ready_spawn) { /* what it makes READY calls it no more */
+        ready_spawn = 0;
+        bot_reset(&ready_bot, "q", A_DONE, 0);
+        CHECK_INT(task_spawn(s, bot_step, &ready_bot, NULL, NULL), TASK_OK);
+    }
+}
+
+/* Ticks until nothing is READY; the calls the hook had meanwhile. */
+static int settle(uint64_t now) {
+    int n = ready_calls;
+    task_tick(S, now);
+    CHECK_INT(task_ready_count(S), 0);
+    CHECK_INT(ready_calls, n); /* never inside a tick */
+    return ready_calls;
+}
+
+/* The ready hook from inside the walk of task_foreach: not a tick. */
+static int wake_in_walk(task_sched *s, task_id t, int state, void *ud) {
+    (void)ud;
+    if (state == TASK_WAIT) CHECK_INT(task_wakeup(s, t, NULL), TASK_OK);
+    return 0;
+}
+
+static void spawn_in_timer(task_sched *s, task_id timer, void *ud) {
+    (void)timer; (void)ud;
+    bot_reset(&m3, "t", A_DONE, 0);
+    CHECK_INT(task_spawn(s, bot_step, &m3, NULL, NULL), TASK_OK);
+}
+
+static int wake_other_hook(task_ctx *c, bot *b) {
+    (void)b;
+    if (task_status(c->sched, T[9]) == TASK_WAIT) CHECK_INT(task_wakeup(c->sched, T[9], NULL), TASK_OK);
+    return -1;
+}
+
+static int wake_on_abort(task_ctx *c, bot *b) {
+    (void)b;
+    if (c->why == TASK_WHY_ABORT && task_status(c->sched, T[16]) == TASK_WAIT)
+        CHECK_INT(task_wakeup(c->sched, T[16], NULL), TASK_OK);
+    return -1;
+}
+
+TEST_CASE(ready_hook) {
+    bot a = {"a"}, b = {"b"}, w = {"w", {{A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}}}, p = {"p", {{A_PARK}}},
+        e = {"e", {{A_EXT, 0}}}, s1 = {"s", {{A_SLEEP, TASK_SEC}}}, k = {"k", {{A_WAIT}}}, j = {"j", {{A_JOIN, 8}}},
+        x = {"x", {{A_WAIT}}}, y = {"y", {{A_YIELD}, {A_YIELD}}}, o, v = {"v", {{A_WAIT}, {A_WAIT}}},
+        u = {"u", {{A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}, {A_WAIT}}};
+    static bot d1 = {"d", {{A_WAIT}}}, d2 = {"D", {{A_WAIT}}};
+    act wt = {A_WAIT, 0};
+    task_opts opt;
+    begin();
+    ready_calls = ready_spawn = 0;
+    task_set_ready_hook(S, on_ready, &ready_calls);
+    /* from the host, once between two ticks */
+    T[0] = spawn(&a);
+    CHECK_INT(ready_calls, 1);
+    T[1] = spawn(&b);
+    CHECK_INT(ready_calls, 1);
+    CHECK_INT(task_token_new(S, 0, &TK[0]), TASK_OK);
+    memset(&opt, 0, sizeof opt);
+    opt.token = TK[0];
+    CHECK_INT(task_ext_alloc(S, &E[0]), TASK_OK);
+    T[2] = spawn(&w);
+    T[3] = spawn(&p);
+    T[4] = spawn(&e);
+    T[5] = spawn(&s1);
+    T[6] = spawn_opts(&k, &opt);
+    T[8] = spawn(&x);
+    T[7] = spawn(&j);
+    T[9] = spawn(&v);
+    CHECK_INT(settle(1), 1);
+    CHECK_STR(log_take(), "R aS bS wS pS eS sS kS xS jS vS");
+    /* each way a task becomes READY from outside a tick */
+    CHECK_INT(task_wakeup(S, T[2], NULL), TASK_OK);
+    CHECK_INT(ready_calls, 2);
+    CHECK_INT(task_wakeup(S, T[9], NULL), TASK_OK);
+    CHECK_INT(ready_calls, 2);
+    settle(2);
+    CHECK_INT(task_unpark(S, T[3], NULL), TASK_OK);
+    CHECK_INT(ready_calls, 3);
+    settle(3);
+    CHECK_INT(task_ext_resume(S, E[0], NULL), TASK_OK);
+    CHECK_INT(ready_calls, 4);
+    settle(4);
+    CHECK_INT(task_abort(S, T[5]), TASK_OK);
+    CHECK_INT(ready_calls, 5);
+    settle(5);
+    CHECK_INT(task_token_cancel(S, TK[0]), TASK_OK);
+    CHECK_INT(ready_calls, 6);
+    settle(6);
+    CHECK_INT(task_drop(S, T[8]), TASK_OK); /* wakes its joiner */
+    CHECK_INT(ready_calls, 7);
+    settle(7);
+    CHECK_INT(task_cancel(S, T[2]), TASK_OK);
+    CHECK_INT(ready_calls, 8);
+    settle(8);
+    CHECK_STR(log_take(), "R wW vW R pW R eW R sA R kC R jW R wC w!-5 w!-5");
+    /* nothing made READY: no call */
+    CHECK_INT(task_ext_alloc(S, &E[1]), TASK_OK);
+    CHECK_INT(task_ext_resume(S, E[1], NULL), TASK_OK); /* nobody waits for it */
+    CHECK_INT(task_after(S, 1, timer_cb, V(1), NULL), TASK_OK);
+    CHECK_INT(task_cancel(S, T[2]), TASK_ESTATE);       /* ended */
+    CHECK_INT(ready_calls, 8);
+    CHECK_INT(task_cancel(S, T[9]), TASK_OK);           /* v waits: READY now */
+    CHECK_INT(ready_calls, 9);
+    settle(9);
+    CHECK_STR(log_take(), "R t1 vC");
+    /* scopes: cancel, abort, and the last member leaving a closing scope */
+    scope_setup(&o, "m", wt, "n", wt);
+    m1.s[1] = wt;
+    m2.s[1] = wt;
+    T[10] = spawn(&o); /* its members: T[1], T[2] */
+    CHECK_INT(ready_calls, 10);
+    settle(10);
+    CHECK_INT(task_scope_cancel(S, SC[0]), TASK_OK);
+    CHECK_INT(ready_calls, 11);
+    settle(11);
+    CHECK_STR(log_take(), "R oS mS nS R mC m!-5 nC n!-5 oW");
+    scope_setup(&o, "m", wt, "n", wt);
+    T[10] = spawn(&o);
+    settle(12);
+    CHECK_INT(task_scope_abort(S, SC[0]), TASK_OK);
+    CHECK_INT(ready_calls, 13);
+    settle(13);
+    CHECK_STR(log_take(), "R oS mS nS R mA nA oW");
+    scope_setup(&o, "m", wt, "n", wt);
+    T[10] = spawn(&o);
+    settle(14);
+    CHECK_INT(task_scope_leave(S, T[1]), TASK_OK);
+    CHECK_INT(ready_calls, 14); /* n is left: the owner still waits */
+    CHECK_INT(task_scope_leave(S, T[2]), TASK_OK);
+    CHECK_INT(ready_calls, 15);
+    settle(15);
+    CHECK_STR(log_take(), "R oS mS nS R oW");
+    /* inside a tick (a step wakes another, a timer spawns): no call */
+    u.hook = wake_other_hook;
+    bot_reset(&v, "v", A_WAIT, 0);
+    T[9] = spawn(&v);
+    T[11] = spawn(&u);
+    CHECK_INT(ready_calls, 16);
+    CHECK_INT(task_after(S, 0, spawn_in_timer, NULL, NULL), TASK_OK);
+    settle(16);
+    CHECK_STR(log_take(), "R vS uS tS vW");
+    CHECK_INT(task_wakeup(S, T[11], NULL), TASK_OK); /* armed again after that tick */
+    CHECK_INT(ready_calls, 17);
+    settle(17);
+    /* a tick that leaves a task READY does not arm it: task_timeout says 0 */
+    T[12] = spawn(&y);
+    CHECK_INT(ready_calls, 18);
+    CHECK_INT(task_tick(S, 18), 1);
+    CHECK_U64(task_timeout(S, 18), 0);
+    CHECK_INT(task_wakeup(S, T[11], NULL), TASK_OK);
+    CHECK_INT(ready_calls, 18);
+    CHECK_INT(task_tick(S, 19), 2);
+    CHECK_INT(task_tick(S, 20), 1);
+    CHECK_INT(task_ready_count(S), 0);
+    CHECK_STR(log_take(), "R uW R yS uW yY yY");
+    /* the hook may spawn; what it makes READY calls it no more */
+    ready_spawn = 1;
+    CHECK_INT(task_wakeup(S, T[11], NULL), TASK_OK);
+    CHECK_INT(ready_calls, 19);
+    settle(21);
+    CHECK_STR(log_take(), "R uW qS");
+    /* from a task_foreach callback (not a tick): called */
+    bot_reset(&v, "v", A_WAIT, 0);
+    T[9] = spawn(&v);
+    CHECK_INT(ready_calls, 20);
+    settle(22);
+    CHECK_INT(task_foreach(S, wake_in_walk, NULL), 0);
+    CHECK_INT(ready_calls, 21);
+    settle(23);
+    log_take();
+    /* set while a task is READY: armed only after the next tick */
+    task_set_ready_hook(S, NULL, NULL);
+    T[13] = spawn(&a);
+    task_set_ready_hook(S, on_ready, &ready_calls);
+    T[14] = spawn(&b);
+    CHECK_INT(ready_calls, 21);
+    settle(24);
+    bot_reset(&v, "v", A_DONE, 0);
+    T[9] = spawn(&v);
+    CHECK_INT(ready_calls, 22);
+    settle(25);
+    /* off: never */
+    task_set_ready_hook(S, NULL, NULL);
+    T[9] = spawn(&v);
+    CHECK_INT(ready_calls, 22);
+    settle(26);
+    log_take();
+    /* task_destroy: an abort step wakes another task; no call */
+    task_set_ready_hook(S, on_ready, &ready_calls);
+    d1.hook = wake_on_abort;
+    T[15] = spawn(&d1);
+    T[16] = spawn(&d2);
+    settle(27);
+    CHECK_INT(ready_calls, 23);
+    finish();
+    CHECK_INT(ready_calls, 23);
+    log_take();
+}
+
+/* A create hook that drops the new task: nothing is READY, so no call. */
+static void create_then_drop(task_sched *s, task_id t, void *ud) {
+    (void)ud;
+    CHECK_INT(task_drop(s, t), TASK_OK);
+}
+
+TEST_CASE(ready_hook_and_create_hook) {
+    bot a = {"a"}, b = {"b"};
+    task_hooks h;
+    begin();
+    ready_calls = ready_spawn = 0;
+    task_set_ready_hook(S, on_ready, &ready_calls);
+    memset(&h, 0, sizeof h);
+    h.create = create_then_drop;
+    task_set_hooks(S, h);
+    T[0] = spawn(&a);
+    CHECK_INT(task_status(S, T[0]), TASK_ENOENT);
+    CHECK_INT(ready_calls, 0);
+    memset(&h, 0, sizeof h);
+    task_set_hooks(S, h);
+    T[1] = spawn(&b); /* still armed */
+    CHECK_INT(ready_calls, 1);
+    CHECK_INT(task_tick(S, 1), 1);
+    log_take();
+    finish();
+}
+
 int main(void) {
     RUN(create_destroy);
     RUN(strerror_and_state_names);
@@ -3321,5 +4152,16 @@ int main(void) {
     RUN(heap_remove_moves_last_up);
     RUN(failed_calls_zero_their_out_id);
     RUN(cancel_scope);
+    RUN(info_wait_kinds);
+    RUN(park_as);
+    RUN(stats_with_a_clock);
+    RUN(stats_without_a_clock);
+    RUN(stats_off_costs_no_memory);
+    RUN(stats_out_of_memory);
+    RUN(switch_hooks);
+    RUN(switch_hooks_change_things);
+    RUN(switch_hooks_chain);
+    RUN(ready_hook);
+    RUN(ready_hook_and_create_hook);
     return test_done();
 }
