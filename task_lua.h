@@ -111,6 +111,16 @@ TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode);
    trims the pool to what new tasks took from it since its last cycle.
    TASK_EINVAL for a negative count, TASK_ENOMEM when out of memory. */
 TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads);
+/* The clock the binding times resumes with (task.warn_slow, task.profile),
+   in the core's unit (ns), best the one the host passes to task_tick. A
+   host that sets none cannot use task.warn_slow, and task.profile then
+   counts resumes only. The standalone module uses the monotonic clock. */
+TASK_LUA_API void task_lua_set_clock(lua_State *L, task_clock_fn clock, void *ud);
+/* Pushes the text of task.dump() (every live task, grouped by state, with
+   what it waits on and its traceback) for the host to write where it
+   wants: a live dump on a signal or a key. Never raises: TASK_ENOMEM
+   (with a message pushed instead) when out of memory. */
+TASK_LUA_API int task_lua_dump(lua_State *L);
 /* Standalone module / generic entry for require: binds to a scheduler of
    its own when the host did not open the module. */
 TASK_LUA_API int luaopen_task(lua_State *L);
@@ -186,6 +196,7 @@ struct task__l_task {
     task_id id;
     task_id extwait;   /* the external id a plain coroutine.yield(id) waits for */
     uint64_t born;
+    uint64_t parked_at; /* task_now() when its last resume ended */
     int nstart;        /* arguments of the body, until it starts */
     int npend;         /* values given for the next resume */
     int nres;          /* results left on co when it returned */
@@ -245,6 +256,12 @@ struct task__l_state {
     int npool, pool_max; /* task_lua_set_pool; TASK_LUA_POOL by default */
     int pool_taken;    /* threads taken from the pool since the collector's last cycle */
     int r_handler, r_hcreate, r_hterm;
+    int r_hresume, r_hsuspend; /* task.hook's switch hooks */
+    int r_ready;       /* task.on_ready's callback */
+    int r_where;       /* [Task] = "source:line" of its spawn, weak keys, while profiling */
+    int watch;         /* a switch hook or the slow-resume warning is set */
+    uint64_t slow;     /* task.warn_slow: a resume longer than this is reported; 0: off */
+    task_clock_fn clock; void *clock_ud; /* task_lua_set_clock; the module's own monotonic clock */
     int r_taskmt;      /* Task's metatable: spawning skips the lookup by name */
     int r_body;        /* the closure every task's thread starts in */
     const void *mt[TASK__L_NCLASS]; /* metatables, for type checks that run no code */
@@ -712,6 +729,10 @@ static int task__l_msgh(lua_State *L) {
     const char *tb;
     if (st->closed || !t || t->co != L) return 1; /* not the scheduler's resume */
     lua_settop(L, 1);
+    /* a cancellation is no one's error: its traceback (a scan of
+       package.loaded for names, microseconds) would never be read */
+    if (lua_type(L, 1) == LUA_TSTRING && task_cancelled(st->s, t->id) == 1 && strcmp(lua_tostring(L, 1), "task cancelled") == 0)
+        return 1;
     luaL_traceback(L, L, NULL, 1);
     /* the last frame is the body's own C trampoline: no use to anyone */
     tb = lua_tolstring(L, 2, &n);
@@ -1110,16 +1131,23 @@ static int task__l_plain_yield(task__l_state *st, task__l_task *t, int nres) {
     return code;
 }
 
+#define TASK__L_UNTIMED (~(uint64_t)0)
+static void task__l_watch_in(task__l_state *st, task__l_task *t, uint64_t *t0);
+static void task__l_watch_out(task__l_state *st, task__l_task *t, int did, uint64_t t0);
+
 static int task__l_step(task_ctx *c) {
     task__l_task *t = (task__l_task *)c->ud, *saved;
     task__l_state *st = t->st;
     lua_State *co = t->co;
-    int nargs, nres = 0, rc;
+    int nargs, nres = 0, rc, res;
+    uint64_t t0 = TASK__L_UNTIMED;
     if (st->closed) return TASK_STEP_DONE;
     if (c->why == TASK_WHY_ABORT) {
         task__l_abort(st, t);
         return TASK_STEP_DONE;
     }
+    /* before the checks below: a hook may do anything to the thread */
+    if (st->watch) task__l_watch_in(st, t, &t0);
     if (c->why == TASK_WHY_START) { /* [body, Task, fn, args..., guard] */
         if (lua_status(co) != LUA_OK || lua_gettop(co) != t->nstart + 4) {
             t->lost = lua_status(co) != LUA_OK ? TASK__L_LOST_RESUMED : TASK__L_LOST_CLOSED;
@@ -1147,13 +1175,23 @@ static int task__l_step(task_ctx *c) {
     st->spent = 0;
     rc = lua_resume(co, st->L, nargs, &nres);
     st->cur = saved;
+    t->parked_at = task_now(st->s);
     if (rc == LUA_YIELD) {
-        if (t->suspending) return t->code;
-        if (t->aborting) return TASK_STEP_SUSPEND; /* the core aborts it now */
-        return task__l_plain_yield(st, t, nres);
+        if (t->suspending) res = t->code;
+        else if (t->aborting) res = TASK_STEP_SUSPEND; /* the core aborts it now */
+        else res = task__l_plain_yield(st, t, nres);
+        if (st->watch)
+            task__l_watch_out(st, t, t->aborting ? TASK_DID_END : res == TASK_STEP_YIELD ? TASK_DID_YIELD : TASK_DID_PARK, t0);
+        return res;
+    }
+    if (st->watch) {
+        task__l_watch_out(st, t, TASK_DID_END, t0);
+        /* a hook that closed the thread (coroutine.close) took what it left */
+        if (!t->lost && (lua_status(co) != rc || lua_gettop(co) < (rc == LUA_OK && !t->failed ? nres : 1)))
+            t->lost = TASK__L_LOST_CLOSED;
     }
     if (t->aborting) return TASK_STEP_DONE; /* stopped by its own abort: the core ends it */
-    if (rc == LUA_OK && !t->failed) {
+    if (rc == LUA_OK && !t->failed && !t->lost) {
         t->nres = nres;
         if (nres > 0 && lua_checkstack(co, 1)) lua_pushcfunction(co, task__l_guard);
         task__l_end(st, t, TASK_EXIT_DONE);
@@ -1162,15 +1200,27 @@ static int task__l_step(task_ctx *c) {
     return task__l_fail_task(st, t);
 }
 
-/* ---- hooks set from Lua: create and terminate ------------------------- */
+/* ---- hooks set from Lua, and the slow-resume warning --------------------- */
 
-static int task__l_hook_p(lua_State *L) { /* st, Task, which */
+enum { TASK__L_H_CREATE = 0, TASK__L_H_TERM, TASK__L_H_RESUME, TASK__L_H_SUSPEND };
+
+static const char *task__l_did_name(int did) {
+    return did == TASK_DID_YIELD ? "yield" : did == TASK_DID_PARK ? "wait" : "end";
+}
+
+static int task__l_hook_p(lua_State *L) { /* st, Task, which | did << 4 */
     task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
-    int ref = lua_tointeger(L, 3) ? st->r_hterm : st->r_hcreate;
+    int which = (int)lua_tointeger(L, 3), nargs = 1;
+    int ref = (which & 15) == TASK__L_H_CREATE ? st->r_hcreate : (which & 15) == TASK__L_H_TERM ? st->r_hterm
+            : (which & 15) == TASK__L_H_RESUME ? st->r_hresume : st->r_hsuspend;
     if (ref == LUA_NOREF) return 0;
     task__l_getref(L, ref);
     lua_pushvalue(L, 2);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    if ((which & 15) == TASK__L_H_SUSPEND) {
+        lua_pushstring(L, task__l_did_name(which >> 4));
+        nargs = 2;
+    }
+    if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
         lua_pushvalue(L, 2);
         lua_pushnil(L);
         task__l_report(L, st);
@@ -1178,9 +1228,50 @@ static int task__l_hook_p(lua_State *L) { /* st, Task, which */
     return 0;
 }
 
+static void task__l_pushtb(lua_State *L, lua_State *co, int level);
+static void task__l_pushlabel(lua_State *L, int idx);
+
+/* Protected: reports a resume that took longer than task.warn_slow allows.
+   Stack: st, Task, ns. Goes to the error handler as (msg, Task, traceback,
+   "slow"): the traceback is where the task stopped, when it can go on. */
+static int task__l_slow_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    task__l_task *t = (task__l_task *)lua_touserdata(L, 2);
+    char took[32], lim[32];
+    snprintf(took, sizeof took, "%.1f", task__l_ms((uint64_t)lua_tointeger(L, 3)));
+    snprintf(lim, sizeof lim, "%.1f", task__l_ms(st->slow));
+    lua_pushfstring(L, "one resume ran %s ms (task.warn_slow: %s ms)", took, lim);
+    lua_pushvalue(L, 2);
+    if (!t->ended && lua_status(t->co) == LUA_YIELD) task__l_pushtb(L, t->co, 0);
+    else lua_pushnil(L);
+    lua_pushliteral(L, "slow");
+    if (st->r_handler != LUA_NOREF) task__l_getref(L, st->r_handler);
+    else lua_pushcfunction(L, task__l_default_handler);
+    lua_insert(L, -5);
+    if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+        fprintf(stderr, "task: error handler failed: %s\n", task__l_errstr(L, -1));
+        lua_pop(L, 2);
+    }
+    return 0;
+}
+
+/* Around every resume while a switch hook or the slow warning is set. */
+static void task__l_watch_in(task__l_state *st, task__l_task *t, uint64_t *t0) {
+    if (st->r_hresume != LUA_NOREF) task__l_call_p(st, task__l_hook_p, t, TASK__L_H_RESUME);
+    if (st->slow && st->clock) *t0 = st->clock(st->clock_ud); /* after the hook: its time is not the task's */
+}
+
+static void task__l_watch_out(task__l_state *st, task__l_task *t, int did, uint64_t t0) {
+    if (st->slow && st->clock && t0 != TASK__L_UNTIMED) {
+        uint64_t dt = st->clock(st->clock_ud) - t0;
+        if (dt > st->slow) task__l_call_p(st, task__l_slow_p, t, (lua_Integer)dt);
+    }
+    if (st->r_hsuspend != LUA_NOREF) task__l_call_p(st, task__l_hook_p, t, TASK__L_H_SUSPEND | did << 4);
+}
+
 static void task__l_run_hook(task__l_state *st, task__l_task *t, int term) {
     if ((term ? st->r_hterm : st->r_hcreate) == LUA_NOREF) return;
-    task__l_call_p(st, task__l_hook_p, t, term);
+    task__l_call_p(st, task__l_hook_p, t, term ? TASK__L_H_TERM : TASK__L_H_CREATE);
 }
 
 /* ---- spawning ------------------------------------------------------------ */
@@ -1190,16 +1281,25 @@ static int task__l_anchor_p(lua_State *L) { /* anchors, key, Task */
     return 0;
 }
 
+static int task__l_where_p(lua_State *L) { /* Task, where */
+    task__l_state *st = ((task__l_task *)lua_touserdata(L, 1))->st;
+    if (st->r_where == LUA_NOREF) return 0;
+    task__l_getref(L, st->r_where);
+    lua_insert(L, 1);
+    lua_rawset(L, 1);
+    return 0;
+}
+
 /* Spawns the function at fidx with the nargs values after it; pushes the Task. */
 static task__l_task *task__l_spawn_at(lua_State *L, task__l_state *st, int fidx, int nargs, const task_opts *o,
                             int nameidx, const char *fn) {
     task__l_task *t;
     lua_State *co;
-    int i, rc;
+    int i, rc, where;
     uint32_t slot;
     fidx = lua_absindex(L, fidx);
     if (nameidx) nameidx = lua_absindex(L, nameidx);
-    luaL_checkstack(L, nargs + 8, fn);
+    luaL_checkstack(L, nargs + 9, fn);
     t = (task__l_task *)lua_newuserdatauv(L, sizeof *t, 2);
     memset(t, 0, sizeof *t);
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->r_taskmt);
@@ -1238,6 +1338,19 @@ static task__l_task *task__l_spawn_at(lua_State *L, task__l_state *st, int fidx,
         lua_rawseti(L, -3, (lua_Integer)st->ahi + 1);
     }
     lua_pop(L, 1);
+    if ((where = st->r_where != LUA_NOREF)) { /* task.profile: where it was spawned */
+        lua_Debug ar;
+        int level;
+        ar.currentline = -1;
+        for (level = 1; lua_getstack(L, level, &ar); level++) {
+            lua_getinfo(L, "Sl", &ar);
+            if (ar.currentline > 0) break;
+            ar.currentline = -1;
+        }
+        if (ar.currentline > 0) lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+        else lua_pushliteral(L, "[C]"); /* task_lua_spawn from the host, say */
+        lua_insert(L, -3); /* [where, Task, anchors] */
+    }
     rc = task_spawn(st->s, task__l_step, t, o, &t->id);
     if (rc != TASK_OK) {
         t->ended = TASK_EXIT_ABORT;
@@ -1262,6 +1375,13 @@ static task__l_task *task__l_spawn_at(lua_State *L, task__l_state *st, int fidx,
         }
     }
     lua_pop(L, 1);
+    if (where) { /* [where, Task]; a finalizer may have ended profiling since */
+        lua_pushcfunction(L, task__l_where_p);
+        lua_pushvalue(L, -2);
+        lua_pushvalue(L, -4);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1); /* out of memory: no location */
+        lua_remove(L, -2);
+    }
     task__l_run_hook(st, t, 0);
     return t;
 }
@@ -1844,32 +1964,286 @@ static void task__l_pushwait(lua_State *L, task__l_state *st, task__l_task *t) {
     }
 }
 
+/* Now, for reports: the binding's clock when it has one (the last tick's
+   now may be long past in a host blocked in poll), else the tick's. */
+static uint64_t task__l_report_now(task__l_state *st) {
+    uint64_t now = task_now(st->s), c;
+    if (st->clock && (c = st->clock(st->clock_ud)) > now) now = c;
+    return now;
+}
+
+/* The word for a wait kind, as task.tasks() gives it. */
+static const char *const task__l_wk_name[] = {
+    NULL, "yield", "sleep", "wait", "external", "join", "recv", "send", "timer", "select", "scope", "race"};
+
+/* Pushes the Lua value a parked task waits on (the Task it joins, the
+   Channel, the Timer, the external id), or nil. A Channel is found as the
+   first argument of the method call it is parked in. */
+static void task__l_pushtarget(lua_State *L, task__l_state *st, task__l_task *t) {
+    switch (t->waitkind) {
+    case TASK__L_WK_JOIN:
+        if (t->joining) { task__l_pushtask(L, st, t->joining); return; }
+        break;
+    case TASK__L_WK_EXT:
+        if (t->extwait) { lua_pushinteger(L, (lua_Integer)t->extwait); return; }
+        break;
+    case TASK__L_WK_RECV: case TASK__L_WK_SEND:
+        if (t->direct.q && t->co != L && lua_status(t->co) == LUA_YIELD && lua_gettop(t->co) >= 1 &&
+            lua_touserdata(t->co, 1) == t->direct.obj) {
+            lua_pushvalue(t->co, 1);
+            lua_xmove(t->co, L, 1);
+            return;
+        }
+        break;
+    case TASK__L_WK_TIMER:
+        if (t->direct.q) {
+            task__l_getref(L, st->r_timers);
+            lua_rawgetp(L, -1, t->direct.obj);
+            lua_remove(L, -2);
+            return;
+        }
+        break;
+    default: break;
+    }
+    lua_pushnil(L);
+}
+
+/* Sets field k of the table on top to ns in ms. */
+static void task__l_setms(lua_State *L, const char *k, uint64_t ns) {
+    lua_pushnumber(L, task__l_ms(ns));
+    lua_setfield(L, -2, k);
+}
+
+/* Pushes the traceback of a live Lua task: its parked thread, or the
+   running one (level 1 when it is L itself: not this call). */
+static void task__l_pushtb_of(lua_State *L, task__l_task *x) {
+    lua_Debug ar;
+    if (x->co == L) task__l_pushtb(L, L, 1);
+    else if (lua_status(x->co) == LUA_YIELD || (lua_status(x->co) == LUA_OK && lua_getstack(x->co, 0, &ar)))
+        task__l_pushtb(L, x->co, 0);
+    else lua_pushliteral(L, "stack traceback:");
+}
+
+/* Fills the table on top with what is known of the live Task at idx. */
+static void task__l_entry(lua_State *L, task__l_state *st, int idx) {
+    task__l_task *x = (task__l_task *)lua_touserdata(L, idx);
+    task_info in;
+    int parked;
+    memset(&in, 0, sizeof in);
+    task_info_of(st->s, x->id, &in);
+    parked = (in.state == TASK_WAIT || in.state == TASK_SLEEP) && x->co != L;
+    lua_pushinteger(L, (lua_Integer)x->id);
+    lua_setfield(L, -2, "id");
+    task__l_info(L, idx, "name");
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, task_state_name(in.state));
+    lua_setfield(L, -2, "status");
+    task__l_pushtb_of(L, x);
+    lua_setfield(L, -2, "traceback");
+    if (parked && x->waitkind != TASK__L_WK_NONE && (size_t)x->waitkind < sizeof task__l_wk_name / sizeof *task__l_wk_name) {
+        task__l_pushwait(L, st, x);
+        lua_setfield(L, -2, "waits");
+        lua_pushstring(L, task__l_wk_name[x->waitkind]);
+        lua_setfield(L, -2, "wait");
+        task__l_pushtarget(L, st, x);
+        lua_setfield(L, -2, "target");
+    }
+    if (parked) task__l_setms(L, "since", task__l_report_now(st) - x->parked_at);
+    if (in.waits == TASK_WAITS_SLEEP) task__l_setms(L, "deadline", in.deadline);
+    if (in.trace) {
+        lua_pushinteger(L, (lua_Integer)in.trace);
+        lua_setfield(L, -2, "trace");
+    }
+    if (in.stats) {
+        lua_pushinteger(L, (lua_Integer)in.resumes);
+        lua_setfield(L, -2, "resumes");
+        task__l_setms(L, "busy", in.busy);
+        task__l_setms(L, "longest", in.longest);
+    }
+    if (st->r_where != LUA_NOREF) {
+        task__l_getref(L, st->r_where);
+        lua_pushvalue(L, idx);
+        lua_rawget(L, -2);
+        lua_setfield(L, -3, "spawned");
+        lua_pop(L, 1);
+    }
+}
+
+/* tasks() -> {[Task] = {id, name, status, traceback, waits, wait, target,
+   since, deadline, trace, resumes, busy, longest, spawned}} for the live
+   Lua tasks of this state. */
 static int task__l_tasks(lua_State *L) {
     task__l_state *st = task__l_st(L);
     lua_settop(L, 0);
+    luaL_checkstack(L, 12, "task.tasks");
     lua_newtable(L);
     task__l_getref(L, st->r_anchors);
     lua_pushnil(L);
     while (lua_next(L, 2)) {
-        task__l_task *x;
-        const char *s;
-        if (task__l_classof(L, -1, st) != TASK__L_C_TASK) { lua_pop(L, 1); continue; }
-        x = (task__l_task *)lua_touserdata(L, -1);
-        s = task__l_status_name(st, x);
-        lua_createtable(L, 0, 3);
-        if (x->co == L) task__l_pushtb(L, L, 1);
-        else if (lua_status(x->co) == LUA_YIELD) task__l_pushtb(L, x->co, 0);
-        else lua_pushliteral(L, "stack traceback:");
-        lua_setfield(L, -2, "traceback");
-        lua_pushstring(L, s ? s : "EXIT");
-        lua_setfield(L, -2, "status");
-        if (s && x->co != L && !x->ended) {
-            task__l_pushwait(L, st, x);
-            lua_setfield(L, -2, "waits");
+        if (task__l_classof(L, -1, st) != TASK__L_C_TASK || ((task__l_task *)lua_touserdata(L, -1))->ended) {
+            lua_pop(L, 1);
+            continue;
         }
+        lua_createtable(L, 0, 14);
+        task__l_entry(L, st, lua_gettop(L) - 1);
         lua_rawset(L, 1); /* result[Task] = info; the key stays for lua_next */
     }
     lua_pop(L, 1);
+    return 1;
+}
+
+/* ---- task.dump: every task, grouped by state ------------------------------ */
+
+static int task__l_collect(task_sched *s, task_id id, int state, void *ud) {
+    task_id **p = (task_id **)ud; /* [next, end] */
+    (void)s;
+    if (state == TASK_EXIT) return 0;
+    if (p[0] == p[1]) return 1;
+    *p[0]++ = id;
+    return 0;
+}
+
+static void task__l_fmtms(char *buf, size_t n, uint64_t ns) {
+    double ms = task__l_ms(ns);
+    if (ms >= 10000) snprintf(buf, n, "%.1f s", ms / 1000);
+    else if (ms >= 1 || ns == 0) snprintf(buf, n, "%.1f ms", ms);
+    else snprintf(buf, n, "%.3f ms", ms);
+}
+
+/* Is id a Lua task of any lua_State (on this scheduler)? */
+static int task__l_luatask_any(task__l_state *st, task_id id) {
+    task_fn fn = NULL;
+    return task_step_of(st->s, id, &fn) == TASK_OK && fn == task__l_step;
+}
+
+/* Pushes one block of the dump for task id: its label, state, what it
+   waits on and for how long, its statistics and spawn place, and (a Lua
+   task) its traceback. Returns 0 for a task of no concern (ended). */
+static int task__l_push_block(lua_State *L, task__l_state *st, task_id id, const task_info *in, uint64_t now) {
+    task__l_task *t = task__l_luatask(st, id);
+    int base = lua_gettop(L), parked = in->state == TASK_WAIT || in->state == TASK_SLEEP;
+    char a[40], b[40], c[40];
+    if (t) {
+        if (t->ended) return 0;
+        task__l_pushtask(L, st, t);
+        if (task__l_classof(L, -1, st) != TASK__L_C_TASK) { lua_settop(L, base); return 0; }
+        task__l_pushlabel(L, base + 1);
+    } else {
+        lua_pushnil(L);
+        lua_pushfstring(L, "task %I (%s)", (lua_Integer)id, task__l_luatask_any(st, id) ? "Lua task of another lua_State" : "C task");
+    }
+    lua_pushfstring(L, " %s", task_state_name(in->state));
+    if (parked && t && t->co != L) {
+        task__l_fmtms(a, sizeof a, now > t->parked_at ? now - t->parked_at : 0);
+        lua_pushfstring(L, " for %s: ", a);
+        task__l_pushwait(L, st, t);
+    } else if (parked) {
+        lua_pushliteral(L, ": ");
+        if (in->waits == TASK_WAITS_PARK && t == NULL && task__l_luatask_any(st, id) &&
+            in->code > 0 && (size_t)in->code < sizeof task__l_wk_name / sizeof *task__l_wk_name)
+            lua_pushstring(L, task__l_wk_name[in->code]); /* a Lua task of another lua_State */
+        else if (in->waits == TASK_WAITS_PARK) lua_pushfstring(L, "park (code %d)", (int)in->code);
+        else if (in->waits == TASK_WAITS_JOIN || in->waits == TASK_WAITS_EXT || in->waits == TASK_WAITS_SCOPE)
+            lua_pushfstring(L, "%s %I", task_waits_name(in->waits), (lua_Integer)in->target);
+        else lua_pushstring(L, task_waits_name(in->waits));
+    } else {
+        lua_pushliteral(L, "");
+        lua_pushliteral(L, "");
+    }
+    if (in->waits == TASK_WAITS_SLEEP) {
+        task__l_fmtms(a, sizeof a, in->deadline > now ? in->deadline - now : 0);
+        lua_pushfstring(L, " (due in %s)", a);
+    } else lua_pushliteral(L, "");
+    lua_concat(L, 5);
+    if (in->stats) {
+        task__l_fmtms(a, sizeof a, in->busy);
+        task__l_fmtms(b, sizeof b, in->longest);
+        task__l_fmtms(c, sizeof c, now > in->spawned ? now - in->spawned : 0);
+        lua_pushfstring(L, "\n    resumes %I, busy %s, longest %s, age %s", (lua_Integer)in->resumes, a, b, in->spawned ? c : "?");
+        lua_concat(L, 2);
+    }
+    if (t && st->r_where != LUA_NOREF) {
+        task__l_getref(L, st->r_where);
+        lua_pushvalue(L, base + 1);
+        if (lua_rawget(L, -2) == LUA_TSTRING) {
+            lua_pushfstring(L, "\n    spawned at %s", lua_tostring(L, -1));
+            lua_replace(L, -3);
+            lua_pop(L, 1);
+            lua_concat(L, 2);
+        } else lua_pop(L, 2);
+    }
+    if (t) {
+        lua_pushliteral(L, "\n");
+        task__l_pushtb_of(L, t);
+        lua_concat(L, 3);
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+    return 1;
+}
+
+/* Pushes the report of every live task of the scheduler, grouped by
+   state (RUN, READY, WAIT, SLEEP); only the parked ones with `parked`.
+   Returns how many blocks it has. */
+static int task__l_push_report(lua_State *L, task__l_state *st, int parked, uint64_t now) {
+    static const int order[] = {TASK_RUN, TASK_READY, TASK_WAIT, TASK_SLEEP};
+    int n = task_count(st->s, -1), blocks = 0, g, i, m;
+    task_id *ids, *p[2];
+    luaL_Buffer buf;
+    luaL_checkstack(L, 16, "task report");
+    ids = (task_id *)lua_newuserdatauv(L, sizeof(task_id) * (size_t)(n > 0 ? n : 1), 0);
+    p[0] = ids;
+    p[1] = ids + n;
+    task_foreach(st->s, task__l_collect, p);
+    m = (int)(p[0] - ids);
+    luaL_buffinit(L, &buf);
+    for (g = parked ? 2 : 0; g < 4; g++) {
+        for (i = 0; i < m; i++) {
+            task_info in;
+            if (task_info_of(st->s, ids[i], &in) != TASK_OK || in.state != order[g]) continue;
+            if (!task__l_push_block(L, st, ids[i], &in, now)) { lua_pop(L, 1); continue; }
+            if (blocks++) luaL_addstring(&buf, "\n\n");
+            luaL_addvalue(&buf);
+        }
+    }
+    luaL_pushresult(&buf);
+    lua_remove(L, -2);
+    return blocks;
+}
+
+/* dump([out]) -> text: a report of every live task (Go's goroutine dump),
+   written to out (a file, anything with :write, or a function; default:
+   stderr; false: nowhere) and returned. */
+static int task__l_dump(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    char hdr[160];
+    int n, m;
+    uint64_t now = task__l_report_now(st);
+    lua_settop(L, 1);
+    n = task__l_push_report(L, st, 0, now);
+    m = task_count(st->s, -1);
+    snprintf(hdr, sizeof hdr, "task dump at %.1f ms: %d task%s (%d running, %d ready, %d waiting, %d sleeping)\n%s",
+             task__l_ms(now), m, m == 1 ? "" : "s", task_count(st->s, TASK_RUN), task_count(st->s, TASK_READY),
+             task_count(st->s, TASK_WAIT), task_count(st->s, TASK_SLEEP), n ? "\n" : "");
+    lua_pushstring(L, hdr);
+    lua_insert(L, -2);
+    lua_pushstring(L, n ? "\n" : "");
+    lua_concat(L, 3);
+    if (lua_isnil(L, 1)) {
+        fputs(lua_tostring(L, -1), stderr);
+        fflush(stderr);
+    } else if (lua_type(L, 1) == LUA_TFUNCTION) {
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, -2);
+        lua_call(L, 1, 0);
+    } else if (lua_type(L, 1) == LUA_TTABLE || lua_type(L, 1) == LUA_TUSERDATA) {
+        if (lua_getfield(L, 1, "write") != LUA_TFUNCTION)
+            return luaL_error(L, "task.dump: out has no write method (a file, an object with :write, a function, or false)");
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, -3);
+        lua_call(L, 2, 0);
+    } else if (lua_toboolean(L, 1))
+        return luaL_error(L, "task.dump: out must be a file, an object with :write, a function or false, not a %s", luaL_typename(L, 1));
     return 1;
 }
 
@@ -1948,16 +2322,105 @@ static int task__l_set_error_handler(lua_State *L) {
     return 1;
 }
 
+static void task__l_rewatch(task__l_state *st) {
+    st->watch = st->r_hresume != LUA_NOREF || st->r_hsuspend != LUA_NOREF || st->slow != 0;
+}
+
+/* hook([create [, term [, resume [, suspend]]]]) -> the previous four.
+   create(Task) and term(Task) as a task is spawned and ends; resume(Task)
+   before and suspend(Task, "yield" | "wait" | "end") after each time its
+   code runs. nil clears one. */
 static int task__l_hook(lua_State *L) {
     task__l_state *st = task__l_st(L);
+    int *refs[4], i;
+    refs[0] = &st->r_hcreate; refs[1] = &st->r_hterm; refs[2] = &st->r_hresume; refs[3] = &st->r_hsuspend;
+    for (i = 1; i <= 4; i++)
+        if (!lua_isnoneornil(L, i)) luaL_checktype(L, i, LUA_TFUNCTION);
+    lua_settop(L, 4);
+    for (i = 0; i < 4; i++) {
+        if (*refs[i] != LUA_NOREF) task__l_getref(L, *refs[i]); else lua_pushnil(L);
+    }
+    for (i = 0; i < 4; i++) task__l_setref(L, i + 1, refs[i]);
+    task__l_rewatch(st);
+    return 4;
+}
+
+/* warn_slow(ms | nil) -> the previous limit (nil: off). A resume of a Lua
+   task longer than ms goes to the error handler. */
+static int task__l_warn_slow(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    uint64_t prev = st->slow;
+    if (lua_isnoneornil(L, 1)) st->slow = 0;
+    else {
+        uint64_t ns = task__l_checkms(L, 1, "task.warn_slow");
+        if (!st->clock) return luaL_error(L, "task.warn_slow: no clock to time resumes with (the host sets one with task_lua_set_clock)");
+        st->slow = ns ? ns : 1;
+    }
+    task__l_rewatch(st);
+    if (prev) lua_pushnumber(L, task__l_ms(prev)); else lua_pushnil(L);
+    return 1;
+}
+
+/* profile([on]) -> whether it was on. On: per-task statistics (resumes,
+   busy, longest) from now until the scheduler ends, timed with the clock
+   of task_lua_set_clock (the module: the monotonic clock), and the place
+   each new task is spawned at. Off: no more spawn places (the core keeps
+   its statistics on). */
+static int task__l_profile(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    int was = st->r_where != LUA_NOREF, on = lua_isnone(L, 1) || lua_toboolean(L, 1), rc;
+    lua_pushboolean(L, was);
+    if (on && !was) {
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        if ((rc = task_enable_stats(st->s, st->clock, st->clock_ud)) != TASK_OK) return task__l_fail(L, st, rc, "task.profile");
+        st->r_where = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else if (!on && was) {
+        luaL_unref(L, LUA_REGISTRYINDEX, st->r_where);
+        st->r_where = LUA_NOREF;
+    }
+    return 1;
+}
+
+/* The ready hook of the standalone scheduler: task.on_ready's callback,
+   protected, on the main thread. */
+static int task__l_ready_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    if (st->r_ready == LUA_NOREF) return 0;
+    task__l_getref(L, st->r_ready);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        lua_pushnil(L);
+        lua_pushnil(L);
+        task__l_report(L, st);
+    }
+    return 0;
+}
+
+static void task__l_on_ready_cb(task_sched *s, void *ud) {
+    task__l_state *st = (task__l_state *)ud;
+    lua_State *L = st->L;
+    (void)s;
+    if (st->closed || st->r_ready == LUA_NOREF || !lua_checkstack(L, 3)) return;
+    lua_pushcfunction(L, task__l_ready_p);
+    lua_pushlightuserdata(L, st);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1); /* out of memory */
+}
+
+/* on_ready(fn | nil) -> the previous callback. fn() is called, outside
+   ticks, when a task becomes ready while none was: a foreign event loop
+   (luv, cqueues) then knows to tick soon instead of blocking. */
+static int task__l_on_ready(lua_State *L) {
+    task__l_state *st = task__l_st(L);
+    if (!st->owns) return luaL_error(L, "task.on_ready: the host drives this scheduler (task_set_ready_hook is the host's)");
     if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_settop(L, 2);
-    if (st->r_hcreate != LUA_NOREF) task__l_getref(L, st->r_hcreate); else lua_pushnil(L);
-    if (st->r_hterm != LUA_NOREF) task__l_getref(L, st->r_hterm); else lua_pushnil(L);
-    task__l_setref(L, 1, &st->r_hcreate);
-    task__l_setref(L, 2, &st->r_hterm);
-    return 2;
+    lua_settop(L, 1);
+    if (st->r_ready != LUA_NOREF) task__l_getref(L, st->r_ready); else lua_pushnil(L);
+    task__l_setref(L, 1, &st->r_ready);
+    task_set_ready_hook(st->s, st->r_ready != LUA_NOREF ? task__l_on_ready_cb : NULL, st);
+    return 1;
 }
 
 /* ---- cancel tokens ------------------------------------------------------ */
@@ -2102,7 +2565,7 @@ static int task__l_k_chan(lua_State *L, int status, lua_KContext ctx) {
 static int task__l_park_on(lua_State *L, task__l_state *st, const char *fn, void *obj, int kind, task__l_regq *q, int vidx, int wk) {
     task__l_task *t = task__l_need(L, st, fn);
     int rc;
-    if ((rc = task_park(st->s)) != TASK_OK) return task__l_fail(L, st, rc, fn);
+    if ((rc = task_park_as(st->s, (unsigned)wk)) != TASK_OK) return task__l_fail(L, st, rc, fn);
     task__l_reg_add(&t->direct, t, obj, kind, 0, q);
     t->direct.vidx = vidx;
     return task__l_park(L, t, TASK_STEP_SUSPEND, wk, task__l_k_chan);
@@ -2349,7 +2812,7 @@ static int task__l_select(lua_State *L) {
     }
     t = task__l_need(L, st, "task.select");
     task__l_anchor_sel(L, st, t, 2);
-    if ((rc = task_park(st->s)) != TASK_OK) {
+    if ((rc = task_park_as(st->s, TASK__L_WK_SELECT)) != TASK_OK) {
         task__l_unanchor_sel(L, st, t);
         return task__l_fail(L, st, rc, "task.select");
     }
@@ -2714,7 +3177,7 @@ static int task__l_race_body(lua_State *L) {
     }
     if (!lua_checkstack(L, TASK__L_RESERVE)) return luaL_error(L, "task.race: stack overflow");
     task__l_anchor_sel(L, st, t, n + 2);
-    if ((rc = task_park(st->s)) != TASK_OK) {
+    if ((rc = task_park_as(st->s, TASK__L_WK_RACE)) != TASK_OK) {
         task__l_unanchor_sel(L, st, t);
         return task__l_fail(L, st, rc, "task.race");
     }
@@ -2960,51 +3423,6 @@ static int task__l_scope_index(lua_State *L) {
     return 1;
 }
 
-#ifdef TASK_LUA_MODULE
-/* Pushes one block per live Lua task of this state, each its label,
-   state, what it waits for and its traceback; returns how many. */
-static int task__l_push_report(lua_State *L, task__l_state *st) {
-    int anchors, list, n = 0, i;
-    luaL_Buffer b;
-    luaL_checkstack(L, 12, "task report");
-    lua_newtable(L);
-    list = lua_gettop(L);
-    task__l_getref(L, st->r_anchors);
-    anchors = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, anchors)) {
-        task__l_task *x;
-        int s;
-        if (task__l_classof(L, -1, st) != TASK__L_C_TASK || (x = (task__l_task *)lua_touserdata(L, -1))->ended) {
-            lua_pop(L, 1);
-            continue;
-        }
-        s = task_status(st->s, x->id);
-        task__l_pushlabel(L, lua_gettop(L));
-        lua_pushfstring(L, " %s: waits for ", s < 0 ? "?" : task_state_name(s));
-        task__l_pushwait(L, st, x);
-        if (x->co != L && lua_status(x->co) == LUA_YIELD) {
-            lua_pushliteral(L, "\n");
-            task__l_pushtb(L, x->co, 0);
-            lua_concat(L, 5);
-        } else lua_concat(L, 3);
-        lua_rawseti(L, list, ++n);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    luaL_buffinit(L, &b);
-    for (i = 1; i <= n; i++) {
-        if (i > 1) luaL_addchar(&b, '\n');
-        lua_rawgeti(L, list, i);
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-    lua_remove(L, list);
-    return n;
-}
-#endif
-
-/* ---- the standalone loop ------------------------------------------------ */
 /* ---- the standalone loop ------------------------------------------------ */
 
 #ifdef TASK_LUA_MODULE
@@ -3019,6 +3437,8 @@ static uint64_t task__l_clock(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * TASK_SEC + (uint64_t)ts.tv_nsec;
 }
+
+static uint64_t task__l_mono(void *ud) { (void)ud; return task__l_clock(); }
 
 /* Ctrl-C under task.run: signals are the process's, so this is the one
    place with state outside the scheduler. The handler only sets a flag
@@ -3178,7 +3598,7 @@ static int task__l_run(lua_State *L) {
         wait = task_timeout(st->s, task_now(st->s));
         if (wait && wait != TASK_FOREVER) wait = task_timeout(st->s, task__l_clock());
         if (wait == TASK_FOREVER) { /* nothing can wake them: name each */
-            int n = task__l_push_report(L, st);
+            int n = task__l_push_report(L, st, 1, task__l_report_now(st));
             sigaction(SIGINT, &old, NULL);
             task__l_sigst = NULL;
             task__l_run_stop(st);
@@ -3225,7 +3645,8 @@ static const luaL_Reg task__l_funcs[] = {
     {"run", task__l_run}, {"step", task__l_step_fn}, {"poll_timeout", task__l_poll_timeout},
     {"count", task__l_count}, {"scope", task__l_scope_fn}, {"all", task__l_all}, {"race", task__l_race},
     {"timeout", task__l_timeout}, {"with_timeout", task__l_with_timeout}, {"external", task__l_external},
-    {"await", task__l_await}, {"after", task__l_after}, {NULL, NULL}};
+    {"await", task__l_await}, {"after", task__l_after}, {"dump", task__l_dump}, {"warn_slow", task__l_warn_slow},
+    {"profile", task__l_profile}, {"on_ready", task__l_on_ready}, {NULL, NULL}};
 
 static const luaL_Reg task__l_task_methods[] = {
     {"wait", task__l_join}, {"join", task__l_join}, {"cancel", task__l_task_cancel}, {"abort", task__l_task_abort},
@@ -3300,6 +3721,7 @@ static int task__l_drop_each(task_sched *s, task_id id, int state, void *ud) {
 static int task__l_state_gc(lua_State *L) {
     task__l_state *st = (task__l_state *)luaL_testudata(L, 1, TASK__L_STATE);
     if (!st || !st->s) return 0;
+    if (st->r_ready != LUA_NOREF) task_set_ready_hook(st->s, NULL, NULL);
     if (!st->closed) { /* (closed already: task_lua_open failed half way) */
         if (st->budget > 0 && lua_gethook(st->L) == task__l_budget_hook) lua_sethook(st->L, NULL, 0, 0);
         task_foreach(st->s, task__l_drop_each, st);
@@ -3344,6 +3766,10 @@ static int task__l_open(lua_State *L, task_sched *s) {
     st->r_pool = LUA_NOREF;
     st->pool_max = TASK_LUA_POOL;
     st->r_handler = st->r_hcreate = st->r_hterm = st->r_taskmt = st->r_body = LUA_NOREF;
+    st->r_hresume = st->r_hsuspend = st->r_ready = st->r_where = LUA_NOREF;
+#ifdef TASK_LUA_MODULE
+    if (owns) st->clock = task__l_mono;
+#endif
     st->owns = owns;
     st->closed = 1; /* until it is whole: its __gc then does nothing */
     luaL_newmetatable(L, TASK__L_STATE);
@@ -3548,6 +3974,39 @@ TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads) {
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
     task__l_state *st = task__l_state_of(L);
     if (st) task__l_setref(L, idx, &st->r_handler);
+}
+
+TASK_LUA_API void task_lua_set_clock(lua_State *L, task_clock_fn clock, void *ud) {
+    task__l_state *st = task__l_state_of(L);
+    if (!st) return;
+    st->clock = clock;
+    st->clock_ud = ud;
+    if (!clock) { st->slow = 0; task__l_rewatch(st); }
+}
+
+static int task__l_dump_p(lua_State *L) {
+    task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_pushboolean(L, 0); /* out: nowhere */
+    lua_pushlightuserdata(L, st);
+    lua_pushcclosure(L, task__l_dump, 1);
+    lua_insert(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+TASK_LUA_API int task_lua_dump(lua_State *L) {
+    task__l_state *st = task__l_state_of(L);
+    int rc;
+    if (!lua_checkstack(L, 3)) return TASK_ENOMEM;
+    if (!st) {
+        lua_pushliteral(L, "task_lua_dump: the module is not open on this lua_State");
+        return TASK_EINVAL;
+    }
+    lua_pushcfunction(L, task__l_dump_p);
+    lua_pushlightuserdata(L, st);
+    rc = lua_pcall(L, 1, 1, 0);
+    return rc == LUA_OK ? TASK_OK : rc == LUA_ERRMEM ? TASK_ENOMEM : TASK_EINVAL;
 }
 
 TASK_LUA_API int luaopen_task(lua_State *L) {

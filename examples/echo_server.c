@@ -10,7 +10,7 @@
  *                                  -- task_lua_resume(L, id, ...) and ticks
  *
  *   build/echo_server [--port N] [--max-conns N] [--duration-ms N]
- *                     [--idle-ms N] [--grace-ms N] [script.lua]
+ *                     [--idle-ms N] [--grace-ms N] [--profile] [script.lua]
  *
  *   --port 0 (the default) picks a free port; the first line of output is
  *   "echo_server: listening on 127.0.0.1:PORT". The server stops by itself
@@ -19,6 +19,10 @@
  *   connections --grace-ms (default 200) to finish, then cancels the rest
  *   (their sockets are closed by the tasks' to-be-closed variables). A
  *   read that waits longer than --idle-ms (default 5000) times out.
+ *
+ *   SIGUSR1 writes a dump of every task to stderr (task_lua_dump: what
+ *   each waits on, for how long, its traceback); --profile adds each
+ *   task's statistics and where it was spawned (task.profile()).
  *
  * The `net` module (require "net") that the host gives the scripts:
  *   net.listen(port [, backlog]) -> Listener | nil, err   (127.0.0.1 only)
@@ -290,6 +294,12 @@ static int luaopen_net(lua_State *L) {
     return 1;
 }
 
+/* SIGUSR1: the loop writes a task dump when poll() returns. */
+static volatile sig_atomic_t dump_wanted;
+static void on_sigusr1(int sig) { (void)sig; dump_wanted = 1; }
+
+static uint64_t host_clock(void *ud) { (void)ud; return now_ns(); }
+
 /* Errors of tasks nobody joins: report them and fail the run. */
 static int on_task_error(lua_State *L) {
     fprintf(stderr, "echo_server: task error: %s\n", luaL_tolstring(L, 1, NULL));
@@ -312,18 +322,24 @@ int main(int argc, char **argv) {
     const char *keys[] = {"port", "max_conns", "duration_ms", "idle_ms", "grace_ms"};
     const char *flags[] = {"--port", "--max-conns", "--duration-ms", "--idle-ms", "--grace-ms"};
     long vals[] = {0, 0, 60000, 5000, 200};
-    int i, k, status = 0;
+    int i, k, status = 0, profile = 0;
+    struct sigaction sa;
 
     for (i = 1; i < argc; i++) {
         for (k = 0; k < 5; k++)
             if (strcmp(argv[i], flags[k]) == 0 && i + 1 < argc) { vals[k] = opt_long(argv[++i], flags[k]); break; }
-        if (k == 5) {
+        if (k == 5 && strcmp(argv[i], "--profile") == 0) profile = 1;
+        else if (k == 5) {
             if (argv[i][0] == '-') { fprintf(stderr, "echo_server: unknown option %s\n", argv[i]); return 2; }
             script = argv[i];
         }
     }
     if (vals[0] > 65535) { fprintf(stderr, "echo_server: --port must be 0..65535\n"); return 2; }
     signal(SIGPIPE, SIG_IGN); /* a peer that hung up is an EPIPE, not a signal */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1; /* no SA_RESTART: poll() returns at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
 
     host.s = task_create(NULL, NULL);
     host.L = luaL_newstate();
@@ -336,6 +352,11 @@ int main(int argc, char **argv) {
     lua_pushcfunction(host.L, on_task_error);
     task_lua_set_error_handler(host.L, -1);
     lua_pop(host.L, 1);
+    task_lua_set_clock(host.L, host_clock, NULL); /* for task.profile and task.warn_slow */
+    if (profile && luaL_dostring(host.L, "require('task').profile()") != LUA_OK) {
+        fprintf(stderr, "echo_server: %s\n", lua_tostring(host.L, -1));
+        return 1;
+    }
 
     if (luaL_loadfile(host.L, script) != LUA_OK) {
         fprintf(stderr, "echo_server: %s\n", lua_tostring(host.L, -1));
@@ -387,6 +408,13 @@ int main(int argc, char **argv) {
             perror("echo_server: poll");
             status = 1;
             break;
+        }
+        if (dump_wanted) {
+            dump_wanted = 0;
+            task_lua_dump(host.L); /* the text, or why there is none */
+            fprintf(stderr, "%s", lua_tostring(host.L, -1));
+            fflush(stderr);
+            lua_pop(host.L, 1);
         }
         /* Ready or expired watches resume their tasks; they run at the next
            tick. Walk backwards: remove_watch moves the last entry into i. */

@@ -27,6 +27,7 @@ wait_exit() {
 }
 
 # ---- 1. load, idle timeout, cancellation at shutdown ----
+rm -f "$out" "$err" # the port is read from $out: never a past run's
 $server --port 0 --max-conns 52 --idle-ms 300 --grace-ms 100 --duration-ms 30000 >"$out" 2>"$err" &
 pid=$!
 port=; i=0
@@ -66,5 +67,20 @@ if wait_exit $pid 15 && [ "$st" = 0 ] && tail -n 1 "$out" | grep -q '^echo_serve
     echo "ok - $name: with no client the server stops after --duration-ms"
 else
     echo "not ok - $name: with no client the server stops after --duration-ms (status $st)"; cat "$out" "$err" | head -n 20
+fi
+
+# ---- 3. a task dump on SIGUSR1 ----
+rm -f "$out" "$err" # so the wait below cannot see the last run's lines
+$server --port 0 --duration-ms 1500 --profile >"$out" 2>"$err" &
+pid=$!
+i=0
+until grep -q '^echo_server: listening' "$out" 2>/dev/null || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -USR1 $pid 2>/dev/null
+if wait_exit $pid 15 && [ "$st" = 0 ] && grep -q '^task dump at [0-9.]* ms: 1 task (0 running, 0 ready, 1 waiting, 0 sleeping)$' "$err" &&
+   grep -q ' WAIT for [0-9.]* ms: external id [0-9]* (task.resume)$' "$err" && grep -q 'spawned at ' "$err" &&
+   grep -q "echo_server.lua:[0-9]*: in" "$err"; then
+    echo "ok - $name: SIGUSR1 writes a task dump to stderr and the server goes on"
+else
+    echo "not ok - $name: SIGUSR1 writes a task dump to stderr (status $st)"; cat "$out" "$err" | head -n 30
 fi
 exit 0

@@ -58,7 +58,7 @@ case("run sleeps, not spins: little CPU over a 200 ms sleep; the real clock move
   local c0, t0 = os.clock(), nil
   local elapsed = task.run(function() t0 = task.now(); task.sleep(200); return task.now() - t0 end)
   local cpu = os.clock() - c0
-  if not (elapsed >= 200) then error("elapsed " .. elapsed) end
+  if not (elapsed >= 200) then error("elapsed " .. elapsed) end -- luacheck: ignore 581 (NaN too)
   if cpu > 0.05 then error(("cpu %.3f s over a 200 ms sleep"):format(cpu)) end
 end)
 
@@ -90,9 +90,9 @@ case("a deadlock names every stuck task: what it waits on and its traceback", fu
   eq(ok, false)
   e = tostring(e)
   assert(e:find("task.run: deadlock: 3 tasks wait and nothing can wake them:", 1, true), e)
-  assert(e:find("(consumer) WAIT: waits for a value from Channel (0/1)", 1, true), e)
-  assert(e:find("(waiter) WAIT: waits for task.wakeup (task.wait)", 1, true), e)
-  assert(e:find("WAIT: waits for the end of task %d+ %(consumer%) %(join%)"), e)
+  assert(e:find("%(consumer%) WAIT for [%d.]+ m?s: a value from Channel %(0/1%)"), e)
+  assert(e:find("%(waiter%) WAIT for [%d.]+ m?s: task.wakeup %(task.wait%)"), e)
+  assert(e:find("WAIT for [%d.]+ m?s: the end of task %d+ %(consumer%) %(join%)"), e)
   assert(e:find("in method 'recv'", 1, true) or e:find("in function 'recv'", 1, true), e)
 end)
 
@@ -100,7 +100,7 @@ case("step, poll_timeout and count drive the scheduler from a loop of one's own"
   eq(task.count(), 0)
   eq(task.poll_timeout(), nil) -- nothing pending: block as long as you like
   local log = {}
-  local t = task.spawn(function() log[#log + 1] = "ran"; task.sleep(5); log[#log + 1] = "woke"; return "r" end)
+  task.spawn(function() log[#log + 1] = "ran"; task.sleep(5); log[#log + 1] = "woke"; return "r" end)
   eq(task.count(), 1)
   eq(task.poll_timeout(), 0) -- ready: tick at once
   eq(task.step(), 1)
@@ -122,7 +122,6 @@ case("step, poll_timeout and count drive the scheduler from a loop of one's own"
   local ok, e = pcall(task.run, function() return task.step() end)
   eq(ok, false)
   assert(tostring(e):find("task.step: called from inside a task", 1, true), tostring(e))
-  t = nil
 end)
 
 case("run is not reentrant", function()
@@ -253,6 +252,57 @@ case("task.after(1, fn) fires while a 2-million-message ping-pong still runs", f
   end)
   eq(r, "done")
   eq(fired_during, true, "after(1) fired before the ping-pong ended")
+end)
+
+case("on_ready(fn): called once when a task becomes ready outside ticks; errors go to the handler", function()
+  local calls = 0
+  eq(task.on_ready(function() calls = calls + 1 end), nil)
+  local a = task.spawn(function() return 1 end)
+  eq(calls, 1, "a spawn outside ticks")
+  task.spawn(function() end)
+  eq(calls, 1, "at most once between two ticks")
+  eq(task.step(), 2)
+  eq(calls, 1, "not for what a tick makes ready")
+  local id = task.alloc()
+  local w = task.spawn(function() return task.wait(id) end)
+  task.step()
+  eq(calls, 2)
+  eq(task.resume(id, "v"), true)
+  eq(calls, 3, "an external resume makes a task ready")
+  task.step()
+  eq(a:join(), 1); eq(w:join(), "v")
+  local seen
+  local old = task.set_error_handler(function(e) seen = tostring(e) end)
+  local prev = task.on_ready(function() error("ready hook failed") end)
+  eq(type(prev), "function")
+  task.spawn(function() end)
+  eq(seen and seen:find("ready hook failed", 1, true) ~= nil, true, "reported: " .. tostring(seen))
+  task.step()
+  task.on_ready(nil)
+  task.set_error_handler(old)
+  task.spawn(function() end)
+  task.step()
+  eq(task.on_ready(nil), nil)
+  local ok, e = pcall(task.on_ready, 1)
+  eq(ok, false); assert(tostring(e):find("bad argument #1", 1, true), e)
+end)
+
+case("warn_slow and profile use the monotonic clock; dump goes to stderr by default", function()
+  eq(task.warn_slow(1000), nil)
+  eq(task.warn_slow(nil), 1000)
+  eq(task.profile(), false)
+  task.run(function()
+    local t = task.spawn({name = "p"}, function() task.sleep(1) end)
+    task.yield()
+    local e = task.tasks()[t]
+    eq(e.resumes, 1)
+    assert(e.busy >= 0 and e.longest >= 0 and e.longest <= e.busy + 1e-9)
+    assert(e.spawned:find("lua_module.lua:%d+$"), e.spawned)
+    local text = task.dump(false)
+    assert(text:find("(p) SLEEP for ", 1, true), text)
+    t:join()
+  end)
+  eq(task.profile(false), true)
 end)
 
 os.exit(failed == 0 and 0 or 1)

@@ -18,6 +18,7 @@
 #include <time.h>
 
 static int real_clock;
+static uint64_t runner_now; /* the clock task_tick gets; virtual unless --real-clock */
 
 static uint64_t mono_ns(void) {
     struct timespec ts;
@@ -36,6 +37,8 @@ static int record_error(lua_State *L) {
     lua_setfield(L, -2, "task");
     lua_pushvalue(L, 3);
     lua_setfield(L, -2, "traceback");
+    lua_pushvalue(L, 4);
+    lua_setfield(L, -2, "kind");
     lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
     return 0;
 }
@@ -84,6 +87,21 @@ static int host_resume(lua_State *L) {
     return 1;
 }
 
+/* The binding's clock (task_lua_set_clock): the one task_tick gets. */
+static uint64_t runner_clock(void *ud) {
+    (void)ud;
+    return real_clock ? mono_ns() : runner_now;
+}
+
+/* host_advance(ms): virtual time passes inside the running step, as if
+   it computed that long (exact figures for task.profile, task.warn_slow). */
+static int host_advance(lua_State *L) {
+    lua_Number ms = luaL_checknumber(L, 1);
+    luaL_argcheck(L, ms >= 0 && !real_clock, 1, "a duration >= 0, virtual clock only");
+    runner_now += (uint64_t)(ms * 1e6);
+    return 0;
+}
+
 /* Opens the libraries and the module, installs the globals the scripts use
    and loads the script: protected, so running out of memory is an error. */
 static int runner_setup_p(lua_State *L) {
@@ -99,6 +117,8 @@ static int runner_setup_p(lua_State *L) {
     lua_pop(L, 1);
     lua_register(L, "host_resume_later", host_resume_later);
     lua_register(L, "host_resume", host_resume);
+    lua_register(L, "host_advance", host_advance);
+    task_lua_set_clock(L, runner_clock, NULL);
     lua_pushstring(L, path);
     lua_setglobal(L, "SCRIPT");
     if (luaL_dostring(L, "package.path = 'test/lua/?.lua;' .. package.path") != LUA_OK) return lua_error(L);
@@ -111,7 +131,7 @@ static int run_script(const char *path) {
     task_sched *s;
     lua_State *L;
     int failed = 0, rc;
-    uint64_t now = real_clock ? mono_ns() : 1000 * TASK_SEC;
+    runner_now = real_clock ? mono_ns() : 1000 * TASK_SEC;
     memset(&a, 0, sizeof a);
     s = task_create(test_alloc_fn, &a);
     L = lua_newstate(test_alloc_fn, &a);
@@ -126,11 +146,11 @@ static int run_script(const char *path) {
         failed = 1;
     } else {
         lua_pop(L, 1);
-        task_tick(s, now);
+        task_tick(s, runner_now);
         for (;;) {
             uint64_t wait;
             if (task_count(s, -1) == 0) break;
-            wait = task_timeout(s, real_clock ? mono_ns() : now);
+            wait = task_timeout(s, real_clock ? mono_ns() : runner_now);
             if (wait == TASK_FOREVER) {
                 printf("not ok - %s: deadlock: %d task(s) wait and nothing can wake them\n", path, task_count(s, -1));
                 failed = 1;
@@ -141,9 +161,9 @@ static int run_script(const char *path) {
                 ts.tv_sec = (time_t)(wait / TASK_SEC);
                 ts.tv_nsec = (long)(wait % TASK_SEC);
                 if (wait) nanosleep(&ts, NULL);
-                now = mono_ns();
-            } else now += wait;
-            if ((rc = task_tick(s, now)) < 0) { printf("not ok - %s: task_tick: %d\n", path, rc); failed = 1; break; }
+                runner_now = mono_ns();
+            } else runner_now += wait;
+            if ((rc = task_tick(s, runner_now)) < 0) { printf("not ok - %s: task_tick: %d\n", path, rc); failed = 1; break; }
         }
     }
     /* An error outside the cases (the script's own chunk) fails the script. */

@@ -496,6 +496,55 @@ TEST_CASE(two_lua_states_on_one_scheduler_close_second_then_first) {
     isolated("two states, the second opened closed first", two_states_body, 30);
 }
 
+static uint64_t host_clock(void *ud) { return ((host *)ud)->now; }
+
+static int dump_c_task(task_ctx *c) {
+    (void)c;
+    return TASK_STEP_SUSPEND; /* task_wait: parked until woken */
+}
+
+TEST_CASE(dump_names_lua_and_c_tasks_and_the_clock_enables_warn_slow) {
+    host h, h2;
+    const char *text;
+    task_id ct;
+    host_open(&h);
+    run(&h, "local ok, e = pcall(task.warn_slow, 5); E = tostring(e)");
+    CHECK(strstr(gets_(&h, "E"), "task.warn_slow: no clock to time resumes with (the host sets one with task_lua_set_clock)") != NULL);
+    task_lua_set_clock(h.L, host_clock, &h);
+    run(&h, "task.warn_slow(5); task.profile(); CH = task.channel(1)\n"
+            "W = task.spawn({name = 'reader'}, function() return CH:recv() end)");
+    CHECK_INT(task_spawn(h.s, dump_c_task, NULL, NULL, &ct), TASK_OK);
+    drive(&h, 10);
+    /* a second lua_State on the same scheduler: its task is named as such */
+    h2.L = lua_newstate(test_alloc_fn, &h.a);
+    luaL_openlibs(h2.L);
+    CHECK_INT(task_lua_open(h2.L, h.s), TASK_OK);
+    lua_pop(h2.L, 1);
+    CHECK(luaL_dostring(h2.L, "local t = require('task'); local c = t.channel(1); t.spawn(function() c:recv() end)") == LUA_OK);
+    lua_settop(h2.L, 0);
+    drive(&h, 1);
+    CHECK_INT(task_lua_dump(h.L), TASK_OK);
+    text = lua_tostring(h.L, -1);
+    CHECK(text != NULL);
+    if (text) {
+        CHECK(strncmp(text, "task dump at ", 13) == 0);
+        CHECK(strstr(text, ": 3 tasks (0 running, 0 ready, 3 waiting, 0 sleeping)\n\n") != NULL);
+        CHECK(strstr(text, "(reader) WAIT for ") != NULL);
+        CHECK(strstr(text, ": a value from Channel (0/1)\n    resumes 1, busy 0.0 ms, longest 0.0 ms, age ") != NULL);
+        CHECK(strstr(text, "(C task) WAIT: wakeup") != NULL);
+        CHECK(strstr(text, "(Lua task of another lua_State) WAIT: recv") != NULL);
+        CHECK(strstr(text, "in method 'recv'") != NULL || strstr(text, "in function 'recv'") != NULL);
+    }
+    lua_pop(h.L, 1);
+    lua_close(h2.L);
+    task_abort(h.s, ct);
+    drive(&h, 1);
+    task_lua_set_clock(h.L, NULL, NULL); /* turns the warning off */
+    run(&h, "R = tostring(task.warn_slow(nil))");
+    CHECK_STR(gets_(&h, "R"), "nil");
+    host_close(&h);
+}
+
 int main(void) {
     RUN(open_binds_and_require_works);
     RUN(spawn_from_c_with_arguments);
@@ -515,5 +564,6 @@ int main(void) {
     RUN(send_and_recv_that_complete_at_once_work_outside_tasks);
     RUN(two_lua_states_on_one_scheduler_close_first_then_second);
     RUN(two_lua_states_on_one_scheduler_close_second_then_first);
+    RUN(dump_names_lua_and_c_tasks_and_the_clock_enables_warn_slow);
     return test_done();
 }

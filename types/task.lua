@@ -156,9 +156,22 @@ function Timer:done() end
 
 ---What `task.tasks()` returns for each live task.
 ---@class task.Info
----@field traceback string its current traceback
----@field status "RUN"|"WAIT"|"READY"|"SLEEP"|"EXIT"
----@field waits string? what it waits for, in words (parked tasks)
+---@field id integer the task's id
+---@field name string|nil its name
+---@field traceback string its current traceback (where it is parked, or runs)
+---@field status "RUN"|"WAIT"|"READY"|"SLEEP"
+---@field wait task.WaitKind|nil what kind of wait it is parked in
+---@field target Task|Channel|Timer|integer|nil what it waits on: the Task it joins, the Channel, the Timer, the external id
+---@field waits string|nil what it waits for, in words (parked tasks)
+---@field since number|nil ms since it parked
+---@field deadline number|nil a sleep's end, in ms on `task.now()`'s clock
+---@field trace integer|nil its trace id, when it has one
+---@field resumes integer|nil runs of its code (statistics on: `task.profile()`)
+---@field busy number|nil their total time, ms (statistics on)
+---@field longest number|nil the longest one, ms (statistics on)
+---@field spawned string|nil "file.lua:line" where it was spawned (`task.profile()` on at the time)
+
+---@alias task.WaitKind "sleep"|"wait"|"external"|"join"|"recv"|"send"|"timer"|"select"|"scope"|"race"
 
 ---Options of `task.spawn(opts, fn, ...)`; any other key raises.
 ---@class task.SpawnOpts
@@ -364,9 +377,10 @@ function task.poll_timeout() end
 function task.count() end
 
 ---Sets the handler for errors of tasks nobody waits for (no joiner, not
----in a scope, not claimed by a combinator): `fn(err, task, traceback)`.
+---in a scope, not claimed by a combinator): `fn(err, task, traceback)`;
+---`task.warn_slow`'s reports add a fourth argument, `"slow"`.
 ---`nil` restores the default (one line on stderr, then the traceback).
----@param fn? fun(err: any, task: Task, traceback: string?)
+---@param fn? fun(err: any, task: Task, traceback: string?, kind: "slow"|nil)
 ---@return function|nil previous the handler before this call (nil: the default)
 function task.set_error_handler(fn) end
 
@@ -378,9 +392,40 @@ function task.set_error_handler(fn) end
 ---@return integer idle the idle threads kept now
 function task.pool(n) end
 
----Every live task with its traceback and status.
+---Every live Lua task of this lua_State: what it waits on, since when,
+---its traceback, and with `task.profile()` its statistics.
 ---@return table<Task, task.Info>
 function task.tasks() end
+
+---A report of every live task (C ones too), one block each, grouped by
+---state: what it waits on and for how long, its statistics, its
+---traceback. Written to `out` (a file, anything with `:write`, a
+---function; default: stderr; `false`: nowhere) and returned.
+---@param out? file*|{write: fun(self: any, s: string)}|fun(s: string)|false
+---@return string text
+function task.dump(out) end
+
+---Per-task statistics (resumes, busy, longest) from now on, timed with
+---the host's clock (`task_lua_set_clock`; the module: monotonic), and the
+---place where each new task is spawned. `profile(false)` stops recording
+---spawn places; the statistics stay on.
+---@param on? boolean default true
+---@return boolean was whether it was on
+function task.profile(on) end
+
+---Reports a resume of a Lua task longer than `ms` to the error handler as
+---`(msg, Task, traceback, "slow")`; `nil` turns it off. Needs a clock
+---(the host's `task_lua_set_clock`; the module has its own).
+---@param ms? number
+---@return number|nil previous the previous limit
+function task.warn_slow(ms) end
+
+---Standalone module: `fn()` is called, outside ticks, when a task becomes
+---ready while none was (a foreign event loop then ticks soon instead of
+---blocking). `nil` clears it.
+---@param fn? fun()
+---@return fun()|nil previous
+function task.on_ready(fn) end
 
 ---Sets this node's number (0..65535) for trace ids.
 ---@param n integer
@@ -414,19 +459,30 @@ function task.tracepropagate() end
 ---@overload fun(header: string): integer|nil, string|nil
 function task.traceparent(header) end
 
----Sets the create and terminate hooks (`nil` clears one); each gets the Task.
+---Sets the hooks (`nil` clears one). `create(Task)` and `term(Task)` as a
+---Lua task is spawned and ends; `resume(Task)` before and
+---`suspend(Task, did)` after each run of its code (a profiler's switch
+---hooks). They run on the main thread; an error goes to the error handler.
 ---@param create? fun(t: Task)
 ---@param term? fun(t: Task)
+---@param resume? fun(t: Task)
+---@param suspend? fun(t: Task, did: "yield"|"wait"|"end")
 ---@return fun(t: Task)|nil create the previous create hook
 ---@return fun(t: Task)|nil term the previous terminate hook
-function task.hook(create, term) end
+---@return fun(t: Task)|nil resume the previous resume hook
+---@return fun(t: Task, did: string)|nil suspend the previous suspend hook
+function task.hook(create, term, resume, suspend) end
 
 ---Same as `task.hook` (silly's name).
 ---@param create? fun(t: Task)
 ---@param term? fun(t: Task)
+---@param resume? fun(t: Task)
+---@param suspend? fun(t: Task, did: "yield"|"wait"|"end")
 ---@return fun(t: Task)|nil create
 ---@return fun(t: Task)|nil term
-function task.task_hook(create, term) end
+---@return fun(t: Task)|nil resume
+---@return fun(t: Task, did: string)|nil suspend
+function task.task_hook(create, term, resume, suspend) end
 
 ---Standalone module only (build/task.so for the stock lua5.4): runs
 ---`fn(...)` as the main task, drives the loop on the monotonic clock

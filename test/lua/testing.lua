@@ -57,7 +57,7 @@ function T.run()
     local t = task.spawn({name = c.name}, c.fn)
     local ok, err = pcall(t.join, t)
     if ok and #ERRORS > 0 then
-      ok, err = false, "unexpected error in a task: " .. tostring(ERRORS[1].err)
+      ok, err = false, "unexpected error in a task: " .. tostring(ERRORS[1].err) .. " in " .. tostring(ERRORS[1].task)
     end
     if ok then print(("ok - %s: %s"):format(file, c.name))
     else
