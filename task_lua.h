@@ -37,11 +37,13 @@
  *   LUA_MASKCOUNT) on the task's thread. When it is spent the task is
  *   either preempted (TASK_LUA_PREEMPT: it yields from the hook and runs
  *   again at the next tick, at the back of the queue; where it cannot
- *   yield, inside a metamethod or a C call, it is preempted at the next
- *   count that can) or fails with the error "task exceeded its budget"
- *   (TASK_LUA_RAISE; the error is raised again at every instruction, so a
- *   pcall cannot swallow it). Code in a plain coroutine nested inside a
- *   task cannot be preempted: it gets the error in both modes. The hook
+ *   yield, inside a metamethod or a C call such as table.sort's
+ *   comparator, it is preempted at the next count that can, and fails as
+ *   below after 100 more budgets spent there) or fails with the error
+ *   "task exceeded its budget" (TASK_LUA_RAISE; the error is raised again
+ *   at every instruction, so a pcall cannot swallow it). Code in a plain
+ *   coroutine nested inside a task cannot be preempted: it gets the error
+ *   in both modes. The hook
  *   replaces any debug.sethook hook of a task's thread while a budget is
  *   set. n = 0 (the default) turns it off.
  *
@@ -266,6 +268,7 @@ struct task__l_state {
     int r_body;        /* the closure every task's thread starts in */
     const void *mt[TASK__L_NCLASS]; /* metatables, for type checks that run no code */
     int budget, budget_mode, spent;
+    int64_t stuck;     /* instructions a preempted resume ran where it could not yield */
 };
 
 static const char task__l_statekey = 's';  /* addresses only: registry keys */
@@ -605,6 +608,10 @@ static task__l_state *task__l_hook_state(lua_State *L) {
     return st && !st->closed ? st : NULL;
 }
 
+/* A preempted task stuck where it cannot yield gets this many more
+   budgets, then fails as TASK_LUA_RAISE would. */
+#define TASK__L_STUCK_BUDGETS 100
+
 /* How often the budget hook fires on threads other than the running
    task's own (coroutines it resumes, and code outside tasks). */
 static int task__l_budget_step(const task__l_state *st) { return st->budget / 8 + 1; }
@@ -625,8 +632,17 @@ static void task__l_budget_hook(lua_State *L, lua_Debug *ar) {
                 lua_yield(L, 0); /* a plain yield: READY at the next tick */
                 return;
             }
-            lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, 1); /* at the next instruction that can */
-            return;
+            /* Inside a call that cannot yield (table.sort's comparator, a
+               string.gsub callback, a metamethod called from C): try again
+               every step, and after TASK__L_STUCK_BUDGETS more budgets
+               there, raise: a loop that never gets back to code that can
+               yield would hold the host for good. */
+            n = task__l_budget_step(st);
+            st->stuck += n;
+            if (st->stuck < (int64_t)st->budget * TASK__L_STUCK_BUDGETS) {
+                lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, n); /* at the next count that can */
+                return;
+            }
         }
         lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, 1); /* level-triggered */
         task__l_raise_literal(L, "task exceeded its budget");
@@ -1173,6 +1189,7 @@ static int task__l_step(task_ctx *c) {
     saved = st->cur;
     st->cur = t;
     st->spent = 0;
+    st->stuck = 0;
     rc = lua_resume(co, st->L, nargs, &nres);
     st->cur = saved;
     t->parked_at = task_now(st->s);
