@@ -141,13 +141,20 @@ TASK_LUA_API int luaopen_task(lua_State *L);
 #include <limits.h>
 #endif
 
-#if LUA_VERSION_NUM != 504
-#error "task_lua.h needs Lua 5.4"
+#if LUA_VERSION_NUM != 504 && LUA_VERSION_NUM != 505
+#error "task_lua.h needs Lua 5.4 or 5.5"
 #endif
+/* What differs between the Lua versions, each named once here. */
 #if LUA_VERSION_RELEASE_NUM >= 50406
 #define TASK__L_CLOSETHREAD(co, from) lua_closethread((co), (from))
 #else
 #define TASK__L_CLOSETHREAD(co, from) ((void)(from), lua_resetthread(co))
+#endif
+#ifdef lua_numbertointeger
+#define TASK__L_NUM2INT(n, p) lua_numbertointeger((n), (p))
+#else /* 5.5 keeps it out of luaconf.h: the same test */
+#define TASK__L_NUM2INT(n, p) ((n) >= (lua_Number)(LUA_MININTEGER) && \
+    (n) < -(lua_Number)(LUA_MININTEGER) && (*(p) = (lua_Integer)(n), 1))
 #endif
 
 /* Registry names of the classes; messages use the part after "task.". */
@@ -206,8 +213,9 @@ struct task__l_task {
     int won;           /* the select index whose wait completed */
     int joiners;       /* Lua tasks waiting for it (join, select) */
     int nscopes;       /* Lua scopes it owns that are open */
-    int why;           /* the TASK_WHY_* of the resume a continuation runs in */
+    int nsel;          /* (sel below; here, with the ints, it leaves no padding) */
     double raisenum;   /* the value a TASK__L_RAISE_DURATION error names */
+    unsigned char why; /* the TASK_WHY_* of the resume a continuation runs in */
     unsigned char ended, joined, claimed, detached, suspending, code;
     unsigned char plain;    /* parked by a plain coroutine.yield() */
     unsigned char waitkind; /* TASK__L_WK_* */
@@ -223,7 +231,6 @@ struct task__l_task {
     task__l_task *joining;  /* the task it waits for in Task:join */
     task__l_reg direct;     /* a wait on one channel or timer */
     task__l_reg *sel;
-    int nsel;
     task__l_regq waitq;     /* selects waiting for it to end */
 };
 
@@ -248,6 +255,7 @@ struct task__l_state {
     int owns, closed, looping;
     int r_anchors;     /* [slot index] = Task while the task lives, false after */
     uint32_t ahi;      /* anchors has a key at every slot index up to ahi + 1 */
+    uint32_t amade;    /* ahi + 1 when that key is known to be made (spawn skips the check) */
     int r_timers;      /* [light Timer] = Timer, while armed */
     int r_ext;         /* [external id] = packed values resumed before the wait */
     int r_scopes;      /* [slot index] = Scope, while open */
@@ -288,7 +296,7 @@ static int task__l_closed_error(lua_State *L) {
     return luaL_error(L, "%s: the task module is closed", fn);
 }
 
-static task__l_state *task__l_st(lua_State *L) {
+static inline task__l_state *task__l_st(lua_State *L) {
     task__l_state *st = (task__l_state *)lua_touserdata(L, lua_upvalueindex(1));
     if (st->closed) task__l_closed_error(L);
     return st;
@@ -326,8 +334,9 @@ static int task__l_classof(lua_State *L, int idx, const task__l_state *st) {
     return TASK__L_C_NONE;
 }
 
-/* Is the value at idx of class cls? One metatable compare. */
-static int task__l_is(lua_State *L, int idx, const task__l_state *st, int cls) {
+/* Is the value at idx of class cls? One metatable compare. Inline, as
+   task__l_check and task__l_st: they run in every method call. */
+static inline int task__l_is(lua_State *L, int idx, const task__l_state *st, int cls) {
     int r;
     if (!lua_getmetatable(L, idx)) return 0; /* also for values that have none */
     r = lua_topointer(L, -1) == st->mt[cls] && lua_type(L, idx) == LUA_TUSERDATA;
@@ -335,7 +344,7 @@ static int task__l_is(lua_State *L, int idx, const task__l_state *st, int cls) {
     return r;
 }
 
-static void *task__l_check(lua_State *L, const task__l_state *st, int idx, int cls) {
+static inline void *task__l_check(lua_State *L, const task__l_state *st, int idx, int cls) {
     if (!task__l_is(L, idx, st, cls)) luaL_typeerror(L, idx, TASK__L_CLASS_NAME(cls));
     return lua_touserdata(L, idx);
 }
@@ -386,7 +395,7 @@ static int task__l_badms(lua_State *L, double ms, const char *fn) {
     lua_Integer i;
     if (ms != ms) return luaL_error(L, "%s: invalid duration (ms=nan)", fn);
     if (ms - ms != 0) return luaL_error(L, "%s: invalid duration (ms=%s)", fn, ms > 0 ? "inf" : "-inf");
-    if (ms == (double)(lua_Number)ms && lua_numbertointeger((lua_Number)ms, &i) && (double)i == ms)
+    if (ms == (double)(lua_Number)ms && TASK__L_NUM2INT((lua_Number)ms, &i) && (double)i == ms)
         lua_pushinteger(L, i);
     else lua_pushnumber(L, (lua_Number)ms);
     return luaL_error(L, "%s: invalid duration (ms=%s)", fn, luaL_tolstring(L, -1, NULL));
@@ -987,7 +996,7 @@ static void task__l_end(task__l_state *st, task__l_task *t, int how) {
     lua_State *L = st->L;
     t->ended = (unsigned char)how;
     task__l_unqueue(t);
-    if (lua_checkstack(L, 3)) task__l_unanchor_sel(L, st, t);
+    if (t->anchored && lua_checkstack(L, 3)) task__l_unanchor_sel(L, st, t);
     if (how == TASK_EXIT_FAIL && t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
     task__l_complete_all(st, &t->waitq, TASK__L_W_ENDED);
     if (how == TASK_EXIT_FAIL) task__l_call_p(st, task__l_route_p, t, 0);
@@ -1182,7 +1191,7 @@ static int task__l_step(task_ctx *c) {
         }
         nargs = t->npend;
     }
-    t->why = c->why;
+    t->why = (unsigned char)c->why;
     t->npend = 0;
     t->suspending = 0;
     task__l_arm(st, t, c->why);
@@ -1324,14 +1333,17 @@ static task__l_task *task__l_spawn_at(lua_State *L, task__l_state *st, int fidx,
     if (st->npool > 0) { /* a thread of a task that returned: no allocation */
         task__l_getref(L, st->r_pool);
         lua_rawgeti(L, -1, st->npool);
+        co = lua_tothread(L, -1);
+        lua_setiuservalue(L, -3, 1);
         lua_pushboolean(L, 0); /* false, not nil: the array keeps its slot */
-        lua_rawseti(L, -3, st->npool);
-        lua_remove(L, -2);
+        lua_rawseti(L, -2, st->npool);
+        lua_settop(L, -2);
         st->npool--;
         st->pool_taken++;
-        co = lua_tothread(L, -1);
-    } else co = lua_newthread(L);
-    lua_setiuservalue(L, -2, 1);
+    } else {
+        co = lua_newthread(L);
+        lua_setiuservalue(L, -2, 1);
+    }
     if (nameidx) {
         lua_pushvalue(L, nameidx);
         lua_setiuservalue(L, -2, 2);
@@ -1350,11 +1362,14 @@ static task__l_task *task__l_spawn_at(lua_State *L, task__l_state *st, int fidx,
        after task_spawn must not fail: the key a new slot gets (ahi + 1) is
        made before, when a failure leaves nothing to undo. */
     task__l_getref(L, st->r_anchors);
-    if (lua_rawgeti(L, -1, (lua_Integer)st->ahi + 1) == LUA_TNIL) {
-        lua_pushboolean(L, 0);
-        lua_rawseti(L, -3, (lua_Integer)st->ahi + 1);
+    if (st->amade != st->ahi + 1) { /* keys are never removed: once made, it stays */
+        if (lua_rawgeti(L, -1, (lua_Integer)st->ahi + 1) == LUA_TNIL) {
+            lua_pushboolean(L, 0);
+            lua_rawseti(L, -3, (lua_Integer)st->ahi + 1);
+        }
+        lua_pop(L, 1);
+        st->amade = st->ahi + 1;
     }
-    lua_pop(L, 1);
     if ((where = st->r_where != LUA_NOREF)) { /* task.profile: where it was spawned */
         lua_Debug ar;
         int level;
@@ -1576,19 +1591,21 @@ static int task__l_task_traceback(lua_State *L) {
     return 1;
 }
 
+/* Upvalue 2 is the methods table, which also maps "id" and "name" to the
+   integers TASK__L_F_ID and TASK__L_F_NAME: one raw lookup, in place of the
+   key, answers every key (t:join() is the hot one). */
+enum { TASK__L_F_ID = 1, TASK__L_F_NAME = 2 };
 static int task__l_task_index(lua_State *L) {
     task__l_task *x;
-    const char *k;
-    lua_settop(L, 2);
-    lua_pushvalue(L, 2);
+    int f;
+    if (lua_gettop(L) != 2) lua_settop(L, 2);
+    f = lua_rawget(L, lua_upvalueindex(2));
     /* a method, the common case: it does not look at the value, so it needs no check */
-    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
+    if (f == LUA_TFUNCTION) return 1;
     x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
-    k = lua_tostring(L, 2);
-    if (k && strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)x->id);
-    else if (k && strcmp(k, "name") == 0) task__l_info(L, 1, "name");
-    else lua_pushnil(L);
+    if (f != LUA_TNUMBER) return 1; /* nil: no such field */
+    if (lua_tointeger(L, 2) == TASK__L_F_ID) lua_pushinteger(L, (lua_Integer)x->id);
+    else task__l_info(L, 1, "name");
     return 1;
 }
 
@@ -3012,7 +3029,7 @@ static int task__l_k_scope_closed(lua_State *L, int status, lua_KContext ctx) {
     if (sc->kind == TASK__L_SC_WITH_TIMEOUT && sc->expired) {
         lua_Number ms = lua_tonumber(L, 1);
         lua_Integer whole;
-        if (lua_numbertointeger(ms, &whole) && (lua_Number)whole == ms) lua_pushinteger(L, whole); /* 10, not 10.0 */
+        if (TASK__L_NUM2INT(ms, &whole) && (lua_Number)whole == ms) lua_pushinteger(L, whole); /* 10, not 10.0 */
         else lua_pushnumber(L, ms);
         return luaL_error(L, "task.with_timeout: exceeded %s ms", lua_tostring(L, -1));
     }
@@ -3700,6 +3717,12 @@ static void task__l_newclass(lua_State *L, task__l_state *st, int sti, int cls, 
     lua_newtable(L); /* methods */
     lua_pushvalue(L, sti);
     luaL_setfuncs(L, methods, 1);
+    if (index == task__l_task_index) { /* its fields, see there */
+        lua_pushinteger(L, TASK__L_F_ID);
+        lua_setfield(L, -2, "id");
+        lua_pushinteger(L, TASK__L_F_NAME);
+        lua_setfield(L, -2, "name");
+    }
     if (index) {
         lua_pushvalue(L, sti);
         lua_pushvalue(L, -2);

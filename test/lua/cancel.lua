@@ -91,21 +91,21 @@ end)
 
 T.case("to-be-closed: closed on return", function()
   local log = {}
-  local t = task.spawn(function() local c <close> = H.closer(log, "ret"); task.sleep(1); return 1 end)
+  local t = task.spawn(function() local _ <close> = H.closer(log, "ret"); task.sleep(1); return 1 end)
   T.eq(t:join(), 1)
   T.same(log, {"ret"}); T.eq(log.err, nil)
 end)
 
 T.case("to-be-closed: closed on error, with the error", function()
   local log = {}
-  local t = task.spawn(function() local c <close> = H.closer(log, "err"); task.sleep(1); error("bad", 0) end)
+  local t = task.spawn(function() local _ <close> = H.closer(log, "err"); task.sleep(1); error("bad", 0) end)
   T.raises("bad", t.join, t)
   T.same(log, {"err"}); T.eq(log.err, "bad")
 end)
 
 T.case("to-be-closed: closed on cancel", function()
   local log = {}
-  local t = task.spawn(function() local c <close> = H.closer(log, "cancel"); task.sleep(1000) end)
+  local t = task.spawn(function() local _ <close> = H.closer(log, "cancel"); task.sleep(1000) end)
   task.yield()
   t:cancel()
   T.raises("task cancelled", t.join, t)
@@ -115,9 +115,9 @@ end)
 T.case("to-be-closed: closed on abort, innermost first, in every frame", function()
   local log = {}
   local t = task.spawn(function()
-    local a <close> = H.closer(log, "outer")
+    local _ <close> = H.closer(log, "outer")
     local function inner()
-      local b <close> = H.closer(log, "inner")
+      local _ <close> = H.closer(log, "inner")
       task.wait()
     end
     inner()
@@ -130,7 +130,7 @@ end)
 
 T.case("to-be-closed: a task whose __close errors reports that error", function()
   local t = task.spawn(function()
-    local c <close> = setmetatable({}, {__close = function() error("close failed", 0) end})
+    local _ <close> = setmetatable({}, {__close = function() error("close failed", 0) end})
     error("first", 0)
   end)
   local ok, e = pcall(t.join, t)

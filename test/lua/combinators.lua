@@ -38,7 +38,7 @@ end)
 T.case("scope: the body's error cancels the children and is re-raised after they end", function()
   local log = {}
   local ok, e = pcall(task.scope, function(sc)
-    sc:spawn(function() local c <close> = H.closer(log, "child closed"); task.sleep(100) end)
+    sc:spawn(function() local _ <close> = H.closer(log, "child closed"); task.sleep(100) end)
     task.yield()
     error("body", 0)
   end)
@@ -114,7 +114,7 @@ T.case("race: first to return wins, the others are cancelled", function()
   local log = {}
   local t0 = task.now()
   local i, v = task.race(
-    function() local c <close> = H.closer(log, "slow closed"); task.sleep(50); return "slow" end,
+    function() local _ <close> = H.closer(log, "slow closed"); task.sleep(50); return "slow" end,
     function() task.sleep(5); return "fast", "extra" end)
   T.eq(i, 2); T.eq(v, "fast"); T.eq(task.now() - t0, 5)
   T.same(log, {"slow closed"})
@@ -123,7 +123,7 @@ end)
 T.case("race: an error propagates, losers cancelled first", function()
   local log = {}
   local ok, e = pcall(task.race,
-    function() local c <close> = H.closer(log, "loser closed"); task.sleep(50) end,
+    function() local _ <close> = H.closer(log, "loser closed"); task.sleep(50) end,
     function() task.sleep(1); error("racefail", 0) end)
   T.eq(ok, false); T.eq(e, "racefail")
   T.same(log, {"loser closed"})
@@ -141,7 +141,7 @@ T.case("timeout: result, nil in time; nil, 'timeout' on the deadline with fn can
   local log = {}
   local t0 = task.now()
   r, e = task.timeout(10, function()
-    local c <close> = H.closer(log, "closed")
+    local _ <close> = H.closer(log, "closed")
     local ok, err = pcall(task.sleep, 100)
     log[#log + 1] = err
     error(err, 0)
@@ -195,7 +195,7 @@ T.case("race/with_timeout/scope: a child that swallows or rewraps its cancellati
   end)
   -- scope: the first error wins, also over a child that raises after it was cancelled
   local ok, e = pcall(task.scope, function(sc)
-    sc:spawn(function() local ok2, err = pcall(task.sleep, 100); error("second", 0) end)
+    sc:spawn(function() pcall(task.sleep, 100); error("second", 0) end)
     sc:spawn(function() task.sleep(1); error("first", 0) end)
   end)
   T.eq(ok, false); T.eq(e, "first")
@@ -222,7 +222,7 @@ T.case("with_timeout: on the deadline children are cancelled, then it raises", f
   local log = {}
   local t0 = task.now()
   local e = T.raises("exceeded", task.with_timeout, 10, function(sc)
-    sc:spawn(function() local c <close> = H.closer(log, "child"); task.sleep(1000) end)
+    sc:spawn(function() local _ <close> = H.closer(log, "child"); task.sleep(1000) end)
     task.sleep(1000)
   end)
   T.eq(e, "task.with_timeout: exceeded 10 ms")
@@ -237,7 +237,7 @@ T.case("with_timeout: a child that catches the cancel gets grace_ms to finish", 
   local t0 = task.now()
   T.raises("exceeded 10 ms", task.with_timeout, 10, function(sc)
     sc:spawn(function()
-      local ok = pcall(task.sleep, 1000)
+      pcall(task.sleep, 1000)
       log[#log + 1] = ("cleanup at %g"):format(task.now() - t0)
     end)
     task.sleep(1000)
@@ -285,7 +285,7 @@ T.case("await(a): Task, Channel, Timer, anything with :wait or __call", function
   local ch = task.channel(); ch:send("m")
   T.eq(task.await(ch), "m")
   T.eq(task.await(task.timer(1)), true)
-  T.eq(task.await({wait = function(self) return "custom" end}), "custom")
+  T.eq(task.await({wait = function() return "custom" end}), "custom")
   T.eq(task.await(setmetatable({}, {__call = function() return "called" end})), "called")
   H.badarg(1, "await", function() return task.await(5) end)
 end)

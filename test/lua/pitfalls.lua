@@ -1,7 +1,6 @@
 -- pitfalls.lua: the Lua 5.4 pitfalls of the binding (issue 3).
 local task = require "task"
 local T = require "testing"
-local H = require "helpers"
 
 T.case("anchored threads: tasks with no handle survive full GCs while suspended", function()
   local done = 0

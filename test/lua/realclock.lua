@@ -10,7 +10,7 @@ T.case("with_timeout: a child that ignores cancellation is aborted after grace_m
   local t0 = task.now()
   local e = T.raises("exceeded", task.with_timeout, 10, function(sc)
     sc:spawn(function()
-      local c <close> = H.closer(log, "spinner closed")
+      local _ <close> = H.closer(log, "spinner closed")
       while true do pcall(function() coroutine.yield() end) end
     end)
     task.sleep(1000)

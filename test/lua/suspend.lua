@@ -85,20 +85,20 @@ end)
 
 T.case("coroutine.yield in a task body: (ms) sleeps, (id) waits for task.resume, () yields", function()
   local t0 = task.now()
+  local id
   local t = task.spawn(function()
     coroutine.yield(5)
     local at = task.now()
-    local id = task.alloc()
-    ID = id
+    id = task.alloc()
     local a, b = coroutine.yield(id)
     return at, a, b
   end)
   task.sleep(6)
-  task.resume(ID, "x", "y")
+  task.resume(id, "x", "y")
   local at, a, b = t:join()
   T.eq(at - t0, 5); T.eq(a, "x"); T.eq(b, "y")
   -- an id resumed before the yield: its values are kept
-  local id = task.alloc()
+  id = task.alloc()
   task.resume(id, 42)
   T.eq(task.spawn(function() return coroutine.yield(id) end):join(), 42)
   -- anything else yielded raises a clear error

@@ -191,7 +191,7 @@ end)
 T.case("Task:abort: never runs again, tbc closed, joiners get 'task aborted'", function()
   local log, after = {}, false
   local t = task.spawn(function()
-    local c <close> = H.closer(log, "closed")
+    local _ <close> = H.closer(log, "closed")
     task.sleep(10)
     after = true
   end)
@@ -221,7 +221,7 @@ T.case("Task:abort: a task aborting itself stops there", function()
   local log, after = {}, false
   local t
   t = task.spawn(function()
-    local c <close> = H.closer(log)
+    local _ <close> = H.closer(log)
     t:abort()
     after = true
   end)
