@@ -16,8 +16,8 @@ FUZZ_SECONDS       ?= 60
 FUZZ_CHECK_SECONDS ?= 60
 FUZZ_CC            := $(CLANG) -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I.
 HARD_SAN           := $(CC) -std=c99 $(STRICT) $(SAN) -I.
-# every Lua test script, on the virtual clock (realclock.lua needs the real one)
-HARD_LUA_SCRIPTS   := $(filter-out test/lua/testing.lua test/lua/realclock.lua,$(sort $(wildcard test/lua/*.lua)))
+# every Lua test script, on the virtual clock (LUA_SCRIPTS, test/lua.mk)
+HARD_LUA_SCRIPTS    = $(LUA_SCRIPTS)
 SWEEP_LUA_QUICK    := --max-runs 60 --max-seconds 3
 SWEEP_LUA_FULL     := --max-runs 4000 --max-seconds 12
 TSAN_CC            := $(CLANG) -std=c11 $(STRICT) -O1 -g -fsanitize=thread -pthread -I.

@@ -5,7 +5,8 @@
  * Feeds every file (directories: every file in them, sorted) to
  * LLVMFuzzerTestOneInput once and prints one TAP line per directory or
  * file argument. A target aborts on a finding, so a crash shows as a
- * non-zero exit in test/run-one.
+ * non-zero exit in test/run-one; the file it was running is the last
+ * "# replaying" line on stderr.
  */
 #ifndef FUZZ_REPLAY_H
 #define FUZZ_REPLAY_H
@@ -20,6 +21,7 @@ static int replay_file(const char *path) {
     unsigned char *buf;
     long n;
     if (!f) return -1;
+    fprintf(stderr, "# replaying %s\n", path);
     fseek(f, 0, SEEK_END);
     n = ftell(f);
     fseek(f, 0, SEEK_SET);
