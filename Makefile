@@ -2,48 +2,54 @@
 #   make run      build and run the demo
 #   make test     every test suite; the last line is "N passed, N failed"
 #   make module   build/task.so, for the stock lua5.4
+#   make install / make uninstall   headers, module, pkg-config, CMake and
+#                 LuaLS files (install.mk)
 #   make examples / make bench / make clean
 # Each area adds its own targets and suites in its .mk file (included below).
+#
+# Another Lua (5.4 or 5.5) for everything Lua: its headers, library and
+# interpreter, e.g.  make test LUA_INC=-I/opt/lua/include
+#                    LUA_LIB='/opt/lua/lib/liblua.a -lm -ldl' LUA=/opt/lua/bin/lua
 
 BUILD     := build
+RESULTS   ?= $(BUILD)/results
 CC        ?= cc
 CLANG     ?= clang
+LUA       ?= lua5.4
 STRICT    := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
 CFLAGS    ?= -O2 -g
 LUA_INC   := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIB   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 SAN       := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-VALGRIND  := $(shell command -v valgrind 2>/dev/null)
 VG        := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible
 HEADERS   := task.h task_lua.h
+TASK_VERSION := $(shell sed -n 's/^\#define TASK_VERSION "\(.*\)"$$/\1/p' task.h)
+# Scripts run by the recipes read these (test/need, test/run-one, the
+# compile checks); a script run by hand reads STRICT from this file.
+export RESULTS STRICT CC CLANG LUA LUA_INC LUA_LIB
 
-# Suites: each .mk file appends phony targets to TEST_SUITES; a suite runs
-# its program through test/run-one, which files the results.
+# Suites: each .mk file appends phony targets to TEST_SUITES. Suite
+# suite-NAME runs its program through `test/run-one NAME`, which files the
+# results; test/summary counts a suite that filed nothing as failed.
 TEST_SUITES :=
 
 .PHONY: all run test test-suites module deps test-deps examples bench clean
 all: module examples
 
-# What the build needs is installed with apt-get when root; otherwise the
-# exact command to run is printed. `deps`: Lua 5.4 (make run, make module);
-# `test-deps`: also the compilers, sanitizer runtimes, valgrind and libuv
-# that the suites use.
-DEB_PKGS      := gcc liblua5.4-dev lua5.4 pkg-config
-DEB_TEST_PKGS := $(DEB_PKGS) clang libclang-rt-14-dev valgrind libuv1-dev
-define need_pkgs
-	@missing=""; if command -v dpkg >/dev/null 2>&1; then \
-	  for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	elif [ ! -f /usr/include/lua5.4/lua.h ]; then missing="$(1)"; fi; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "missing packages. Run: sudo apt-get install -y$$missing"; exit 1; fi; \
-	fi
-endef
+# Packages (test/need): the required ones are installed with apt-get when
+# root, otherwise make stops with the command to run. The optional ones
+# are installed when root; otherwise each suite that needs one is skipped,
+# saying which package and the command.
+DEB_PKGS      := gcc make liblua5.4-dev lua5.4 pkg-config
+DEB_TEST_PKGS := valgrind clang libclang-rt-14-dev g++ libuv1-dev lua-cqueues lua-luv luarocks cmake lua-check
 deps:
-	$(call need_pkgs,$(DEB_PKGS))
-test-deps:
-	$(call need_pkgs,$(DEB_TEST_PKGS))
+	@test/need $(DEB_PKGS)
+test-deps: deps
+	@test/need --optional "the suites that use them are skipped" $(DEB_TEST_PKGS)
+
+# $(call or_skip,PKGS,NAME) begins a suite's recipe line: without PKGS, the
+# suite NAME is filed as skipped (with the reason and the command) instead.
+or_skip = test/need --have $(1) || exec test/run-one $(2) test/need --skip $(2) $(1);
 
 $(BUILD):
 	@mkdir -p $(BUILD)
@@ -60,13 +66,13 @@ suite-compile: deps | $(BUILD)
 	@test/run-one compile sh test/compile.sh $(BUILD)/compile "$(LUA_INC)"
 
 test: test-deps
-	@rm -rf $(BUILD)/results
+	@rm -rf $(RESULTS)
 	@$(MAKE) --no-print-directory -k test-suites || true
-	@sh test/summary $(BUILD)/results
+	@sh test/summary $(RESULTS) $(TEST_SUITES:suite-%=%)
 
 clean:
 	rm -rf $(BUILD)
 
 # After the includes: a rule's prerequisites are expanded when it is read.
-include $(sort $(wildcard test/*.mk examples/*.mk bench/*.mk))
+include install.mk $(sort $(wildcard test/*.mk examples/*.mk bench/*.mk))
 test-suites: $(TEST_SUITES)

@@ -11,7 +11,6 @@
 BENCH_BUILD   := $(BUILD)/bench
 BENCH_CFLAGS  := -std=c99 -O2 -g -DNDEBUG
 BENCH_QUICK   ?=
-BENCH_DEB     := libuv1-dev
 BENCH_CMDS    := '$(BENCH_BUILD)/bench_core'
 BENCH_PREREQS := bench-core
 
@@ -20,12 +19,7 @@ BENCH_PREREQS := bench-core
 # libuv is the peer of the timer rows: installed with apt-get when root,
 # otherwise those rows are skipped with a message.
 bench-deps:
-	@if ! pkg-config --exists libuv 2>/dev/null && ! printf '#include <uv.h>\n' | $(CC) -E -x c - >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing $(BENCH_DEB)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_DEB) >/dev/null || \
-	    echo "could not install $(BENCH_DEB): the libuv rows are skipped"; \
-	  else echo "libuv is missing, the libuv rows are skipped. To run them: sudo apt-get install -y $(BENCH_DEB)"; fi; \
-	fi
+	@test/need --optional "the libuv rows are skipped" libuv1-dev
 
 # Always rebuilt (a second or two): whether libuv is in may have changed.
 bench-core: | $(BUILD)

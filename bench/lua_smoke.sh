@@ -3,7 +3,7 @@
 # benchmark row (bench_lua.lua --smoke) and the table driver on its output.
 # Checks that they work, never how fast they are.
 dir=$1
-if lua5.4 bench/bench_lua.lua --smoke >"$dir/smoke.out" 2>"$dir/smoke.err"; then
+if ${LUA:-lua5.4} bench/bench_lua.lua --smoke >"$dir/smoke.out" 2>"$dir/smoke.err"; then
     echo "ok - bench_lua.lua --smoke runs"
 else
     echo "not ok - bench_lua.lua --smoke runs"; cat "$dir/smoke.err"; exit 0

@@ -17,7 +17,7 @@ for i, ms in ipairs({30, 10, 20}) do
     return ms * 2
   end)
 end
-for i, t in ipairs(sleepers) do say("   joined %s -> %d", t.name, t:join()) end
+for _, t in ipairs(sleepers) do say("   joined %s -> %d", t.name, t:join()) end
 
 -- 2. A pipeline: producer -> squarer -> consumer, over bounded channels.
 say("2. pipeline through two channels of capacity 2")
@@ -50,14 +50,14 @@ say("   timeout returned %s, %s", tostring(result), tostring(err))
 -- 4. A scope: its children are cancelled together and it waits for them.
 say("4. a scope with three workers, cancelled after 25 ms")
 local ok, e = pcall(task.scope, "workers", function(scope)
-  for i = 1, 3 do
+  for _ = 1, 3 do
     scope:spawn(function()
       while true do task.sleep(10) end   -- would run forever
     end)
   end
   scope:spawn(function()
-    local _ <close> = setmetatable({}, {__close = function(_, err)
-      say("   worker's cleanup ran (%s)", tostring(err or "no error"))
+    local _ <close> = setmetatable({}, {__close = function(_, why)
+      say("   worker's cleanup ran (%s)", tostring(why or "no error"))
     end})
     task.sleep(1000)
   end)

@@ -5,7 +5,7 @@ package.cpath = dir .. "/?.so;" .. package.cpath
 local task = require "task"
 
 local defs, src = {}, assert(io.open(types)):read("a")
-for cls, sep, name in src:gmatch("\nfunction ([%w_]+)([.:])([%w_]+)%(") do
+for cls, _, name in src:gmatch("\nfunction ([%w_]+)([.:])([%w_]+)%(") do
   defs[(cls == "task" and "task." or cls .. ":") .. name] = true
 end
 

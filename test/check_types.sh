@@ -11,8 +11,8 @@ if [ "$(head -n 1 $types | cut -c1-8)" = "---@meta" ]; then echo "ok - types: $t
 else echo "not ok - types: $types starts with ---@meta"; fi
 if command -v luac5.4 >/dev/null 2>&1; then
     if luac5.4 -p $types; then echo "ok - types: luac5.4 -p $types"; else echo "not ok - types: luac5.4 -p $types"; fi
-elif lua5.4 -e "assert(loadfile('$types'))"; then echo "ok - types: lua5.4 loadfile $types"
-else echo "not ok - types: lua5.4 loadfile $types"; fi
+elif ${LUA:-lua5.4} -e "assert(loadfile('$types'))"; then echo "ok - types: ${LUA:-lua5.4} loadfile $types"
+else echo "not ok - types: ${LUA:-lua5.4} loadfile $types"; fi
 
 # "table name" pairs from the luaL_Reg tables.
 names=$(awk '
@@ -46,6 +46,6 @@ for f in "Task id" "Task name" "Scope name"; do
 done
 
 if [ -n "$moddir" ] && [ -f "$moddir/task.so" ]; then
-    lua5.4 test/check_types.lua "$moddir" $types
+    ${LUA:-lua5.4} test/check_types.lua "$moddir" $types
 fi
 exit 0

@@ -1,8 +1,8 @@
 #!/bin/sh
 # compile.sh OUTDIR LUA_CFLAGS: the headers and the examples must build
-# warning-free (-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror) with
-# gcc and clang at -O0, -O2, -O3 and -O3 -flto, where the optimisers' flow
-# analysis finds what -O0 does not:
+# warning-free ($STRICT, the Makefile's flags) with gcc and clang at -O0,
+# -O2, -O3 and -O3 -flto, where the optimisers' flow analysis finds what
+# -O0 does not:
 #   task.h        declarations alone (task_post_* only with TASK_THREADS);
 #                 the implementation in a small program (linked and run at
 #                 -O3 -flto) as C99, C11, C++11 and C++17; each documented
@@ -11,12 +11,13 @@
 #                 as C99 at -O2 and -O3, and all of them at once as C99 and
 #                 C++17 at every level (and C11 at -O3)
 #   task_lua.h    the implementation as C99, C11, C++11 and C++17
-#   examples/*.c  -std=c99 at -O2, -O3 (gcc), -O3 -flto, linked (host.c
-#                 and echo_server.c are task_lua.h's build at those levels)
-# One TAP line per combination; the jobs run in parallel (one per CPU).
+#   examples/*.c  -std=c99 at -O2, -O3 (gcc), -O3 -flto, linked (the ones
+#                 that embed Lua are task_lua.h's build at those levels)
+# One TAP line per combination; the jobs run in parallel (one per CPU). A
+# compiler that is not installed is skipped, saying which package has it.
 out=$1; luainc=$2
-W="-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -I."
-LUALIB=$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+W="${STRICT:-$(sed -n 's/^STRICT *:= *//p' Makefile)} -I."
+LUALIB=${LUA_LIB:-$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)}
 rm -rf "$out/jobs" "$out/res"
 mkdir -p "$out/src" "$out/jobs" "$out/res" "$out/bin"
 n=0
@@ -130,8 +131,10 @@ EOF
 I="-I$out/src"
 for cc in gcc clang; do
     cxx=g++; [ $cc = clang ] && cxx=clang++
-    if ! command -v $cc >/dev/null 2>&1; then echo "ok - $cc # SKIP not installed"; continue; fi
-    for std in c99 c11 c++11 c++17; do
+    if ! command -v $cc >/dev/null 2>&1; then test/need --skip "$cc" $cc; continue; fi
+    cxxstds="c++11 c++17"
+    if ! command -v $cxx >/dev/null 2>&1; then test/need --skip "$cxx" "$([ $cc = gcc ] && echo g++ || echo clang)"; cxxstds=; fi
+    for std in c99 c11 $cxxstds; do
         case $std in c++*) c="$cxx -x c++";; *) c=$cc;; esac
         job "task.h declarations $cc -std=$std" $c -std=$std $W -c "$out/src/decl.c" -o "$out/bin/decl-$cc-$std.o"
     done
@@ -142,9 +145,9 @@ for cc in gcc clang; do
             # each option alone where the optimisers look (C99, -O2 and -O3);
             # -O0, -flto, C11 and C++: the default and all options at once
             case $cf/$opt in
-            default/*) stds="c99 c11 c++11 c++17";;
-            all/O3) stds="c99 c11 c++17";;
-            all/*) stds="c99 c++17";;
+            default/*) stds="c99 c11 $cxxstds";;
+            all/O3) stds="c99 c11 ${cxxstds#c++11 }";;
+            all/*) stds="c99 ${cxxstds#c++11 }";;
             */O2|*/O3) stds=c99;;
             *) continue;;
             esac
@@ -160,9 +163,9 @@ for cc in gcc clang; do
         done
         # task_lua.h at -O2 and up: through examples/host.c and echo_server.c
         if [ -f task_lua.h ] && [ $opt = O0 ]; then
-            for std in c99 c11 c++11 c++17; do
+            for std in c99 c11 $cxxstds; do
                 case $std in c++*) c="$cxx -x c++";; *) c=$cc;; esac
-                job "task_lua.h $cc -std=$std $o" "$c -std=$std $o $W $luainc $out/src/lua.c -o $out/bin/lua-$cc-$std-$opt $LUALIB -lm"
+                job "task_lua.h $cc -std=$std $o" "$c -std=$std $o $W $luainc $out/src/lua.c -o $out/bin/lua-$cc-$std-$opt -x none $LUALIB -lm"
             done
         fi
         # the standalone module (TASK_LUA_MODULE: task.run, signals, clock)
@@ -173,14 +176,14 @@ for cc in gcc clang; do
         # plain -O3 build of the examples adds nothing to -O2 and -O3 -flto
         case $cc/$opt in */O0|clang/O3) continue;; esac
         have_uv=0
-        $cc -E -include uv.h -x c /dev/null >/dev/null 2>&1 && have_uv=1
+        test/need --have libuv1-dev && have_uv=1
         for ex in examples/*.c; do
             e=$(basename "$ex" .c)
             libs=
+            grep -q 'include "../task_lua.h"' "$ex" && libs="$luainc $LUALIB -lm"
             case $e in
-            host|echo_server) libs="$luainc $LUALIB -lm";;
             libuv_host)
-                if [ $have_uv = 0 ]; then echo "ok - $e $cc $o # SKIP libuv headers missing"; continue; fi
+                if [ $have_uv = 0 ]; then test/need --skip "$e $cc $o" libuv1-dev; continue; fi
                 libs="$(pkg-config --cflags --libs libuv 2>/dev/null || echo -luv)";;
             esac
             job "examples/$e.c $cc -std=c99 $o" "$cc -std=c99 $o $W $ex -o $out/bin/ex-$e-$cc-$opt $libs"

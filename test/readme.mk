@@ -9,4 +9,4 @@
 TEST_SUITES += suite-readme
 suite-readme: module
 	@CC='$(CC)' README_CFLAGS='-std=c99 $(CFLAGS) $(STRICT)' LUA_INC='$(LUA_INC)' LUA_LIB='$(LUA_LIB)' \
-	  test/run-one readme lua5.4 test/readme.lua $(BUILD)
+	  test/run-one readme $(LUA) test/readme.lua $(BUILD)

@@ -9,7 +9,7 @@ dir=$build/sigint
 mkdir -p "$dir"
 run_case() { # name code [signals [closes]]
     out="$dir/$1.out"; err="$dir/$1.err"
-    LUA_CPATH="$build/?.so" lua5.4 -e "$2" >"$out" 2>"$err" &
+    env -u LUA_CPATH_5_4 -u LUA_CPATH_5_5 LUA_CPATH="$build/?.so" ${LUA:-lua5.4} -e "$2" >"$out" 2>"$err" &
     pid=$!
     sleep 0.5
     n=0

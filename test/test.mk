@@ -1,7 +1,8 @@
 # test/test.mk: the core's test suites (included by the top-level Makefile).
 #   core, core-asan        test/test_core.c: unit tests of every public function
 #   model, model-asan      test/test_model.c: randomized model test (model.h)
-#   core-valgrind, model-valgrind   when valgrind is installed (a short model run)
+#   core-valgrind, model-valgrind   under valgrind (a short model run);
+#                          skipped without it
 #   core-threads           test_core.c built with TASK_THREADS (adds the wake
 #                          callback case)
 #   make check: check-model, check-model-asan   the model on 2,000 and 300
@@ -29,7 +30,8 @@ $(BUILD)/test_model_asan: test/test_model.c $(TEST_MODEL_DEPS) | $(BUILD)
 
 .PHONY: suite-core suite-core-asan suite-core-threads suite-model suite-model-asan suite-core-valgrind \
         suite-model-valgrind check-model check-model-asan
-TEST_SUITES += suite-core suite-core-asan suite-core-threads suite-model suite-model-asan
+TEST_SUITES += suite-core suite-core-asan suite-core-threads suite-model suite-model-asan \
+               suite-core-valgrind suite-model-valgrind
 suite-core: $(BUILD)/test_core
 	@test/run-one core $(BUILD)/test_core
 suite-core-asan: $(BUILD)/test_core_asan
@@ -41,13 +43,10 @@ suite-model: $(BUILD)/test_model
 suite-model-asan: $(BUILD)/test_model_asan
 	@test/run-one model-asan $(BUILD)/test_model_asan $(MODEL_SAN_ARGS)
 
-ifneq ($(VALGRIND),)
-TEST_SUITES += suite-core-valgrind suite-model-valgrind
 suite-core-valgrind: $(BUILD)/test_core
-	@test/run-one core-valgrind $(VG) $(BUILD)/test_core
+	@$(call or_skip,valgrind,core-valgrind) test/run-one core-valgrind $(VG) $(BUILD)/test_core
 suite-model-valgrind: $(BUILD)/test_model
-	@test/run-one model-valgrind $(VG) $(BUILD)/test_model $(MODEL_VG_ARGS)
-endif
+	@$(call or_skip,valgrind,model-valgrind) test/run-one model-valgrind $(VG) $(BUILD)/test_model $(MODEL_VG_ARGS)
 
 # make check (defined in hardening.mk, included before this file): its
 # check-suites rule expanded CHECK_SUITES when it was read, so the model

@@ -2,7 +2,7 @@
 # the top-level Makefile).
 #   trace, trace-asan    test/test_traceparent.c: task_trace_format /
 #                        task_trace_parse against the W3C examples
-#   trace-valgrind       when valgrind is installed
+#   trace-valgrind       under valgrind (skipped without it)
 #   types                types/task.lua (Lua Language Server ---@meta file)
 #                        loads, and names every function and method that
 #                        task_lua.h registers (test/check_types.sh; with
@@ -14,10 +14,7 @@ $(BUILD)/test_traceparent: test/test_traceparent.c task.h test/testlib.h | $(BUI
 $(BUILD)/test_traceparent_asan: test/test_traceparent.c task.h test/testlib.h | $(BUILD)
 	$(CC) -std=c99 $(STRICT) $(SAN) -I. -o $@ test/test_traceparent.c
 
-TRACE_SUITES := suite-trace suite-trace-asan suite-types
-ifneq ($(VALGRIND),)
-TRACE_SUITES += suite-trace-valgrind
-endif
+TRACE_SUITES := suite-trace suite-trace-asan suite-trace-valgrind suite-types
 TEST_SUITES += $(TRACE_SUITES)
 .PHONY: $(TRACE_SUITES)
 
@@ -26,6 +23,6 @@ suite-trace: $(BUILD)/test_traceparent
 suite-trace-asan: $(BUILD)/test_traceparent_asan
 	@test/run-one trace-asan $(BUILD)/test_traceparent_asan
 suite-trace-valgrind: $(BUILD)/test_traceparent
-	@test/run-one trace-valgrind $(VG) $(BUILD)/test_traceparent
+	@$(call or_skip,valgrind,trace-valgrind) test/run-one trace-valgrind $(VG) $(BUILD)/test_traceparent
 suite-types: $(BUILD)/task.so
 	@test/run-one types sh test/check_types.sh $(BUILD)
