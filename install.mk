@@ -5,6 +5,7 @@
 #   make install   [PREFIX=/usr/local] [DESTDIR=...]
 #       $(INCLUDEDIR)/task.h, task_lua.h     the headers
 #       $(LUA_CMODDIR)/task.so               the standalone module (make module)
+#       $(LUA_LMODDIR)/task/luv.lua          the luv adapter (require "task.luv")
 #       $(TYPESDIR)/task.lua                 LuaLS definitions (types/task.lua)
 #       $(PKGCONFIGDIR)/task.pc, task-lua.pc
 #   make uninstall [PREFIX=...] [DESTDIR=...]   removes exactly those files
@@ -31,16 +32,23 @@ LUA_PC_PREFIX := $(shell pkg-config --variable=prefix $(LUA_PC) 2>/dev/null)
 LUA_CMODDIR  ?= $(if $(and $(LUA_PC_PREFIX),$(filter $(LUA_PC_PREFIX),$(PREFIX))),$(shell \
                   pkg-config --variable=INSTALL_CMOD $(LUA_PC)),$(PREFIX)/lib/lua/$(LUA_V))
 
+# Lua modules likewise: INSTALL_LMOD, or PREFIX/share/lua/5.4.
+LUA_LMODDIR  ?= $(if $(and $(LUA_PC_PREFIX),$(filter $(LUA_PC_PREFIX),$(PREFIX))),$(shell \
+                  pkg-config --variable=INSTALL_LMOD $(LUA_PC)),$(PREFIX)/share/lua/$(LUA_V))
+
 INSTALLED := $(INCLUDEDIR)/task.h $(INCLUDEDIR)/task_lua.h $(LUA_CMODDIR)/task.so $(TYPESDIR)/task.lua \
+             $(LUA_LMODDIR)/task/luv.lua \
              $(PKGCONFIGDIR)/task.pc $(PKGCONFIGDIR)/task-lua.pc
 PC_SUBST  := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(TASK_VERSION)|g' -e 's|@LUA_PC@|$(LUA_PC)|g'
 
 .PHONY: install uninstall
 install: $(BUILD)/task.so
-	install -d "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(LUA_CMODDIR)" "$(DESTDIR)$(TYPESDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -d "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(LUA_CMODDIR)" "$(DESTDIR)$(TYPESDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" \
+	  "$(DESTDIR)$(LUA_LMODDIR)/task"
 	install -m 644 task.h task_lua.h "$(DESTDIR)$(INCLUDEDIR)/"
 	install -m 755 $(BUILD)/task.so "$(DESTDIR)$(LUA_CMODDIR)/task.so"
 	install -m 644 types/task.lua "$(DESTDIR)$(TYPESDIR)/task.lua"
+	install -m 644 task/luv.lua "$(DESTDIR)$(LUA_LMODDIR)/task/luv.lua"
 	sed $(PC_SUBST) packaging/task.pc.in >"$(DESTDIR)$(PKGCONFIGDIR)/task.pc"
 	sed $(PC_SUBST) packaging/task-lua.pc.in >"$(DESTDIR)$(PKGCONFIGDIR)/task-lua.pc"
 	chmod 644 "$(DESTDIR)$(PKGCONFIGDIR)/task.pc" "$(DESTDIR)$(PKGCONFIGDIR)/task-lua.pc"
@@ -50,6 +58,7 @@ install: $(BUILD)/task.so
 uninstall:
 	rm -f $(foreach f,$(INSTALLED),"$(DESTDIR)$(f)")
 	@rmdir "$(DESTDIR)$(TYPESDIR)" "$(DESTDIR)$(DATADIR)/task" 2>/dev/null || true
+	@rmdir "$(DESTDIR)$(LUA_LMODDIR)/task" 2>/dev/null || true
 
 # ---- test suites ------------------------------------------------------------
 INSTALL_SUITES := suite-install suite-luarocks suite-cmake suite-luacheck

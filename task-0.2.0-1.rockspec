@@ -1,7 +1,8 @@
 -- LuaRocks: `luarocks make` in this directory builds the standalone module
 -- with LuaRocks' own builtin backend (packaging/task_module.c: task_lua.h
 -- compiled as C, the same build as `make module`) and installs the LuaLS
--- definitions (types/) in the rock's directory. The version is task.h's
+-- definitions (types/) in the rock's directory, and the luv adapter
+-- (task/luv.lua, require "task.luv"). The version is task.h's
 -- TASK_VERSION (make test checks that they agree).
 rockspec_format = "3.0"
 package = "task"
@@ -31,6 +32,8 @@ build = {
     task = {
       sources = { "packaging/task_module.c" },
     },
+    -- the luv adapter; luv itself is the user's choice, not a dependency
+    ["task.luv"] = "task/luv.lua",
   },
   copy_directories = { "types" },
 }

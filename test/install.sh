@@ -23,7 +23,7 @@ root=$(mktemp -d) || exit 1
 trap 'rm -rf "$root"' EXIT
 prefix="$root/prefix"
 pcdir="$prefix/share/pkgconfig"
-files="include/task.h include/task_lua.h lib/lua/$luaver/task.so share/task/types/task.lua
+files="include/task.h include/task_lua.h lib/lua/$luaver/task.so share/task/types/task.lua share/lua/$luaver/task/luv.lua
        share/pkgconfig/task.pc share/pkgconfig/task-lua.pc"
 
 t() { # t NAME CMD...: one TAP line for a command's success
@@ -53,7 +53,7 @@ t "make install PREFIX=<tmp>" mk install PREFIX="$prefix"
 t "installed: $(echo $files)" present "$prefix" $files
 t "installed headers and definitions are the repository's" sh -c \
   "cmp task.h '$prefix/include/task.h' && cmp task_lua.h '$prefix/include/task_lua.h' &&
-   cmp types/task.lua '$prefix/share/task/types/task.lua'"
+   cmp types/task.lua '$prefix/share/task/types/task.lua' && cmp task/luv.lua '$prefix/share/lua/$luaver/task/luv.lua'"
 }
 
 mkdir "$root/work" && cd "$root/work" || exit 1
@@ -146,4 +146,5 @@ t "make uninstall PREFIX=<tmp>" mk uninstall PREFIX="$prefix"
 # shellcheck disable=SC2086
 t "uninstalled: every installed file is gone" absent "$prefix" $files
 t "uninstall leaves other files alone" test -f "$prefix/include/other.h"
+t "uninstall removes the directory only the adapter lives in" test ! -e "$prefix/share/lua/$luaver/task"
 exit 0

@@ -31,8 +31,8 @@ mkdir "$root/src" "$root/run"
 tar -C "$repo" --exclude=./.git --exclude=./build -cf - . | tar -C "$root/src" -xf -
 # shellcheck disable=SC2086
 t "luarocks make --tree <tmp> (Lua $luaver)" sh -c "cd '$root/src' && $lr make --tree '$root/tree' '$rockspec'"
-t "the tree has task.so and the LuaLS definitions" sh -c \
-  "test -f '$root/tree/lib/lua/$luaver/task.so' &&
+t "the tree has task.so, the luv adapter and the LuaLS definitions" sh -c \
+  "test -f '$root/tree/lib/lua/$luaver/task.so' && cmp '$repo/task/luv.lua' '$root/tree/share/lua/$luaver/task/luv.lua' &&
    cmp '$repo/types/task.lua' '$root/tree/lib/luarocks/rocks-$luaver/task/$version-1/types/task.lua'"
 
 cat >"$root/run/main.lua" <<'LUA'
