@@ -3773,6 +3773,20 @@ static int task__l_state_gc(lua_State *L) {
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
+        /* and the deadlines of open scopes (timeout, with_timeout): their
+           timers point at Scopes this state is about to free, and a
+           scheduler shared with another state would fire them */
+        task__l_getref(L, st->r_scopes);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            task__l_scope *sc = (task__l_scope *)lua_touserdata(L, -1);
+            if (sc && sc->timer) {
+                task_timer_cancel(st->s, sc->timer);
+                sc->timer = 0;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
     }
     st->closed = 1;
     if (st->owns) task_destroy(st->s);

@@ -409,7 +409,12 @@ static const char TWO_SETUP[] =
     "local B = task.spawn(function() local v = CH:recv(); LOG[#LOG + 1] = v; return 'b' end)\n"
     "task.spawn(function() local v = B:join(); LOG[#LOG + 1] = v end)\n"
     "LONG = task.spawn(function() for i = 1, 5 do task.sleep(10) end; LONG_DONE = 'yes' end)\n"
-    "FOREVER = task.spawn(function() local x <close> = setmetatable({}, {__close = function() end}); task.wait() end)\n";
+    "FOREVER = task.spawn(function() local x <close> = setmetatable({}, {__close = function() end}); task.wait() end)\n"
+    /* deadlines in flight when the state closes: the core must not fire
+       them into its freed Scopes (ASan) */
+    "task.spawn(function() TO_R = select(2, task.timeout(30, function() task.sleep(1000) end)) end)\n"
+    "task.spawn(function() TO_W = select(2, pcall(task.with_timeout, 20, function(sc)\n"
+    "  sc:spawn(function() pcall(task.sleep, 1000); task.sleep(1000) end); task.sleep(1000) end, {grace_ms = 15})) end)\n";
 
 static int two_reverse;
 
@@ -467,6 +472,8 @@ static void two_states_body(void) {
     spawn_c(s, 2);
     tick_ms(s, &now, 60);
     CHECK_STR(gs(second, "LONG_DONE"), "yes"); /* the other state's tasks ran to their end */
+    CHECK_STR(gs(second, "TO_R"), "timeout");
+    CHECK_STR(gs(second, "TO_W"), "task.with_timeout: exceeded 20 ms");
     CHECK(luaL_dostring(second, "N = task.spawn(function() task.sleep(1); return 'new' end)") == LUA_OK);
     tick_ms(s, &now, 3);
     CHECK(luaL_dostring(second, "local ok, v = pcall(N.join, N); NEW = tostring(v)") == LUA_OK);
