@@ -3814,7 +3814,7 @@ static int task__l_open(lua_State *L, task_sched *s) {
         return 1;
     }
     lua_pop(L, 1);
-    st = (task__l_state *)lua_newuserdatauv(L, sizeof *st, 0);
+    st = (task__l_state *)lua_newuserdatauv(L, sizeof *st, 1);
     memset(st, 0, sizeof *st);
     st->r_anchors = st->r_timers = st->r_ext = st->r_scopes = st->r_parked = st->r_tb = LUA_NOREF;
     st->r_pool = LUA_NOREF;
@@ -3831,6 +3831,18 @@ static int task__l_open(lua_State *L, task_sched *s) {
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
     sti = lua_gettop(L);
+    /* lua_resume makes these messages outside any protected call (a
+       coroutine.resume of a dead or running coroutine, an error in error
+       handling): with no pcall on the main thread, a memory error there
+       aborts the process. Kept interned, making one never allocates. */
+    lua_createtable(L, 4, 0);
+    for (i = 0; i < 4; i++) {
+        static const char *const keep[4] = {"cannot resume dead coroutine", "cannot resume non-suspended coroutine",
+                                            "C stack overflow", "error in error handling"};
+        lua_pushstring(L, keep[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setiuservalue(L, sti, 1);
     if (!s) { /* a scheduler of its own, on Lua's allocator */
         st->lalloc = lua_getallocf(L, &st->lalloc_ud);
         if (!(s = task_create(task__l_core_alloc, st))) return luaL_error(L, "task: not enough memory");

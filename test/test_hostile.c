@@ -719,6 +719,49 @@ static void isolated(const char *what, void (*fn)(void), unsigned seconds) {
     }
 }
 
+/* Found by the Lua fuzzer: lua_resume makes "cannot resume dead
+   coroutine" outside any protected call, so a memory error there, in a
+   task's coroutine.resume with no pcall on the main thread, was a Lua
+   panic (abort). The module keeps the message interned. */
+static test_alloc *dead_alloc;
+static int l_failmem(lua_State *L) {
+    if (lua_toboolean(L, 1)) { dead_alloc->fail_at = dead_alloc->calls + 1; dead_alloc->fail_all_after = 1; }
+    else dead_alloc->fail_at = 0;
+    return 0;
+}
+static void dead_resume_body(void) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    memset(&a, 0, sizeof a);
+    dead_alloc = &a;
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    CHECK_INT(task_lua_open(L, s), TASK_OK);
+    lua_setglobal(L, "task");
+    lua_register(L, "failmem", l_failmem);
+    CHECK(luaL_loadstring(L,
+        "local co = coroutine.create(function() end); coroutine.resume(co)\n"
+        "local w = coroutine.create(function() coroutine.yield() end); coroutine.resume(w) -- the same calls, warmed\n"
+        "failmem(true)\n"
+        "local ok, msg = coroutine.resume(co)\n"
+        "failmem(false)\n"
+        "R = tostring(ok) .. ' ' .. tostring(msg)\n") == LUA_OK);
+    CHECK_INT(task_lua_spawn(L, 0, NULL), TASK_OK);
+    lua_pop(L, 1);
+    task_tick(s, 0);
+    lua_getglobal(L, "R");
+    CHECK_STR(lua_tostring(L, -1), "false cannot resume dead coroutine");
+    lua_pop(L, 1);
+    lua_close(L);
+    CHECK_INT(task_destroy(s), TASK_OK);
+    CHECK_INT(a.bytes, 0);
+}
+TEST_CASE(regression_resume_of_dead_coroutine_out_of_memory) {
+    isolated("coroutine.resume of a dead coroutine with memory gone", dead_resume_body, 30);
+}
+
 /* ---- finalizers that run after the module's own __gc at lua_close ----- */
 
 static int closed_calls, closed_good, closed_end;
@@ -1180,6 +1223,7 @@ int main(int argc, char **argv) {
     RUN_IF(never_yields_in_nested_coroutine);
     RUN_IF(never_yields_inside_metamethod);
     RUN_IF(never_yields_where_it_cannot_yield);
+    RUN_IF(regression_resume_of_dead_coroutine_out_of_memory);
     RUN_IF(budget_off_by_default_and_resettable);
     RUN_IF(term_hook_that_spawns_forever);
     RUN_IF(deep_recursion);

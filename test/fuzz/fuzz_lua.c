@@ -170,6 +170,14 @@ static void wd_arm(int on) {
     setitimer(ITIMER_PROF, &it, NULL);
 }
 
+/* An error with no protected call around it: Lua aborts after this;
+   say which error, and where the task resumed last was. */
+static int fz_panic(lua_State *L) {
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+    fprintf(stderr, "fuzz_lua: unprotected error (Lua aborts): %s\n", m);
+    return 0;
+}
+
 /* ---- allocator: counts bytes and fails where the configuration says ---- */
 typedef struct fz_alloc {
     size_t bytes, peak;
@@ -926,8 +934,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&a, 0, sizeof a);
     s = task_create(fz_alloc_fn, &a);
     if (!s) abort();
-    for (k = 0; k < nstates; k++)
+    for (k = 0; k < nstates; k++) {
         if (!(Ls[k] = lua_newstate(fz_alloc_fn, &a))) abort();
+        lua_atpanic(Ls[k], fz_panic);
+    }
     if (tick_limit) task_set_tick_limit(s, tick_limit);
     {
         task_hooks mine;
