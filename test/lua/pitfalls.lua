@@ -1,4 +1,6 @@
--- pitfalls.lua: the Lua 5.4 pitfalls of the binding (issue 3).
+-- pitfalls.lua: the Lua 5.4 pitfalls a binding must handle: anchored threads,
+-- handles the collector takes, values piling up on stacks, yields across C
+-- calls, and plain coroutines inside tasks.
 local task = require "task"
 local T = require "testing"
 
