@@ -41,7 +41,7 @@ all: module examples
 # are installed when root; otherwise each suite that needs one is skipped,
 # saying which package and the command.
 DEB_PKGS      := gcc make liblua5.4-dev lua5.4 pkg-config
-DEB_TEST_PKGS := valgrind clang libclang-rt-14-dev g++ libuv1-dev lua-cqueues lua-luv luarocks cmake lua-check
+DEB_TEST_PKGS := valgrind clang libclang-rt-14-dev g++ libuv1-dev libpcl1-dev lua-cqueues lua-luv luarocks cmake lua-check
 deps:
 	@test/need $(DEB_PKGS)
 test-deps: deps

@@ -16,10 +16,11 @@ BENCH_PREREQS := bench-core
 
 .PHONY: bench-deps bench-core suite-bench-smoke
 
-# libuv is the peer of the timer rows: installed with apt-get when root,
-# otherwise those rows are skipped with a message.
+# libuv is the peer of the timer rows and PCL (a stackful C coroutine
+# library) of the spawn, switch and memory rows: installed with apt-get
+# when root, otherwise those rows are skipped with a message.
 bench-deps:
-	@test/need --optional "the libuv rows are skipped" libuv1-dev
+	@test/need --optional "the libuv and PCL rows are skipped" libuv1-dev libpcl1-dev
 
 # Always rebuilt (a second or two): whether libuv is in may have changed.
 bench-core: | $(BUILD)

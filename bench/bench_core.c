@@ -16,7 +16,10 @@
  * (for make test: it checks the benchmarks work, not how fast they are).
  *
  * Built with -DBENCH_HAVE_UV and -luv, the timer rows also run libuv on
- * the same deadlines; without it they are skipped with a message.
+ * the same deadlines; without it they are skipped with a message. Built
+ * with -DBENCH_HAVE_PCL and -lpcl (Debian's libpcl1-dev, a stackful C
+ * coroutine library), the spawn, switch and memory rows are also measured
+ * for PCL coroutines.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "task.h"
@@ -26,6 +29,10 @@
 #include <time.h>
 #ifdef BENCH_HAVE_UV
 #include <uv.h>
+#endif
+#ifdef BENCH_HAVE_PCL
+#include <malloc.h> /* mallinfo2: PCL allocates with malloc */
+#include <pcl.h>
 #endif
 
 static int smoke, quick;
@@ -249,6 +256,79 @@ static double b_pingpong(unsigned long n) {
     }
     return median(v, reps);
 }
+
+/* ---- PCL: the same spawn, switch and memory with stackful coroutines ----
+   A PCL coroutine needs a stack of its own: PCL's smallest (4 KiB), which
+   favours it (a real task calling printf needs more). Its switch is a
+   co_call into the coroutine and a co_resume back, the round trip our yield
+   row makes through the scheduler. */
+#ifdef BENCH_HAVE_PCL
+#define PCL_STACK 4096
+
+static void pcl_exit_at_once(void *ud) { (void)ud; co_exit(); }
+
+static double b_pcl_spawn(unsigned long n) {
+    double v[64];
+    int r;
+    for (r = -1; r < reps; r++) {
+        unsigned long k;
+        double t0 = mono();
+        for (k = 0; k < n; k++) { /* co_exit deletes the coroutine */
+            coroutine_t co = co_create(pcl_exit_at_once, NULL, NULL, PCL_STACK);
+            if (!co) die("co_create", NULL);
+            co_call(co);
+        }
+        if (r >= 0) v[r] = (mono() - t0) * 1e9 / (double)n;
+    }
+    return median(v, reps);
+}
+
+static void pcl_resume_forever(void *ud) {
+    long *left = (long *)ud;
+    while (--*left > 0) co_resume();
+    co_exit();
+}
+
+static double b_pcl_switch(unsigned long n) {
+    double v[64];
+    int r;
+    for (r = -1; r < reps; r++) {
+        long left = (long)n + 1;
+        unsigned long k;
+        coroutine_t co = co_create(pcl_resume_forever, &left, NULL, PCL_STACK);
+        double t0;
+        if (!co) die("co_create", NULL);
+        co_call(co); /* started: parked in co_resume */
+        t0 = mono();
+        for (k = 0; k < n; k++) co_call(co); /* the last call ends it */
+        if (r >= 0) v[r] = (mono() - t0) * 1e9 / (double)n;
+        if (left != 0) die("pcl switch: count", NULL);
+    }
+    return median(v, reps);
+}
+
+static void pcl_park(void *ud) { (void)ud; co_resume(); co_exit(); }
+
+/* Bytes per coroutine parked after its first run: stack and PCL's record
+   (inside the stack) with malloc's rounding. 10k of them: 1M would take
+   4 GiB for a figure that does not change with the count. */
+static double b_pcl_memory(unsigned long n) {
+    coroutine_t *cos = (coroutine_t *)malloc(sizeof *cos * n);
+    size_t base;
+    unsigned long i;
+    double per;
+    if (!cos) die("malloc", NULL);
+    base = mallinfo2().uordblks;
+    for (i = 0; i < n; i++) {
+        if (!(cos[i] = co_create(pcl_park, NULL, NULL, PCL_STACK))) die("co_create", NULL);
+        co_call(cos[i]);
+    }
+    per = (double)(mallinfo2().uordblks - base) / (double)n;
+    for (i = 0; i < n; i++) co_call(cos[i]); /* each ends, and is deleted */
+    free(cos);
+    return per;
+}
+#endif
 
 /* ---- 4/5. timers vs libuv ---------------------------------------------- */
 
@@ -504,10 +584,25 @@ int main(int argc, char **argv) {
     printf("note\tC core: C step tasks, %s, median of %d runs after a warm-up run; ns unless noted\n",
            smoke ? "smoke run" : quick ? "BENCH_QUICK" : "full run", reps);
 
-    if (want("spawn"))
-        row(label("spawn+run+exit, %s detached C tasks (ns/task)", n), b_spawn(n), -1, "ns", "abs", 30);
-    if (want("yield"))
-        row(label("yield round trip (yield, tick, resume), %s (ns)", n), b_yield(n, 0), -1, "ns", "abs", 15);
+#ifdef BENCH_HAVE_PCL
+    if (co_thread_init() != 0) die("co_thread_init", NULL);
+#endif
+    if (want("spawn")) {
+        row(label("spawn+run+exit, %s detached C tasks (ns/task)", n), ours = b_spawn(n), -1, "ns", "abs", 30);
+#ifdef BENCH_HAVE_PCL
+        row("  same, vs PCL co_create+co_call+co_exit, 4 KiB stacks (ns/task)", ours, b_pcl_spawn(n), "ns", "info", 0);
+#else
+        printf("skip\t  same, vs PCL co_create+co_call+co_exit (ns/task)\tPCL not built in (install libpcl1-dev)\n");
+#endif
+    }
+    if (want("yield")) {
+        row(label("yield round trip (yield, tick, resume), %s (ns)", n), ours = b_yield(n, 0), -1, "ns", "abs", 15);
+#ifdef BENCH_HAVE_PCL
+        row("  same, vs PCL co_call+co_resume round trip (ns)", ours, b_pcl_switch(n), "ns", "info", 0);
+#else
+        printf("skip\t  same, vs PCL co_call+co_resume round trip (ns)\tPCL not built in (install libpcl1-dev)\n");
+#endif
+    }
     if (want("observed")) { /* what observing costs: vs the row above */
         ours = b_yield(n, 1);
         peer = b_yield(n, 0);
@@ -554,8 +649,15 @@ int main(int argc, char **argv) {
         snprintf(name + strlen(name), sizeof name - strlen(name), "%s", label(" vs at %s (ns/op)", small));
         row(name, ours, peer, "ns", "ratio", 2.5);
     }
-    if (want("memory"))
-        row(label("memory per sleeping C task, %s tasks (bytes)", n), b_memory(n), -1, "bytes", "abs", 96);
+    if (want("memory")) {
+        row(label("memory per sleeping C task, %s tasks (bytes)", n), ours = b_memory(n), -1, "bytes", "abs", 96);
+#ifdef BENCH_HAVE_PCL
+        row(label("  same, vs a parked PCL coroutine, 4 KiB stack, %s of them (bytes)", smoke ? 100 : 10000), ours,
+            b_pcl_memory(smoke ? 100 : 10000), "bytes", "info", 0);
+#else
+        printf("skip\t  same, vs a parked PCL coroutine (bytes)\tPCL not built in (install libpcl1-dev)\n");
+#endif
+    }
     if (want("fire") || want("cancel"))
         printf("note\tlibuv polls for I/O (epoll) on every loop turn and ours does no I/O: the gated libuv rows"
                " sleep past every deadline untimed and then run the loop once (no waiting); the \"blocking\" row"
