@@ -836,6 +836,11 @@ static int task__l_guard(lua_State *L) {
    with an error at its next turn, and the resume fails with the same. */
 static int task__l_foreign(lua_State *L, task__l_task *t) {
     task__l_state *st = t->st;
+    /* The error must leave the task's body: raised again at every call,
+       return and instruction, a pcall in the body cannot swallow it and
+       run the task's code on in the resumer (a finalizer at lua_close, a
+       loop no budget counts). */
+    lua_sethook(L, task__l_guard_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
     if (st->closed) return luaL_error(L, "task: the task module is closed");
     task__l_unqueue(t);
     task__l_unanchor_sel(L, st, t);

@@ -762,6 +762,40 @@ TEST_CASE(regression_resume_of_dead_coroutine_out_of_memory) {
     isolated("coroutine.resume of a dead coroutine with memory gone", dead_resume_body, 30);
 }
 
+/* A task's thread resumed from outside the scheduler, with a pcall loop in
+   its body: the error must leave the body, not let the task's code run on
+   in the resumer (a host or a finalizer at lua_close, where no budget
+   counts). Before, this resume never returned. */
+static void foreign_loop_body(void) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    memset(&a, 0, sizeof a);
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    CHECK_INT(task_lua_open(L, s), TASK_OK);
+    lua_setglobal(L, "task");
+    CHECK(luaL_dostring(L, "T = task.spawn(function() TH = coroutine.running()\n"
+                           "  while true do pcall(task.sleep, 1) end end)") == LUA_OK);
+    task_tick(s, 0);
+    CHECK(luaL_dostring(L, "local ok, e = coroutine.resume(TH); R = tostring(ok) .. ' ' .. tostring(e)") == LUA_OK);
+    lua_getglobal(L, "R");
+    CHECK_STR(lua_tostring(L, -1), "false coroutine.resume: cannot resume a task's thread outside the scheduler");
+    lua_pop(L, 1);
+    task_tick(s, 2 * TASK_MSEC);
+    CHECK(luaL_dostring(L, "R = task.status(T)") == LUA_OK);
+    lua_getglobal(L, "R");
+    CHECK_STR(lua_tostring(L, -1), "EXIT");
+    lua_pop(L, 1);
+    lua_close(L);
+    CHECK_INT(task_destroy(s), TASK_OK);
+    CHECK_INT(a.bytes, 0);
+}
+TEST_CASE(foreign_resume_of_a_pcall_loop_returns) {
+    isolated("a task's thread with a pcall loop resumed from the host", foreign_loop_body, 20);
+}
+
 /* ---- finalizers that run after the module's own __gc at lua_close ----- */
 
 static int closed_calls, closed_good, closed_end;
@@ -1224,6 +1258,7 @@ int main(int argc, char **argv) {
     RUN_IF(never_yields_inside_metamethod);
     RUN_IF(never_yields_where_it_cannot_yield);
     RUN_IF(regression_resume_of_dead_coroutine_out_of_memory);
+    RUN_IF(foreign_resume_of_a_pcall_loop_returns);
     RUN_IF(budget_off_by_default_and_resettable);
     RUN_IF(term_hook_that_spawns_forever);
     RUN_IF(deep_recursion);
