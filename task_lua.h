@@ -1020,9 +1020,19 @@ static void task__l_end(task__l_state *st, task__l_task *t, int how) {
     }
 }
 
+/* Is co running now? Outside its resumes, a task's thread runs only while
+   a coroutine.close from outside the scheduler runs its __close
+   metamethods and one of them calls back in (task.step, task.run):
+   closing or emptying it from here would unwind the frames that called. */
+static int task__l_busy(lua_State *co) {
+    lua_Debug ar;
+    return lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar);
+}
+
 /* Protected: keeps the error and its traceback in the Task, then closes
-   the thread so any to-be-closed variables still open run. Stack: st,
-   Task, lost. The error is on top of the thread unless lost. */
+   the thread so any to-be-closed variables still open run (unless it is
+   being closed already: task__l_busy). Stack: st, Task, lost. The error
+   is on top of the thread unless lost. */
 static int task__l_failed_p(lua_State *L) {
     task__l_state *st = (task__l_state *)lua_touserdata(L, 1);
     task__l_task *t = (task__l_task *)lua_touserdata(L, 2), *saved;
@@ -1059,6 +1069,10 @@ static int task__l_failed_p(lua_State *L) {
         lua_pop(L, 1);
         lua_setfield(L, 3, "err");
     }
+    if (task__l_busy(co)) { /* its closer goes on with it */
+        lua_setiuservalue(L, 2, 2);
+        return 0;
+    }
     task__l_arm_close(st, co);
     saved = st->cur;
     t->closing = 1;
@@ -1076,7 +1090,7 @@ static int task__l_failed_p(lua_State *L) {
 
 /* It failed, or its thread was taken from the scheduler (lost). */
 static int task__l_fail_task(task__l_state *st, task__l_task *t) {
-    if (!task__l_call_p(st, task__l_failed_p, t, t->lost)) {
+    if (!task__l_call_p(st, task__l_failed_p, t, t->lost) && !task__l_busy(t->co)) {
         task__l_arm_close(st, t->co);
         (void)TASK__L_CLOSETHREAD(t->co, st->L);
     }
@@ -1089,6 +1103,7 @@ static void task__l_abort(task__l_state *st, task__l_task *t) {
     task__l_task *saved = st->cur;
     int status;
     if (t->ended) return;
+    if (!t->lost && task__l_busy(t->co)) t->lost = TASK__L_LOST_CLOSED; /* closed from outside right now */
     if (t->lost) { task__l_fail_task(st, t); return; }
     task__l_unqueue(t);
     task__l_arm_close(st, t->co);
@@ -1482,7 +1497,8 @@ static int task__l_fork(lua_State *L) {
 static int task__l_outcome(lua_State *L, task__l_state *st, task__l_task *x, int idx, int first_only) {
     int n = x->nres;
     if (x->ended == TASK_EXIT_DONE && n > 0 && (!x->co || lua_status(x->co) != LUA_OK || lua_gettop(x->co) < n)) {
-        x->joined = 1;
+        x->joined = 1; /* as below: joined, its __gc releases nothing, so release it here */
+        task_release(st->s, x->id);
         lua_pushliteral(L, "Task:join: the task's results were lost (its thread was used outside the scheduler)");
         return -1;
     }
@@ -2240,8 +2256,15 @@ static int task__l_push_report(lua_State *L, task__l_state *st, int parked, uint
         for (i = 0; i < m; i++) {
             task_info in;
             if (task_info_of(st->s, ids[i], &in) != TASK_OK || in.state != order[g]) continue;
-            if (!task__l_push_block(L, st, ids[i], &in, now)) { lua_pop(L, 1); continue; }
-            if (blocks++) luaL_addstring(&buf, "\n\n");
+            /* the buffer's own calls need its box on top: a block is
+               pushed whole (it pushes nothing when it returns 0), with its
+               separator, and added by luaL_addvalue alone */
+            if (!task__l_push_block(L, st, ids[i], &in, now)) continue;
+            if (blocks++) {
+                lua_pushliteral(L, "\n\n");
+                lua_insert(L, -2);
+                lua_concat(L, 2);
+            }
             luaL_addvalue(&buf);
         }
     }
@@ -2915,6 +2938,19 @@ static task__l_scope *task__l_scope_new(lua_State *L, task__l_state *st, task__l
     sc->open = 1;
     t->nscopes++;
     slot = (uint32_t)id;
+    /* The core frees a scope's slot when the scope closes (its last
+       member ended), before its owner runs again to end it here: a scope
+       opened in between gets that slot. The old one ends now, so its
+       deadline cannot outlive it and its end cannot clear the new one's
+       record (which errors of its members, and the end of its owner, find
+       it by). */
+    if (slot <= st->shi) {
+        if (lua_rawgeti(L, -1, slot) == LUA_TUSERDATA) {
+            task__l_scope *old = (task__l_scope *)lua_touserdata(L, -1);
+            if (old != sc && old->open) task__l_scope_end(L, st, old);
+        }
+        lua_pop(L, 1);
+    }
     lua_pushvalue(L, -2);
     if (slot <= st->shi + 1) {
         lua_rawseti(L, -2, slot);
@@ -3466,7 +3502,9 @@ static int task__l_scope_index(lua_State *L) {
 
 #ifdef TASK_LUA_MODULE
 static int task__l_abort_each(task_sched *s, task_id id, int state, void *ud) {
-    (void)state;
+    /* an ended one has nothing to abort, and its Task may be gone (see
+       task__l_drop_each): do not look at it */
+    if (state == TASK_EXIT) return 0;
     if (task__l_luatask((task__l_state *)ud, id)) task_abort(s, id);
     return 0;
 }
@@ -3630,7 +3668,16 @@ static int task__l_run(lua_State *L) {
     sigaction(SIGINT, &sa, &old);
     for (;;) {
         uint64_t wait;
-        task_tick(st->s, task__l_clock());
+        if (task_tick(st->s, task__l_clock()) == TASK_EBUSY) {
+            /* inside a callback of a tick (a hook, the error handler) or
+               of task.on_ready: no tick can run here, and the loop would
+               spin for good. main never ran: it ends at the caller's. */
+            sigaction(SIGINT, &old, NULL);
+            task__l_sigst = NULL;
+            st->looping = 0;
+            task_abort(st->s, main->id);
+            return luaL_error(L, "task.run: called from inside a hook, an error handler or task.on_ready's callback");
+        }
         if (task__l_sigint) break;
         if (task_count(st->s, -1) == 0) break;
         /* ready tasks: no need to read the clock again before the next tick */

@@ -95,6 +95,7 @@ local taskstat, now = task.taskstat, uv.now
 
 -- After a tick (or from outside one): arm the handles for what is pending.
 local function rearm()
+  if not D.installed then return end -- uninstalled by a task in this tick
   local ms = poll_timeout()
   if ms == 0 then
     if not D.idle_on then D.idle:start(D.on_idle); D.idle_on = true end
@@ -176,6 +177,8 @@ end
 ---before it returns. Tasks still alive stay in the scheduler.
 function M.uninstall()
   if not D.installed then return end
+  -- run's loop would go on without its handles: ticks no more, or spins
+  if D.runmode then error("task.luv.uninstall: task.luv.run is running (it uninstalls as it returns)", 2) end
   D.installed = false
   if has_on_ready then task.on_ready(D.prev_ready); D.prev_ready = nil end
   for _, h in ipairs({D.idle, D.timer, D.check, D.prepare or false}) do
@@ -279,6 +282,39 @@ local function intask(fname)
   if not running() then error(fname .. ": must be called from inside a task", 3) end
 end
 
+-- Argument checks, before anything is created or started: a value of the
+-- wrong type raises naming the call (not a luv method deep inside), and
+-- leaves no handle or per-handle state behind (states would keep a string
+-- or number key forever).
+-- (level: of the caller of the function that checks, as error's)
+local function argerr(fname, i, want, v, level)
+  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(i, fname, want, type(v)), (level or 2) + 1)
+end
+-- Does h have the method? Looked up through h's own metatable: a luv
+-- function called with a userdata that is not luv's (uv.is_closing(chan))
+-- reads it as a handle pointer and crashes the process.
+local function get(o, k) return o[k] end
+local function has_method(h, name)
+  local ok, f = pcall(get, h, name)
+  return ok and type(f) == "function"
+end
+local function check_handle(fname, h)
+  if type(h) ~= "userdata" or not has_method(h, "is_closing") then argerr(fname, 1, "luv handle", h, 3) end
+end
+local function check_port(fname, i, port)
+  if math.type(port) ~= "integer" and not (type(port) == "number" and math.tointeger(port)) then
+    argerr(fname, i, "integer", port, 3)
+  end
+end
+-- ms: nil, or 0 up to what the C side accepts as a duration (about 292
+-- years): larger ones no luv timer can hold.
+local MS_MAX = 9.2e12
+local function check_ms(fname, ms)
+  if ms ~= nil and (type(ms) ~= "number" or not (ms >= 0 and ms <= MS_MAX)) then
+    error(("%s: invalid timeout (ms=%s)"):format(fname, type(ms) == "string" and ("%q"):format(ms) or tostring(ms)), 3)
+  end
+end
+
 -- What a luv callback does with its values: resumes the waiting task, or,
 -- when its waiter is gone (cancelled), hands them to drop(...) if any.
 local function complete(id, drop, ...)
@@ -312,10 +348,12 @@ end
 local function request(fname, start, pool, cancel, drop)
   intask(fname)
   local id
-  local req, err = start(function(...)
+  -- luv raises on arguments of the wrong type: the error names the call
+  local sok, req, err = pcall(start, function(...)
     if pool then D.inflight = D.inflight - 1 end
     complete(id, drop, ...)
   end)
+  if not sok then error(("%s: %s"):format(fname, (tostring(req):gsub("^[^\n]-%.lua:%d+: ", ""))), 3) end
   if not req then return err end
   if pool then D.inflight = D.inflight + 1 end
   id = alloc()
@@ -361,7 +399,17 @@ end
 local function on_deadline(s, h)
   s.timer_due = nil
   local t = s.timer
-  if h:is_closing() then alltimers[t] = nil; if not t:is_closing() then t:close() end; return end
+  if h:is_closing() then
+    -- closed behind task.luv's back (h:close(), not tluv.close): libuv
+    -- calls no read or listen callback any more, so the waiter hears it
+    -- from here or never
+    alltimers[t] = nil
+    if not t:is_closing() then t:close() end
+    s.final = s.final or "closed"
+    local id = s.waiter
+    if id then s.waiter, s.deadline = nil, nil; resume(id, nil, "closed") end
+    return
+  end
   local id, dl = s.waiter, s.deadline
   if not (id and dl) then return end
   local n = now()
@@ -455,9 +503,6 @@ local function park(s, h, ms, fname, t)
     end
     s.waiter = nil -- left by a task that was aborted
   end
-  if ms ~= nil and (type(ms) ~= "number" or ms ~= ms or ms < 0 or ms == math.huge) then
-    error(("%s: invalid timeout (ms=%s)"):format(fname, tostring(ms)), 3)
-  end
   deadline(s, h, ms)
   local id = alloc()
   s.waiter, s.reader = id, t
@@ -476,12 +521,18 @@ end
 ---@return string|nil data
 ---@return string|nil err
 function M.read(stream, ms)
+  if ms ~= nil then check_ms("task.luv.read", ms) end
   local s = states[stream]
-  if s and s.head <= s.tail then
+  if s and s.head <= s.tail and not s.accepting then
     checkpoint()
     return pop(s)
   end
-  if not (s and s.on_read) then s = stream_state(stream) end
+  if not (s and s.on_read) then
+    if type(stream) ~= "userdata" or not has_method(stream, "read_start") then argerr("task.luv.read", 1, "luv stream", stream) end
+    if s and s.accepting then error("task.luv.read: a listener (take its connections with task.luv.accept)", 2) end
+    s = stream_state(stream)
+  end
+  if not s.final and stream:is_closing() then s.final = "closed" end -- closed behind task.luv's back
   if s.final then checkpoint(); return nil, s.final end
   local t = running()
   if not t then error("task.luv.read: must be called from inside a task", 2) end
@@ -517,6 +568,7 @@ end
 ---@return true|nil ok
 ---@return string|nil err
 function M.write(stream, data)
+  if type(stream) ~= "userdata" then argerr("task.luv.write", 1, "luv stream", stream) end
   checkpoint()
   if type(data) == "string" then
     -- most writes fit in the socket buffer: no request, no suspension
@@ -538,6 +590,7 @@ end
 ---@param h userdata a luv handle
 ---@return true
 function M.close(h)
+  check_handle("task.luv.close", h)
   if h:is_closing() then return true end
   local s = states[h]
   if s then
@@ -571,7 +624,10 @@ local closer = {__close = function(o) M.close(o.h) end}
 ---(tluv.close) when the block ends, also on an error or a cancel.
 ---@param h userdata
 ---@return table
-function M.closing(h) return setmetatable({h = h}, closer) end
+function M.closing(h)
+  check_handle("task.luv.closing", h)
+  return setmetatable({h = h}, closer)
+end
 
 -- ---- TCP ---------------------------------------------------------------------
 
@@ -579,11 +635,19 @@ local function is_ip(host)
   return host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)
 end
 
+-- Closes the handle a task was connecting when the task is aborted there:
+-- an abort closes the task's thread, so the pcall around its wait never
+-- returns; only to-be-closed variables run.
+local half_open = {__close = function(g) local tcp = g[1]; if tcp and not tcp:is_closing() then tcp:close() end end}
+
 local function connect_ip(ip, port)
   local tcp = uv.new_tcp()
   local id
-  local req, err = tcp:connect(ip, port, function(e) complete(id, nil, e) end)
+  -- luv raises on an address it cannot parse ("999.1.1.1")
+  local sok, req, err = pcall(tcp.connect, tcp, ip, port, function(e) complete(id, nil, e) end)
+  if not sok then tcp:close(); error("task.luv.tcp_connect: " .. tostring(req), 0) end
   if not req then tcp:close(); return nil, err end
+  local guard <close> = setmetatable({tcp}, half_open)
   id = alloc()
   local ok, cerr = pcall(wait, id)
   if not ok then
@@ -595,6 +659,7 @@ local function connect_ip(ip, port)
   if cerr then tcp:close(); return nil, cerr end
   local c = cancelled()
   if c then tcp:close(); error(c, 0) end
+  guard[1] = nil
   return tcp
 end
 
@@ -607,6 +672,8 @@ end
 ---@return string|nil err
 function M.tcp_connect(host, port)
   intask("task.luv.tcp_connect")
+  if type(host) ~= "string" then argerr("task.luv.tcp_connect", 1, "string", host) end
+  check_port("task.luv.tcp_connect", 2, port)
   if is_ip(host) then return connect_ip(host, port) end
   local addrs, err = M.getaddrinfo(host, nil, {socktype = "stream"})
   if not addrs then return nil, err end
@@ -645,6 +712,9 @@ end
 ---@return userdata|nil server
 ---@return string|nil err
 function M.tcp_listen(host, port, backlog)
+  if type(host) ~= "string" then argerr("task.luv.tcp_listen", 1, "string", host) end
+  check_port("task.luv.tcp_listen", 2, port)
+  if backlog ~= nil then check_port("task.luv.tcp_listen", 3, backlog) end
   local server = uv.new_tcp()
   local ok, err = server:bind(host, port)
   if not ok then server:close(); return nil, err end
@@ -668,6 +738,7 @@ end
 function M.accept(server, ms)
   local s = states[server]
   if not (s and s.accepting) then error("task.luv.accept: not a listener from task.luv.tcp_listen", 2) end
+  if ms ~= nil then check_ms("task.luv.accept", ms) end
   if s.head <= s.tail then checkpoint(); return pop(s) end
   if s.final then checkpoint(); return nil, s.final end
   local ok, c, err = park(s, server, ms, "task.luv.accept")

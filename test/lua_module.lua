@@ -305,4 +305,101 @@ case("warn_slow and profile use the monotonic clock; dump goes to stderr by defa
   eq(task.profile(false), true)
 end)
 
+-- Runs code in a child lua5.4 (package.cpath set to the module's dir) under
+-- timeout: a crash or a hang fails one case, not the suite. Its output.
+local function child(code)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(("package.cpath = %q .. '/?.so;' .. package.cpath\n"):format(dir), code)
+  f:close()
+  local p = assert(io.popen(("timeout 20 %s %s 2>&1"):format(interpreter(), path)))
+  local output = p:read("a")
+  local _, how, code_ = p:close()
+  os.remove(path)
+  if not (how == "exit" and code_ == 0) then
+    error(("the child ended by %s %s (124: a hang; 139: a crash); output:\n%s"):format(how, code_, output), 2)
+  end
+  return output
+end
+
+-- task.run where no tick can run (a hook, the error handler, on_ready's
+-- callback) must raise: a broken run spins in C for good.
+case("task.run inside a hook, the error handler or on_ready's callback raises instead of spinning", function()
+  local output = child([==[
+local task = require "task"
+local function try(where) print(where, select(2, pcall(task.run, function() return 1 end))) end
+task.on_ready(function() task.on_ready(nil); try("on_ready") end)
+task.spawn(function() end)
+task.hook(nil, nil, function() task.hook(); try("hook") end)
+task.step()
+task.set_error_handler(function() task.set_error_handler(nil); try("handler") end)
+task.spawn(function() error("x") end)
+task.step()
+task.step()
+print("left", task.count())
+]==])
+  local want = "task.run: called from inside a hook, an error handler or task.on_ready's callback"
+  for _, where in ipairs({"on_ready", "hook", "handler"}) do
+    if not output:find(where .. "\t" .. want, 1, true) then error(where .. ": unexpected output:\n" .. output) end
+  end
+  if not output:find("left\t0", 1, true) then error("tasks left behind:\n" .. output) end
+end)
+
+-- A coroutine.close of a task's thread from outside runs its __close
+-- metamethods there and then; one that ticks (task.step, task.run) must not
+-- make the scheduler close or empty that thread under its closer's feet.
+case("task.step / task.run / Task:abort inside a __close of a task's thread closed by coroutine.close: no crash", function()
+  local output = child([==[
+local task = require "task"
+task.set_error_handler(function(e) print("reported", e) end)
+for _, mode in ipairs({"step", "abort", "nested", "run"}) do
+  local th, t
+  t = task.spawn(function()
+    th = coroutine.running()
+    local _ <close> = setmetatable({}, {__close = function()
+      if mode == "step" then assert(pcall(task.step))
+      elseif mode == "abort" then t:abort(); assert(pcall(task.step))
+      elseif mode == "nested" then assert(coroutine.wrap(function() return pcall(task.step) end)())
+      else assert(pcall(task.run, function() task.sleep(1) end)) end
+    end})
+    task.yield()
+    task.sleep(5)
+  end)
+  task.step()
+  assert(coroutine.close(th))
+  collectgarbage()
+  task.step()
+  print(mode, t:done(), task.count())
+end
+]==])
+  for _, mode in ipairs({"step", "abort", "nested", "run"}) do
+    if not output:find(mode .. "\ttrue\t0", 1, true) then error(mode .. ": unexpected output:\n" .. output) end
+  end
+  local n = select(2, output:gsub("reported\ttask thread closed outside the scheduler", ""))
+  if n ~= 4 then error("want 4 reports of the closed threads:\n" .. output) end
+end)
+
+case("a join that finds the results lost (thread closed by hand) releases the task: the core keeps nothing", function()
+  local function once()
+    local th
+    local t = task.spawn(function() th = coroutine.running(); return 1, 2 end)
+    task.step()
+    coroutine.close(th) -- the results on its thread are gone
+    local j = task.spawn(function() return pcall(t.join, t) end)
+    task.step()
+    local ok, e = j:join()
+    eq(ok, false); assert(tostring(e):find("results were lost", 1, true), e)
+  end
+  for _ = 1, 50 do once() end
+  collectgarbage(); collectgarbage(); task.step()
+  local b0 = task.stats().core_bytes
+  for _ = 1, 1000 do once() end
+  collectgarbage(); collectgarbage(); task.step()
+  local grew = task.stats().core_bytes - b0
+  if grew > 4096 then error(("the core grew by %d bytes over 1000 such joins"):format(grew)) end
+  -- and the ended tasks it kept are no dangling Tasks to task.run's deadlock abort
+  local ok, e = pcall(task.run, function() task.wait() end)
+  eq(ok, false); assert(tostring(e):find("deadlock", 1, true), e)
+end)
+
 os.exit(failed == 0 and 0 or 1)

@@ -630,6 +630,115 @@ case("getaddrinfo: success, error, task.timeout and cancel while pending", funct
   end))
 end)
 
+-- ---- hostile use ---------------------------------------------------------------------
+
+-- Aborts the task running fn once it is parked in fn's call (a task spawned
+-- before fn runs does it, in the same tick).
+local function abort_pending(fn)
+  local t
+  t = task.spawn(function()
+    task.spawn(function()
+      eq(task.status(t), "WAIT", "the task at its abort")
+      t:abort()
+    end)
+    return fn()
+  end)
+  return pcall(t.join, t)
+end
+
+case("tcp_connect: a task aborted while connecting leaves no handle behind", function()
+  tluv.run(bounded(10000, function()
+    local lst = assert(tluv.tcp_listen("127.0.0.1", 0))
+    local port = lst:getsockname().port
+    local ok, e = abort_pending(function() return tluv.tcp_connect("127.0.0.1", port) end)
+    eq(ok, false); eq(e, "task aborted")
+    task.sleep(20) -- the connect completes meanwhile, for nobody
+    tluv.close(lst)
+  end))
+  -- the case checks that no handle is left (uv.walk)
+end)
+
+case("wrong argument types raise naming the call; no handle or per-handle state is left", function()
+  tluv.run(bounded(10000, function()
+    local function fails(want, f, ...)
+      local ok, e = pcall(f, ...)
+      eq(ok, false, want); has(e, want)
+    end
+    fails("bad argument #1 to 'task.luv.read' (luv stream expected, got number)", tluv.read, 42)
+    fails("bad argument #1 to 'task.luv.read' (luv stream expected, got userdata)", tluv.read, task.channel())
+    fails("bad argument #1 to 'task.luv.write' (luv stream expected, got string)", tluv.write, "x", "y")
+    fails("bad argument #1 to 'task.luv.close' (luv handle expected, got number)", tluv.close, 1)
+    -- a userdata that is not luv's never reaches a luv function (luv would read it as a handle)
+    fails("bad argument #1 to 'task.luv.close' (luv handle expected, got userdata)", tluv.close, task.channel())
+    fails("bad argument #1 to 'task.luv.close' (luv handle expected, got userdata)", tluv.close, io.stdout)
+    fails("bad argument #1 to 'task.luv.closing' (luv handle expected, got table)", tluv.closing, {})
+    fails("bad argument #1 to 'task.luv.tcp_connect' (string expected, got nil)", tluv.tcp_connect, nil, 80)
+    fails("bad argument #2 to 'task.luv.tcp_connect' (integer expected, got string)", tluv.tcp_connect, "127.0.0.1", "x")
+    fails("bad argument #1 to 'task.luv.tcp_listen' (string expected, got nil)", tluv.tcp_listen, nil, 0)
+    fails("bad argument #2 to 'task.luv.tcp_listen' (integer expected, got number)", tluv.tcp_listen, "127.0.0.1", 0.5)
+    fails("bad argument #3 to 'task.luv.tcp_listen' (integer expected, got string)", tluv.tcp_listen, "127.0.0.1", 0, "x")
+    -- what luv itself refuses, named after the call
+    fails("task.luv.fs_open: bad argument #1 to 'fs_open'", tluv.fs_open, nil, "r", 0)
+    fails("task.luv.fs_read: bad argument #2 to 'fs_read' (number has no integer representation)", tluv.fs_read, 0, 0 / 0)
+    fails("task.luv.getaddrinfo: bad argument #3", tluv.getaddrinfo, "localhost", nil, 5)
+    -- an address luv cannot parse: luv raises; the handle made for it is closed
+    fails("task.luv.tcp_connect: ", tluv.tcp_connect, "999.1.1.1", 80)
+    -- a listener is not read
+    local lst = assert(tluv.tcp_listen("127.0.0.1", 0))
+    fails("task.luv.read: a listener", tluv.read, lst)
+    tluv.close(lst)
+    -- reads of values that are no stream keep nothing per value
+    collectgarbage(); collectgarbage()
+    local kb = collectgarbage("count")
+    for i = 1, 5000 do pcall(tluv.read, "not a stream " .. i) end
+    collectgarbage(); collectgarbage()
+    local grew = collectgarbage("count") - kb
+    if grew > 200 then error(("%d KB kept after 5000 bad reads"):format(grew)) end
+  end))
+end)
+
+case("read and accept: timeouts no timer can hold raise 'invalid timeout' before anything starts", function()
+  tluv.run(bounded(10000, function()
+    local c, s = pair()
+    local lst = assert(tluv.tcp_listen("127.0.0.1", 0))
+    for _, ms in ipairs({1e300, 2^63, math.huge, -1, 0 / 0, "5"}) do
+      local ok, e = pcall(tluv.read, s, ms)
+      eq(ok, false); has(e, "task.luv.read: invalid timeout")
+      ok, e = pcall(tluv.accept, lst, ms)
+      eq(ok, false); has(e, "task.luv.accept: invalid timeout")
+    end
+    -- nothing was started: the stream still reads, the data is not lost
+    assert(tluv.write(c, "after"))
+    eq(tluv.read(s, 5000), "after")
+    tluv.close(lst); tluv.close(c); tluv.close(s)
+  end))
+end)
+
+case("read: a stream closed behind task.luv's back (h:close()) wakes its reader with closed", function()
+  tluv.run(bounded(10000, function()
+    local c, s = pair()
+    local t = task.spawn(function() return tluv.read(s, 20) end)
+    task.yield()
+    eq(task.status(t), "WAIT")
+    s:close() -- not tluv.close: libuv calls no read callback any more
+    local d, err = t:join()
+    eq(d, nil); eq(err, "closed")
+    d, err = tluv.read(s)
+    eq(d, nil); eq(err, "closed", "a later read")
+    tluv.close(c)
+  end))
+end)
+
+case("uninstall inside run raises: run's loop keeps its handles and ends", function()
+  local ok, e = pcall(tluv.run, bounded(10000, function()
+    local ok2, e2 = pcall(tluv.uninstall)
+    eq(ok2, false); has(e2, "task.luv.uninstall: task.luv.run is running")
+    task.sleep(5) -- still driven: the timer wakes it
+    return "driven"
+  end))
+  eq(ok, true, tostring(e)); eq(e, "driven")
+end)
+
 -- ---- many at once ------------------------------------------------------------------
 
 case("200 tasks ping-pong over 100 connections; every byte checked", function()

@@ -620,4 +620,73 @@ case("in a scope the first child error wins, also over a child that fails after 
   T.eq(e, "first", "its error")
 end)
 
+
+-- ---- task.dump and task.tasks from callbacks -------------------------------
+
+case("task.dump of tasks with long names: the report is whole (its buffer grows between blocks), no crash", function()
+  local long = string.rep("n", 3000)
+  local ts = {}
+  for i = 1, 3 do ts[i] = task.spawn({name = long .. i}, function() task.sleep(10) end) end
+  task.yield()
+  local text = task.dump(false)
+  for i = 1, 3 do T.ok(text:find(long .. i, 1, true) ~= nil, "block " .. i .. " in the dump") end
+  T.ok(text:find("\n\ntask ", 1, true) ~= nil, "blocks separated by a blank line")
+  reap(table.unpack(ts))
+end)
+
+case("task.dump and task.tasks in a term hook, while the ending task is still the core's: correct results", function()
+  local sleepers = {}
+  for i = 1, 3 do sleepers[i] = task.spawn({name = "sleeper" .. i}, function() task.sleep(10) end) end
+  local got, errs = {}, {}
+  task.hook(nil, function()
+    local ok, text = pcall(task.dump, false)
+    if ok then got[#got + 1] = text else errs[#errs + 1] = tostring(text) end
+    local n = 0
+    for _ in pairs(task.tasks()) do n = n + 1 end
+    got[#got + 1] = n
+  end)
+  local ender = task.spawn({name = "ender"}, function() end)
+  task.yield(); task.yield()
+  task.hook()
+  T.eq(#errs, 0, "dump errors: " .. table.concat(errs, "; "))
+  T.eq(type(got[1]), "string", "the dump")
+  for i = 1, 3 do T.ok(got[1]:find("(sleeper" .. i .. ")", 1, true) ~= nil, "sleeper " .. i .. " in the dump") end
+  T.ok(not got[1]:find("(ender)", 1, true), "the ending task is not in the dump")
+  T.ok(ender:done(), "the hooked task ended")
+  reap(table.unpack(sleepers))
+end)
+
+
+-- ---- scopes whose slot is taken before their owner ends them ---------------
+-- A scope closes in the core (its last member ended) before its owner runs
+-- again; a scope another task opens in between gets the same slot.
+
+case("a scope opened in the slot of one closed but not yet ended: its members' errors still reach it", function()
+  local a = task.spawn(function() return task.scope(function() return "a" end) end)
+  local b = task.spawn(function()
+    return pcall(task.scope, function(sc)
+      sc:spawn(function() task.sleep(1); error("child", 0) end)
+      task.sleep(10)
+      return "b finished"
+    end)
+  end)
+  local ok, e = b:join()
+  T.eq(ok, false, "the scope raised its member's error")
+  T.eq(e, "child", "the error")
+  T.eq(a:join(), "a", "the other scope's result")
+  T.eq(#T.errors(), 0, "nothing reported to the error handler")
+end)
+
+case("with_timeout in the slot of a scope closed but not yet ended, its owner aborted: the deadline dies with it", function()
+  local a = task.spawn(function() return task.with_timeout(1000, function() return "a" end) end)
+  local b = task.spawn(function() return task.with_timeout(50, function() task.sleep(100) end) end)
+  task.sleep(1)
+  b:abort()
+  task.yield()
+  b = nil -- luacheck: ignore 311 (the Scope must become garbage)
+  collectgarbage(); collectgarbage()
+  task.sleep(60) -- past b's deadline: it must not fire on the collected Scope (ASan: use after free)
+  T.eq(a:join(), "a", "the other scope's result")
+end)
+
 T.run()
