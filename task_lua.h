@@ -391,14 +391,19 @@ static int task__l_fail(lua_State *L, task__l_state *st, int rc, const char *fn)
    coercion), fractions allowed, 0 up to what the clock can hold. */
 #define TASK__L_MS_MAX 9.2e12  /* 2^63 ns, rounded down: about 292 years */
 
+/* lua_error, as everywhere a hook may raise (luaL_error from a C
+   function adds no position anyway). */
 static int task__l_badms(lua_State *L, double ms, const char *fn) {
     lua_Integer i;
-    if (ms != ms) return luaL_error(L, "%s: invalid duration (ms=nan)", fn);
-    if (ms - ms != 0) return luaL_error(L, "%s: invalid duration (ms=%s)", fn, ms > 0 ? "inf" : "-inf");
-    if (ms == (double)(lua_Number)ms && TASK__L_NUM2INT((lua_Number)ms, &i) && (double)i == ms)
-        lua_pushinteger(L, i);
-    else lua_pushnumber(L, (lua_Number)ms);
-    return luaL_error(L, "%s: invalid duration (ms=%s)", fn, luaL_tolstring(L, -1, NULL));
+    if (ms != ms) lua_pushfstring(L, "%s: invalid duration (ms=nan)", fn);
+    else if (ms - ms != 0) lua_pushfstring(L, "%s: invalid duration (ms=%s)", fn, ms > 0 ? "inf" : "-inf");
+    else {
+        if (ms == (double)(lua_Number)ms && TASK__L_NUM2INT((lua_Number)ms, &i) && (double)i == ms)
+            lua_pushinteger(L, i);
+        else lua_pushnumber(L, (lua_Number)ms);
+        lua_pushfstring(L, "%s: invalid duration (ms=%s)", fn, luaL_tolstring(L, -1, NULL));
+    }
+    return lua_error(L);
 }
 
 static int task__l_msok(double ms) { return ms >= 0 && ms <= TASK__L_MS_MAX; }
@@ -696,16 +701,20 @@ static void task__l_raise_hook(lua_State *L, lua_Debug *ar) {
     t->raise = TASK__L_RAISE_NONE;
     if (st->budget > 0) lua_sethook(L, task__l_budget_hook, LUA_MASKCOUNT, st->budget);
     else lua_sethook(L, NULL, 0, 0);
+    /* lua_error, not luaL_error: a return hook may run where the frame's
+       values are gone, and luaL_error's concatenation would reach below
+       them (a position would say nothing here anyway) */
     switch (code) {
     case TASK__L_RAISE_CANCEL: task__l_raise_cancelled(L); break;
     case TASK__L_RAISE_DURATION: task__l_badms(L, t->raisenum, "coroutine.yield"); break;
     case TASK__L_RAISE_EXTID:
-        luaL_error(L, "coroutine.yield: unknown, already used or stale external id");
+        task__l_raise_literal(L, "coroutine.yield: unknown, already used or stale external id");
         break;
     case TASK__L_RAISE_YIELDED:
-        luaL_error(L, "coroutine.yield: a task yields nothing (task.yield), a duration in ms "
-                      "(task.sleep) or an external id (task.wait), not a %s",
-                   lua_typename(L, t->raisetype));
+        lua_pushfstring(L, "coroutine.yield: a task yields nothing (task.yield), a duration in ms "
+                           "(task.sleep) or an external id (task.wait), not a %s",
+                        lua_typename(L, t->raisetype));
+        lua_error(L);
         break;
     default: break;
     }
@@ -1502,7 +1511,7 @@ static int task__l_outcome(lua_State *L, task__l_state *st, task__l_task *x, int
         lua_pushliteral(L, "Task:join: the task's results were lost (its thread was used outside the scheduler)");
         return -1;
     }
-    luaL_checkstack(L, first_only ? 1 : n + 1, "Task:join");
+    luaL_checkstack(L, (first_only ? 1 : n) + 2, "Task:join"); /* the results, then task__l_pool_put's two */
     x->joined = 1;
     task_release(st->s, x->id);
     if (x->ended == TASK_EXIT_FAIL) {
@@ -3530,7 +3539,7 @@ static task__l_state *volatile task__l_sigst;
 static void task__l_interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     if (task__l_sigint < 2) lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
+    task__l_raise_literal(L, "interrupted!");
 }
 
 static void task__l_on_sigint(int sig) {
