@@ -3938,6 +3938,21 @@ static int task__l_open(lua_State *L, task_sched *s) {
     task__l_newclass(L, st, sti, TASK__L_C_CHAN, task__l_chan_methods, NULL, task__l_chan_tostring, NULL, task__l_chan_recv);
     task__l_newclass(L, st, sti, TASK__L_C_TOKEN, task__l_token_methods, NULL, NULL, task__l_token_gc, NULL);
     task__l_newclass(L, st, sti, TASK__L_C_TIMER, task__l_timer_methods, NULL, NULL, NULL, task__l_timer_wait);
+    /* getmetatable gives a copy of each class's metatable: a script can
+       call its metamethods by hand (each checks its argument) but not
+       remove a __gc the scheduler's bookkeeping relies on. */
+    for (i = TASK__L_C_NONE + 1; i < TASK__L_NCLASS; i++) {
+        luaL_getmetatable(L, task__l_class_key[i]);
+        lua_createtable(L, 0, 8);
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+        lua_setfield(L, -2, "__metatable");
+        lua_pop(L, 1);
+    }
     lua_pushvalue(L, sti);
     lua_pushcclosure(L, task__l_msgh, 1);
     lua_pushcclosure(L, task__l_body, 1);

@@ -796,6 +796,34 @@ TEST_CASE(foreign_resume_of_a_pcall_loop_returns) {
     isolated("a task's thread with a pcall loop resumed from the host", foreign_loop_body, 20);
 }
 
+/* getmetatable gives a copy: removing __gc there must not stop the
+   Task's finalizer, which releases an ended task nobody joined (before,
+   the core kept every such task until lua_close). */
+TEST_CASE(getmetatable_copy_keeps_the_finalizer) {
+    test_alloc a;
+    task_sched *s;
+    lua_State *L;
+    memset(&a, 0, sizeof a);
+    s = task_create(test_alloc_fn, &a);
+    L = lua_newstate(test_alloc_fn, &a);
+    luaL_openlibs(L);
+    CHECK_INT(task_lua_open(L, s), TASK_OK);
+    lua_setglobal(L, "task");
+    CHECK(luaL_dostring(L, "local t = task.spawn(function() end); local mt = getmetatable(t)\n"
+                           "assert(mt ~= debug.getmetatable(t) and mt.__name == 'Task' and mt.__gc)\n"
+                           "mt.__gc = nil; mt.__index = nil\n"
+                           "assert(t.id and t:is_finished() == false, 'the real metatable is untouched')\n"
+                           "for _ = 1, 10 do task.spawn(function() return 1 end) end") == LUA_OK);
+    task_tick(s, 0);
+    CHECK_INT(task_count(s, TASK_EXIT), 11);
+    lua_gc(L, LUA_GCCOLLECT);
+    lua_gc(L, LUA_GCCOLLECT);
+    CHECK_INT(task_count(s, TASK_EXIT), 0);
+    lua_close(L);
+    CHECK_INT(task_destroy(s), TASK_OK);
+    CHECK_INT(a.bytes, 0);
+}
+
 /* ---- finalizers that run after the module's own __gc at lua_close ----- */
 
 static int closed_calls, closed_good, closed_end;
@@ -1259,6 +1287,7 @@ int main(int argc, char **argv) {
     RUN_IF(never_yields_where_it_cannot_yield);
     RUN_IF(regression_resume_of_dead_coroutine_out_of_memory);
     RUN_IF(foreign_resume_of_a_pcall_loop_returns);
+    RUN_IF(getmetatable_copy_keeps_the_finalizer);
     RUN_IF(budget_off_by_default_and_resettable);
     RUN_IF(term_hook_that_spawns_forever);
     RUN_IF(deep_recursion);
