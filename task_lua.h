@@ -1,8 +1,8 @@
 /*
- * task_lua.h: the task.h scheduler for Lua 5.4 scripts.
+ * task_lua.h: the task.h scheduler for Lua 5.4 and 5.5 scripts.
  *
  * WHAT IT IS
- *   A binding of task.h to Lua 5.4: scripts write
+ *   A binding of task.h to Lua (5.4.0 through 5.5): scripts write
  *       local task = require "task"
  *   and get spawn/join, sleep, wait/wakeup, external resumes, cancellation,
  *   scopes, timeouts, race/all, channels, select and tracing. Each task is
@@ -52,13 +52,20 @@
  *   header is a module for the stock lua5.4 that owns its scheduler:
  *   task.run(fn, ...) runs fn as the main task and drives the loop with the
  *   monotonic clock, sleeping between timers, until every task has ended.
+ *   A loop of one's own drives it with task.step([max]) (one tick),
+ *   task.poll_timeout() (ms until the next tick is due, or nil) and
+ *   task.count(), and learns of tasks made ready from outside a tick with
+ *   task.on_ready(fn); task/luv.lua (require "task.luv") is such a driver
+ *   for luv's loop, with TCP, fs and getaddrinfo calls that suspend.
  *
  * OPTIONS
  *   TASK_LUA_API   linkage of the host functions (default: extern).
  *   TASK_LUA_MODULE  build luaopen_task for a standalone module with
  *                  task.run (needs POSIX clock_gettime and nanosleep).
+ *   TASK_LUA_POOL  idle threads of returned tasks kept for new ones
+ *                  (default 1024; task_lua_set_pool, task.pool(n)).
  *
- * The Lua API is documented in README.md ("Lua API reference").
+ * The Lua API is documented in README.md ("Lua scripts").
  * LICENSE: MIT, as task.h.
  */
 #ifndef TASK_LUA_H
