@@ -95,6 +95,8 @@ static struct {
     lua_State *co; /* the thread being resumed */
 } H;
 
+static void wd_arm(int on);
+
 static int fuzz_lua_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
     if (H.in_tick && ++H.resumes > H.limit) {
         fprintf(stderr,
@@ -106,6 +108,10 @@ static int fuzz_lua_resume(lua_State *co, lua_State *from, int nargs, int *nres)
     {
         lua_State *outer = H.co;
         int rc;
+        /* the watchdog times each task's resume (a tick's count is
+           bounded above): what the collector does in a huge heap adds up
+           over thousands of resumes, but no one resume runs on for good */
+        if (H.in_tick && !outer) wd_arm(1);
         H.co = co;
         rc = lua_resume(co, from, nargs, nres);
         H.co = outer;
@@ -127,7 +133,7 @@ static int fuzz_lua_resume(lua_State *co, lua_State *from, int nargs, int *nres)
 #define TASK_WAKE_LIMIT 1024 /* what the contract documents as the default */
 #endif
 
-/* A tick that burns this much CPU is stuck: a run normally takes ms. The
+/* A resume that burns this much CPU is stuck: a run normally takes ms. The
    timer counts CPU time (ITIMER_PROF), so a loaded machine does not fire it,
    and it uses SIGPROF, which neither libFuzzer nor the sanitizers use. */
 static int wd_seconds = 5;
@@ -137,7 +143,7 @@ static void wd_fire(int sig) {
     int n;
     (void)sig;
     n = snprintf(msg, sizeof msg,
-                 "fuzz_lua: the host is stuck inside task_tick %u (%d s of CPU, %ld resumes in it; "
+                 "fuzz_lua: the host is stuck inside task_tick %u (%d s of CPU in one resume, %ld resumes in the tick; "
                  "instruction budget %d, %s): task code runs on and the budget does not stop it\n",
                  H.tick, wd_seconds, H.resumes, H.budget, H.budget_mode ? "raise" : "preempt");
     if (n > 0 && write(2, msg, (size_t)n) < 0) n = 0;
@@ -687,6 +693,15 @@ static const char PREOPEN[] =
     "USE = function(o, v)\n"
     "  for _, m in ipairs(METHODS) do pcall(function() local f = o[m]; if f then return f(o, v) end end) end\n"
     "  pcall(tostring, o)\n"
+    "end\n"
+    /* A full collection is one call the budget cannot count, and its cost
+       grows with the heap: after 64 of them, one step each, so the
+       watchdog sees the scheduler's stalls, not the collector's. */
+    "do local cg, full = collectgarbage, 0\n"
+    "  collectgarbage = function(opt, ...)\n"
+    "    if opt == nil or opt == 'collect' then full = full + 1; if full > 64 then return cg('step', 0) end end\n"
+    "    return cg(opt, ...)\n"
+    "  end\n"
     "end\n";
 /* Run by the host on the main thread, outside any task, once the module is
    open and the budget set (threads made before the budget are the host's
@@ -980,7 +995,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     /* bounded work: a task that spins under a budget runs at every tick, and
        with the collector stepping at every allocation each one costs more */
-    for (ticks = 0; ticks < 200 && total < 20000 && a.calls < (gcmode == 3 ? 100000u : 300000u); ticks++) {
+    /* bounded work per input: a program that piles up thousands of tasks
+       in a large heap makes every later tick slow (the collector's work),
+       and libFuzzer would report the input as a timeout */
+    for (ticks = 0; ticks < 200 && total < 20000 && a.calls < (gcmode == 3 ? 100000u : 300000u) &&
+                    task_count(s, -1) < 3000; ticks++) {
         uint64_t wait;
         if (nstates == 2 && early && ticks == 1u << (early - 1)) { /* one closes, the other runs on */
             unsigned first = close_rev;
