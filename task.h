@@ -115,6 +115,11 @@
  *     callbacks (and so a wake callback that runs inside one of them).
  *     Everything else may be called from there. A callback must return,
  *     not longjmp past the core: it counts them.
+ *   - The allocator given to task_create is called in the middle of
+ *     growing (or freeing) the scheduler's arrays, so it must not use
+ *     that scheduler: task_tick and task_destroy refuse from inside it
+ *     (TASK_EBUSY), a call that would allocate fails (TASK_ENOMEM), and
+ *     any other call may see an array the allocator is moving.
  *
  * ERRORS
  *   One convention for every function that returns an int:
@@ -256,8 +261,10 @@
  *     task is running in a hook (task_self is 0), so what a hook spawns
  *     joins no scope and takes the host's trace id. A hook may call
  *     anything but task_tick and task_destroy (TASK_EBUSY): spawn, wake,
- *     cancel or abort tasks, t too (cancelling t in its suspend hook is as
- *     if its step had cancelled itself). In C a hook has nothing to raise;
+ *     cancel, abort or drop tasks, t too (cancelling t in its suspend hook
+ *     is as if its step had cancelled itself; dropping t in its resume
+ *     hook means its step is not called: a binding whose interpreter the
+ *     hook closes drops its tasks so). In C a hook has nothing to raise;
  *     it must return (no longjmp). Hooks take effect at once: a suspend
  *     hook set inside a step is called as that step returns, without the
  *     resume call before it. With no resume or suspend hook and statistics
@@ -499,13 +506,17 @@ TASK_API int task_set_result(task_sched *s, void *value);
 TASK_API int task_result(const task_sched *s, task_id t, int *how, void **value);
 /* Immediate removal without calling the task again, for executors that
    are tearing down: joiners are woken (TASK_EXIT_ABORT) and the slot is
-   freed. Not the running task (TASK_EBUSY). */
+   freed. Not the running task (TASK_EBUSY); a task in RUN whose step is
+   not running (from its resume or suspend hook, or the statistics clock)
+   may be dropped: its step is then not called, or what it returned is
+   not acted on. */
 TASK_API int task_drop(task_sched *s, task_id t);
 /* Calls fn for every task (EXIT ones too) until it returns non-zero (a
    positive value: a negative one reads as an error) and returns that, or
    0. fn may spawn, end, drop or release tasks: every task that lives
    through the whole walk is visited once; one spawned during it may or
-   may not be. */
+   may not be (it is not when it takes a slot never used before the walk,
+   so a walk that spawns as it goes still ends). */
 TASK_API int task_foreach(task_sched *s, int (*fn)(task_sched *s, task_id t, int state, void *ud), void *ud);
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -768,6 +779,10 @@ enum { TASK__K_TASK = 1, TASK__K_TIMER, TASK__K_EXT, TASK__K_TOKEN, TASK__K_SCOP
 #define TASK__F_ABORT 0x04u     /* task_abort(): step once more with TASK_WHY_ABORT */
 #define TASK__F_ARRANGED 0x08u  /* this step arranged a suspension */
 #define TASK__F_WAKENOW 0x10u   /* woken while still running: READY on return */
+/* What task__step answers when a hook or the statistics clock dropped the
+   task around its step: next to the TASK_STEP_* values, so task__run's
+   switch stays one table. */
+#define TASK__STEP_GONE (TASK_STEP_FAIL + 1)
 
 /* what a parked task waits on (task__task.wait): the public TASK_WAITS_* */
 enum { TASK__W_NONE = TASK_WAITS_NONE, TASK__W_PLAIN = TASK_WAITS_WAKEUP, TASK__W_PARK = TASK_WAITS_PARK,
@@ -851,6 +866,7 @@ struct task_sched {
        step function (resume or suspend hooks, statistics) */
     uint8_t obs, stats_on, spawn_more;   /* spawn_more: see task__spawned */
     uint8_t ready_armed;                  /* call ready_fn at the next READY (see task__ready_check) */
+    uint8_t allocating;                   /* inside the host's allocator (see task__alloc) */
     task_ready_fn ready_fn;
     void *ready_ud;
     task__stat **spages;                  /* stats_on: spcap entries, npages of them used */
@@ -923,6 +939,23 @@ static int task__answer(task_id *out, int found, task_id answer) {
     return found ? TASK_OK : TASK_ENOENT;
 }
 
+/* Every call of the host's allocator. It is a callback like the others:
+   task_tick and task_destroy refuse from inside it (the caller is in the
+   middle of growing an array), and an allocation it causes by calling
+   back in fails (TASK_ENOMEM for that call): a nested growth of the array
+   being grown would free the block the outer call is moving. */
+static void *task__alloc(task_sched *s, void *ptr, size_t osize, size_t nsize) {
+    void *p;
+    uint8_t was = s->allocating;
+    if (was && nsize) return NULL;
+    s->allocating = 1;
+    s->depth++;
+    p = s->alloc(s->alloc_ud, ptr, osize, nsize);
+    s->depth--;
+    s->allocating = was;
+    return p;
+}
+
 /* ---- ids and slots -----------------------------------------------------
    An id is (kind, generation, slot index); a slot in use has TASK__LIVE in
    its generation word. Freeing a slot is two steps: retire it (the
@@ -971,7 +1004,7 @@ static int task__pool_alloc(task_sched *s, task__pool *p, uint32_t *out) {
             uint32_t ncap = p->cap ? p->cap * 2 : 16, k;
             char *ni;
             if (ncap <= p->cap || ncap > 0x7FFFFFFFu) return TASK_ENOMEM;
-            ni = (char *)s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, (size_t)ncap * p->size);
+            ni = (char *)task__alloc(s, p->items, (size_t)p->cap * p->size, (size_t)ncap * p->size);
             if (!ni) return TASK_ENOMEM;
             memset(ni + (size_t)p->cap * p->size, 0, (size_t)(ncap - p->cap) * p->size);
             p->items = ni;
@@ -995,7 +1028,7 @@ static void task__pool_free(task__pool *p, uint32_t i) {
 }
 
 static void task__pool_destroy(task_sched *s, task__pool *p) {
-    if (p->items) s->alloc(s->alloc_ud, p->items, (size_t)p->cap * p->size, 0);
+    if (p->items) task__alloc(s, p->items, (size_t)p->cap * p->size, 0);
 }
 
 /* The slot a live id of this kind names, or 0. */
@@ -1029,7 +1062,7 @@ static int task__spages_reserve(task_sched *s, uint32_t n) {
     uint32_t ncap = s->spcap ? s->spcap : 4;
     if (n <= s->spcap) return TASK_OK;
     while (ncap < n) ncap *= 2; /* n is at most 2^31 >> TASK_PAGE_SHIFT */
-    np = (task__stat **)s->alloc(s->alloc_ud, s->spages, sizeof *np * s->spcap, sizeof *np * ncap);
+    np = (task__stat **)task__alloc(s, s->spages, sizeof *np * s->spcap, sizeof *np * ncap);
     if (!np) return TASK_ENOMEM;
     s->spages = np;
     s->spcap = ncap;
@@ -1038,7 +1071,7 @@ static int task__spages_reserve(task_sched *s, uint32_t n) {
 
 /* A zeroed page of statistics, or NULL. */
 static task__stat *task__stats_page(task_sched *s) {
-    task__stat *sp = (task__stat *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__stat) * TASK__PAGE);
+    task__stat *sp = (task__stat *)task__alloc(s, NULL, 0, sizeof(task__stat) * TASK__PAGE);
     if (sp) memset(sp, 0, sizeof(task__stat) * TASK__PAGE);
     return sp;
 }
@@ -1046,8 +1079,8 @@ static task__stat *task__stats_page(task_sched *s) {
 static void task__stats_free(task_sched *s) {
     uint32_t k;
     if (s->stats_on)
-        for (k = 0; k < s->npages; k++) s->alloc(s->alloc_ud, s->spages[k], sizeof(task__stat) * TASK__PAGE, 0);
-    if (s->spages) s->alloc(s->alloc_ud, s->spages, sizeof *s->spages * s->spcap, 0);
+        for (k = 0; k < s->npages; k++) task__alloc(s, s->spages[k], sizeof(task__stat) * TASK__PAGE, 0);
+    if (s->spages) task__alloc(s, s->spages, sizeof *s->spages * s->spcap, 0);
     s->spages = NULL;
     s->spcap = 0;
     s->stats_on = 0;
@@ -1066,12 +1099,12 @@ static int task__task_alloc(task_sched *s, uint32_t *out) {
             if (s->npages >= (0x7FFFFFFFu >> TASK_PAGE_SHIFT)) return TASK_ENOMEM;
             if (s->stats_on && (task__spages_reserve(s, s->npages + 1) || !(sp = task__stats_page(s))))
                 return TASK_ENOMEM;
-            page = (task__task *)s->alloc(s->alloc_ud, NULL, 0, sizeof(task__task) * TASK__PAGE);
-            np = page ? (task__task **)s->alloc(s->alloc_ud, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1))
+            page = (task__task *)task__alloc(s, NULL, 0, sizeof(task__task) * TASK__PAGE);
+            np = page ? (task__task **)task__alloc(s, s->pages, sizeof *np * s->npages, sizeof *np * (s->npages + 1))
                       : NULL;
             if (!np) {
-                if (page) s->alloc(s->alloc_ud, page, sizeof(task__task) * TASK__PAGE, 0);
-                if (sp) s->alloc(s->alloc_ud, sp, sizeof(task__stat) * TASK__PAGE, 0);
+                if (page) task__alloc(s, page, sizeof(task__task) * TASK__PAGE, 0);
+                if (sp) task__alloc(s, sp, sizeof(task__stat) * TASK__PAGE, 0);
                 return TASK_ENOMEM;
             }
             memset(page, 0, sizeof(task__task) * TASK__PAGE);
@@ -1274,7 +1307,7 @@ static int task__hreserve(task_sched *s) {
         uint32_t ncap = s->hcap ? s->hcap * 2 : 64;
         task__hent *nh;
         if (ncap <= s->hcap || ncap > 0x7FFFFFFFu) return TASK_ENOMEM;
-        nh = (task__hent *)s->alloc(s->alloc_ud, s->heap, sizeof *nh * s->hcap, sizeof *nh * ncap);
+        nh = (task__hent *)task__alloc(s, s->heap, sizeof *nh * s->hcap, sizeof *nh * ncap);
         if (!nh) return TASK_ENOMEM;
         s->heap = nh;
         s->hcap = ncap;
@@ -1766,21 +1799,28 @@ static int task__step_observed(task_sched *s, uint32_t i, task_ctx *c) {
     task__task *t = TASK__T(s, i);
     task__stat *st = NULL;
     uint64_t t0 = 0;
+    uint32_t gen = t->gen;
     int rc, waits, did;
+    /* the hooks and the clock may drop the task (task_drop): then its step
+       is not called, or what it returned is not acted on (TASK__STEP_GONE) */
     if (s->hooks.resume) {
         s->depth++;
         s->hooks.resume(s, c->self, s->hooks.ud);
         s->depth--;
+        if (t->gen != gen) return TASK__STEP_GONE;
     }
     if (s->stats_on) { /* the page never moves: st stays valid through the step */
         st = TASK__ST(s, i);
         t0 = task__clock(s);
+        if (t->gen != gen) return TASK__STEP_GONE;
     }
     s->cur = i;
     rc = t->fn(c);
     s->cur = 0;
+    if (rc == TASK__STEP_GONE) rc = TASK_STEP_FAIL; /* not a value of its own to return */
     if (st) {
         uint64_t t1 = task__clock(s), d = t1 > t0 ? t1 - t0 : 0;
+        if (t->gen != gen) return TASK__STEP_GONE;
         st->resumes++;
         st->busy += d;
         if (d > st->longest) st->longest = d;
@@ -1791,6 +1831,7 @@ static int task__step_observed(task_sched *s, uint32_t i, task_ctx *c) {
         s->depth++;
         s->hooks.suspend(s, c->self, did, waits, s->hooks.ud);
         s->depth--;
+        if (t->gen != gen) return TASK__STEP_GONE;
     }
     return rc;
 }
@@ -1814,9 +1855,11 @@ static int task__step(task_sched *s, uint32_t i, int why) {
     return rc;
 }
 
-/* The last step of an aborted task, then its end. */
+/* The last step of an aborted task, then its end (unless a hook around
+   the step dropped it: a step function may return TASK__STEP_GONE too,
+   but then the task is still RUN). */
 static void task__abort_step(task_sched *s, uint32_t i) {
-    task__step(s, i, TASK_WHY_ABORT);
+    if (task__step(s, i, TASK_WHY_ABORT) == TASK__STEP_GONE && TASK__T(s, i)->state != TASK_RUN) return;
     task__exit(s, i, TASK_EXIT_ABORT, 1);
 }
 
@@ -1827,7 +1870,8 @@ static void task__run(task_sched *s, uint32_t i) {
     task__setstate(s, t, TASK_RUN);
     if (t->flags & TASK__F_ABORT) { task__abort_step(s, i); return; }
     rc = task__step(s, i, t->why);
-    if (t->flags & TASK__F_ABORT) { /* it aborted itself */
+    if (t->flags & TASK__F_ABORT) { /* it aborted itself (or a hook dropped it, aborted or not) */
+        if (rc == TASK__STEP_GONE && t->state != TASK_RUN) return;
         task__unwait(s, i);
         task__abort_step(s, i);
         return;
@@ -1850,6 +1894,10 @@ static void task__run(task_sched *s, uint32_t i) {
         }
         if (t->flags & TASK__F_WAKENOW) task__ready(s, t, i);
         else task__setstate(s, t, t->wait == TASK__W_SLEEP ? TASK_SLEEP : TASK_WAIT);
+        break;
+    case TASK__STEP_GONE: /* a hook dropped it: its slot is free, or a new task's */
+        if (t->state != TASK_RUN) break;
+        task__exit(s, i, TASK_EXIT_FAIL, 1); /* a step function returned this value */
         break;
     default: /* TASK_STEP_FAIL, or a value no step should return */
         task__exit(s, i, TASK_EXIT_FAIL, 1);
@@ -1988,7 +2036,9 @@ TASK__DEF int task_drop(task_sched *s, task_id id) {
     uint32_t i = (uint32_t)id;
     task__task *t = task__find(s, id, "task_drop");
     if (!t) return TASK_ENOENT;
-    if (t->state == TASK_RUN) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
+    /* RUN but not running: its resume or suspend hook, or the statistics
+       clock around its step (task__step_observed lets go of it) */
+    if (t->state == TASK_RUN && s->cur == i) return task__err(s, TASK_EBUSY, "task_drop: the task is running");
     if (t->state == TASK_READY) task__q_unlink(s, i);
     if (t->state != TASK_EXIT) {
         t->value = NULL; /* no result: not a wake value it never saw */
@@ -2192,19 +2242,19 @@ TASK__DEF int task_destroy(task_sched *s) {
         task__setstate(s, t, TASK_EXIT);
     }
     for (i = 0; i < s->npages; i++)
-        s->alloc(s->alloc_ud, s->pages[i], sizeof(task__task) * TASK__PAGE, 0);
-    if (s->pages) s->alloc(s->alloc_ud, s->pages, sizeof(task__task *) * s->npages, 0);
-    if (s->heap) s->alloc(s->alloc_ud, s->heap, sizeof(task__hent) * s->hcap, 0);
+        task__alloc(s, s->pages[i], sizeof(task__task) * TASK__PAGE, 0);
+    if (s->pages) task__alloc(s, s->pages, sizeof(task__task *) * s->npages, 0);
+    if (s->heap) task__alloc(s, s->heap, sizeof(task__hent) * s->hcap, 0);
     task__pool_destroy(s, &s->timers);
     task__pool_destroy(s, &s->exts);
     task__pool_destroy(s, &s->tokens);
     task__pool_destroy(s, &s->scopes);
     task__stats_free(s);
 #ifdef TASK_THREADS
-    if (s->post) s->alloc(s->alloc_ud, s->post, sizeof *s->post * s->post_cap, 0);
+    if (s->post) task__alloc(s, s->post, sizeof *s->post * s->post_cap, 0);
     pthread_mutex_destroy(&s->post_mu);
 #endif
-    s->alloc(s->alloc_ud, s, sizeof *s, 0);
+    s->alloc(s->alloc_ud, s, sizeof *s, 0); /* not task__alloc: s goes with it */
     return TASK_OK;
 }
 
@@ -2213,7 +2263,7 @@ TASK__DEF int task_post_enable(task_sched *s, unsigned capacity, task_wake_fn wa
     task__post *q;
     if (!capacity || capacity > (1u << 30)) return task__err(s, TASK_EINVAL, "task_post_enable: capacity must be 1..2^30");
     if (s->post) return task__err(s, TASK_ESTATE, "task_post_enable: already enabled");
-    q = (task__post *)s->alloc(s->alloc_ud, NULL, 0, sizeof *q * capacity);
+    q = (task__post *)task__alloc(s, NULL, 0, sizeof *q * capacity);
     if (!q) return task__err(s, TASK_ENOMEM, "task_post_enable: out of memory");
     pthread_mutex_lock(&s->post_mu);
     s->post = q;
@@ -2537,7 +2587,7 @@ TASK__DEF int task_enable_stats(task_sched *s, task_clock_fn clock, void *ud) {
             return task__err(s, TASK_ENOMEM, "task_enable_stats: out of memory");
         for (k = 0; k < s->npages; k++)
             if (!(s->spages[k] = task__stats_page(s))) {
-                while (k--) s->alloc(s->alloc_ud, s->spages[k], sizeof(task__stat) * TASK__PAGE, 0);
+                while (k--) task__alloc(s, s->spages[k], sizeof(task__stat) * TASK__PAGE, 0);
                 task__stats_free(s); /* the array: stats off means nothing allocated */
                 return task__err(s, TASK_ENOMEM, "task_enable_stats: out of memory");
             }
@@ -2593,14 +2643,16 @@ TASK__DEF int task_count(const task_sched *s, int state) {
     return state >= 0 && state < TASK_NSTATES ? s->count[state] : 0;
 }
 
-/* Slot by slot, re-reading the slot count: fn may spawn (new pages; no
-   task moves) or free slots, and a freed slot is simply skipped. */
+/* Slot by slot, up to the slots in use as it starts: fn may spawn (new
+   pages; no task moves) or free slots, and a freed slot is simply
+   skipped. A task spawned into a new slot is not visited: a callback that
+   spawns one task per task it sees would otherwise never reach the end. */
 TASK__DEF int task_foreach(task_sched *s, int (*fn)(task_sched *, task_id, int, void *), void *ud) {
-    uint32_t i;
+    uint32_t i, end = s->tused;
     int r = 0;
     if (!fn) return task__err(s, TASK_EINVAL, "task_foreach: no callback");
     s->depth++;
-    for (i = 1; i < s->tused && r == 0; i++) {
+    for (i = 1; i < end && r == 0; i++) {
         const task__task *t = TASK__T(s, i);
         if (t->state != TASK__FREE_STATE) r = fn(s, task__tid(s, i), t->state, ud);
     }

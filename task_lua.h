@@ -26,10 +26,20 @@
  *       for (;;) { task_tick(s, now); ... poll(fds, n, task_timeout_ms(s, now)); }
  *       lua_close(L);                 // frees every Lua task, even live ones
  *       task_destroy(s);
- *   The scheduler must outlive the lua_State. Errors of tasks nobody waits
- *   for go to the error handler (task_lua_set_error_handler); the default
- *   writes one line with the task's id, name and message, then the
- *   traceback, to stderr.
+ *   The scheduler must outlive the lua_State. A Lua task's waits are the
+ *   binding's: from C, stop one with task_cancel or task_abort and hand it
+ *   values through an external id (task_lua_resume); task_unpark and
+ *   task_drop on a Lua task bypass the binding (an unparked channel wait
+ *   returns nonsense, and a Lua select on a dropped Task never completes).
+ *   lua_close may be called from the core's callbacks (a hook, a timer,
+ *   the ready hook), but not from code running on L itself (a C function
+ *   a task calls, the clock of task_lua_set_clock). The host functions
+ *   take any thread of the state, also one that cannot make calls (a
+ *   task's thread that a C function kept, now suspended): they then do
+ *   their calls on the main thread, with the same effect on L's stack.
+ *   Errors of tasks nobody waits for go to the error handler
+ *   (task_lua_set_error_handler); the default writes one line with the
+ *   task's id, name and message, then the traceback, to stderr.
  *
  *   A task that never suspends would keep the host inside task_tick().
  *   task_lua_set_budget(L, n, mode) gives every resume of a Lua task a
@@ -103,13 +113,19 @@ TASK_LUA_API int task_lua_open(lua_State *L, task_sched *s);
 /* The scheduler the module on L is bound to, or NULL. */
 TASK_LUA_API task_sched *task_lua_sched(lua_State *L);
 /* Spawns the function below the top nargs values with them as arguments;
-   pops them and pushes the Task. On failure pushes a message instead. */
+   pops them and pushes the Task. On failure pushes a message instead,
+   except for a count out of range (negative, or not that many values and
+   a function slot below them): TASK_EINVAL, the stack left as it was. */
 TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out);
 /* Resumes an external id (task.alloc) with the top nvalues values, popped.
-   TASK_ENOENT if the id is unknown, already resumed or its waiter gave up. */
+   TASK_ENOENT if the id is unknown, already resumed or its waiter gave up.
+   A count out of range (negative, or more values than the stack holds):
+   TASK_EINVAL, the stack left as it was. */
 TASK_LUA_API int task_lua_resume(lua_State *L, task_id ext, int nvalues);
 /* The function at idx (nil: the default) gets (err, task, traceback) for
-   errors of tasks that nobody waits for. */
+   errors of tasks that nobody waits for. Anything else at idx (a value
+   that is not a function, an index out of the stack), or no memory to
+   keep it, restores the default handler. */
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx);
 /* A per-resume instruction budget for Lua tasks (0: none, the default);
    mode TASK_LUA_PREEMPT or TASK_LUA_RAISE, see HOST SIDE above. */
@@ -118,7 +134,8 @@ TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode);
 /* How many threads of tasks that returned are kept for new tasks
    (TASK_LUA_POOL, 1024, by default; 0 turns the pool off). The collector
    trims the pool to what new tasks took from it since its last cycle.
-   TASK_EINVAL for a negative count, TASK_ENOMEM when out of memory. */
+   TASK_EINVAL for a count outside 0..1000000 (task.pool's range),
+   TASK_ENOMEM when out of memory. */
 TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads);
 /* The clock the binding times resumes with (task.warn_slow, task.profile),
    in the core's unit (ns), best the one the host passes to task_tick. A
@@ -315,6 +332,30 @@ static task__l_state *task__l_state_of(lua_State *L) {
     st = (task__l_state *)lua_touserdata(L, -1);
     lua_pop(L, 1);
     return st && st->s && !st->closed ? st : NULL;
+}
+
+/* Can the host functions make calls on L? Not on a suspended coroutine (a
+   task's thread that a C function kept, as a host that completes I/O later
+   does) or one that died in an error: lua_pcall there breaks the Lua API's
+   rules. They then work on the main thread, moving values across. */
+static int task__l_callable(lua_State *L) { return lua_status(L) == LUA_OK; }
+
+static lua_State *task__l_mainthread(lua_State *L) {
+    lua_State *M;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    M = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    return M;
+}
+
+/* Moves what a call on M pushed above top back to L; TASK_ENOMEM (and
+   nothing on L) when L has no room for it. */
+static int task__l_moveback(lua_State *M, int top, lua_State *L, int rc) {
+    int n = lua_gettop(M) - top;
+    if (n <= 0) return rc;
+    if (!lua_checkstack(L, n)) { lua_settop(M, top); return TASK_ENOMEM; }
+    lua_xmove(M, L, n);
+    return rc;
 }
 
 static int task__l_raise_cancelled(lua_State *L) {
@@ -1325,7 +1366,7 @@ static void task__l_watch_in(task__l_state *st, task__l_task *t, uint64_t *t0) {
 
 static void task__l_watch_out(task__l_state *st, task__l_task *t, int did, uint64_t t0) {
     if (st->slow && st->clock && t0 != TASK__L_UNTIMED) {
-        uint64_t dt = st->clock(st->clock_ud) - t0;
+        uint64_t t1 = st->clock(st->clock_ud), dt = t1 > t0 ? t1 - t0 : 0; /* a clock that went back: 0 */
         if (dt > st->slow) task__l_call_p(st, task__l_slow_p, t, (lua_Integer)dt);
     }
     if (st->r_hsuspend != LUA_NOREF) task__l_call_p(st, task__l_hook_p, t, TASK__L_H_SUSPEND | did << 4);
@@ -1679,10 +1720,32 @@ static int task__l_task_close(lua_State *L) {
 
 /* Safe to call by hand on a live Task: releasing only tells the core to
    free the task once it ends. */
+/* A Task being collected that the core no longer knows (task_drop from C)
+   and that never ended here: before its memory goes, it leaves every
+   queue it waited in, and the scopes it opened end (each keeps a pointer
+   to its owner). Assigning existing keys during lua_next is allowed. */
+static void task__l_forget_dropped(lua_State *L, task__l_state *st, task__l_task *x) {
+    task__l_unqueue(x);
+    if (!st->s || st->closed) return; /* lua_close: everything goes at once */
+    task__l_unanchor_sel(L, st, x);
+    if (x->nscopes > 0 && lua_checkstack(L, 4)) {
+        task__l_getref(L, st->r_scopes);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            task__l_scope *sc = lua_type(L, -1) == LUA_TUSERDATA ? (task__l_scope *)lua_touserdata(L, -1) : NULL;
+            if (sc && sc->owner == x) task__l_scope_end(L, st, sc);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
 static int task__l_task_gc(lua_State *L) {
     task__l_task *x = (task__l_task *)task__l_check_raw(L, 1, TASK__L_C_TASK);
     task__l_state *st = x->st;
-    if (x->gcdone || !st) return 0;
+    if (!st) return 0;
+    if (!x->ended && (!st->s || st->closed || task_status(st->s, x->id) < 0)) task__l_forget_dropped(L, st, x);
+    if (x->gcdone) return 0;
     x->gcdone = 1;
     if (x->id && st->s && !st->closed && !x->joined) task_release(st->s, x->id);
     return 0;
@@ -3993,6 +4056,11 @@ static int task__l_open_p(lua_State *L) {
 /* Returns TASK_OK and pushes the module, or an error status and pushes
    the message; never raises. */
 TASK_LUA_API int task_lua_open(lua_State *L, task_sched *s) {
+    if (!task__l_callable(L)) {
+        lua_State *M = task__l_mainthread(L);
+        int top = lua_gettop(M);
+        return task__l_moveback(M, top, L, task_lua_open(M, s));
+    }
     if (!s) {
         lua_pushliteral(L, "task_lua_open: no scheduler");
         return TASK_EINVAL;
@@ -4023,8 +4091,25 @@ static int task__l_spawn_p(lua_State *L) {
 }
 
 TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out) {
-    task__l_state *st = task__l_state_of(L);
+    task__l_state *st;
     int rc;
+    if (out) *out = 0;
+    /* not that many values above a function slot: popping them (or reading
+       the slot) would go below the caller's frame */
+    if (nargs < 0 || nargs >= lua_gettop(L)) return TASK_EINVAL;
+    if (!task__l_callable(L)) {
+        lua_State *M = task__l_mainthread(L);
+        int top = lua_gettop(M);
+        if (!lua_checkstack(M, nargs + 1)) {
+            lua_pop(L, nargs + 1);
+            lua_pushliteral(L, "task_lua_spawn: stack overflow");
+            return TASK_ENOMEM;
+        }
+        lua_xmove(L, M, nargs + 1);
+        rc = task_lua_spawn(M, nargs, out); /* pushes the Task or a message */
+        return task__l_moveback(M, top, L, rc);
+    }
+    st = task__l_state_of(L);
     if (!st) {
         lua_pop(L, nargs + 1);
         lua_pushliteral(L, "task_lua_spawn: the task module is not open on this state");
@@ -4051,8 +4136,15 @@ TASK_LUA_API int task_lua_spawn(lua_State *L, int nargs, task_id *out) {
 }
 
 TASK_LUA_API int task_lua_resume(lua_State *L, task_id ext, int nvalues) {
-    task__l_state *st = task__l_state_of(L);
+    task__l_state *st;
+    if (nvalues < 0 || nvalues > lua_gettop(L)) return TASK_EINVAL; /* nothing popped */
+    st = task__l_state_of(L);
     if (!st) { lua_pop(L, nvalues); return TASK_EINVAL; }
+    if (!task__l_callable(L)) {
+        if (!lua_checkstack(st->L, nvalues)) { lua_pop(L, nvalues); return TASK_ENOMEM; }
+        lua_xmove(L, st->L, nvalues);
+        L = st->L;
+    }
     return task__l_resume_ext(L, st, ext, nvalues, NULL);
 }
 
@@ -4096,10 +4188,10 @@ TASK_LUA_API void task_lua_set_budget(lua_State *L, int instructions, int mode) 
         /* threads created from now on inherit the main thread's hook, so
            a coroutine made outside any task is counted when a task runs it */
         if (!h || h == task__l_budget_hook) lua_sethook(st->L, task__l_budget_hook, LUA_MASKCOUNT, task__l_budget_step(st));
-        if (lua_checkstack(L, 2)) {
-            lua_pushcfunction(L, task__l_guard_debug_p);
-            lua_pushlightuserdata(L, st);
-            if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
+        if (lua_checkstack(st->L, 2)) { /* on the main thread: L may be a suspended coroutine */
+            lua_pushcfunction(st->L, task__l_guard_debug_p);
+            lua_pushlightuserdata(st->L, st);
+            if (lua_pcall(st->L, 1, 0, 0) != LUA_OK) lua_pop(st->L, 1);
         }
     } else if (h == task__l_budget_hook) lua_sethook(st->L, NULL, 0, 0);
 }
@@ -4111,7 +4203,8 @@ static int task__l_pool_p(lua_State *L) {
 
 TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads) {
     task__l_state *st = task__l_state_of(L);
-    if (!st || threads < 0) return TASK_EINVAL;
+    if (!st || threads < 0 || threads > 1000000) return TASK_EINVAL; /* task.pool's range */
+    if (!task__l_callable(L)) L = st->L;
     if (!lua_checkstack(L, 3)) return TASK_ENOMEM;
     lua_pushcfunction(L, task__l_pool_p);
     lua_pushlightuserdata(L, st);
@@ -4120,9 +4213,37 @@ TASK_LUA_API int task_lua_set_pool(lua_State *L, int threads) {
     return TASK_OK;
 }
 
+static int task__l_set_handler_p(lua_State *L) { /* st, fn */
+    task__l_setref(L, 2, &((task__l_state *)lua_touserdata(L, 1))->r_handler);
+    return 0;
+}
+
 TASK_LUA_API void task_lua_set_error_handler(lua_State *L, int idx) {
     task__l_state *st = task__l_state_of(L);
-    if (st) task__l_setref(L, idx, &st->r_handler);
+    int top = lua_gettop(L);
+    if (!st) return;
+    if (!task__l_callable(L)) { /* the value to the main thread, the work there */
+        int fn = ((idx > 0 && idx <= top) || (idx < 0 && -idx <= top)) && lua_type(L, idx) == LUA_TFUNCTION;
+        if (fn && lua_checkstack(st->L, 1)) {
+            lua_pushvalue(L, idx);
+            lua_xmove(L, st->L, 1);
+            task_lua_set_error_handler(st->L, -1);
+            lua_pop(st->L, 1);
+        } else task_lua_set_error_handler(st->L, 0); /* the default */
+        return;
+    }
+    /* anything but a function at a valid index (nil, none, an index out of
+       range, a number...) is the default: errors must still be seen */
+    if (((idx > 0 && idx <= top) || (idx < 0 && -idx <= top)) && lua_type(L, idx) == LUA_TFUNCTION &&
+        lua_checkstack(L, 3)) {
+        lua_pushcfunction(L, task__l_set_handler_p);
+        lua_pushlightuserdata(L, st);
+        lua_pushvalue(L, idx < 0 ? idx - 2 : idx);
+        if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+        lua_pop(L, 1); /* out of memory: the default, below */
+    }
+    if (st->r_handler != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, st->r_handler);
+    st->r_handler = LUA_NOREF;
 }
 
 TASK_LUA_API void task_lua_set_clock(lua_State *L, task_clock_fn clock, void *ud) {
@@ -4145,8 +4266,14 @@ static int task__l_dump_p(lua_State *L) {
 }
 
 TASK_LUA_API int task_lua_dump(lua_State *L) {
-    task__l_state *st = task__l_state_of(L);
+    task__l_state *st;
     int rc;
+    if (!task__l_callable(L)) {
+        lua_State *M = task__l_mainthread(L);
+        int top = lua_gettop(M);
+        return task__l_moveback(M, top, L, task_lua_dump(M));
+    }
+    st = task__l_state_of(L);
     if (!lua_checkstack(L, 3)) return TASK_ENOMEM;
     if (!st) {
         lua_pushliteral(L, "task_lua_dump: the module is not open on this lua_State");
