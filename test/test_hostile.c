@@ -25,6 +25,7 @@
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wmisleading-indentation"
 #endif
+#define TESTLIB_ISOLATED
 #include "testlib.h"
 #include <lualib.h>
 #include <signal.h>
@@ -691,33 +692,8 @@ TEST_CASE(many_lua_tasks_alive_at_close) {
     CHECK(r.done);
 }
 
-/* ---- regression cases: each runs in a child process, so a crash or a
-   hang (an alarm) fails that case alone ------------------------------- */
-
-static void isolated(const char *what, void (*fn)(void), unsigned seconds) {
-    pid_t pid;
-    int status = 0;
-    fflush(stdout);
-    fflush(stderr);
-    if (getenv("HOSTILE_NOFORK")) { fn(); return; } /* for a debugger */
-    pid = fork();
-    if (pid < 0) { TEST__FAIL("%s: fork failed", what); return; }
-    if (pid == 0) {
-        alarm(seconds);
-        test__failed_in_case = 0;
-        fn();
-        fflush(stdout);
-        fflush(stderr);
-        _exit(test__failed_in_case ? 1 : 0);
-    }
-    if (waitpid(pid, &status, 0) != pid) { TEST__FAIL("%s: waitpid failed", what); return; }
-    if (WIFSIGNALED(status)) {
-        if (WTERMSIG(status) == SIGALRM) TEST__FAIL("%s: still running after %u s (hung)", what, seconds);
-        else TEST__FAIL("%s: crashed with signal %d", what, WTERMSIG(status));
-    } else if (WEXITSTATUS(status) != 0) {
-        TEST__FAIL("%s: failed (exit status %d)", what, WEXITSTATUS(status));
-    }
-}
+/* ---- regression cases: each runs in a child process (isolated, in
+   testlib.h), so a crash or a hang fails that case alone -------------- */
 
 /* Found by the Lua fuzzer: lua_resume makes "cannot resume dead
    coroutine" outside any protected call, so a memory error there, in a

@@ -9,6 +9,7 @@
 #define TASK_IMPLEMENTATION
 #define TASK_LUA_IMPLEMENTATION
 #include "../task_lua.h"
+#define TESTLIB_ISOLATED
 #include "testlib.h"
 #include <lualib.h>
 #include <limits.h>
@@ -263,34 +264,6 @@ TEST_CASE(suspending_outside_a_task_raises_naming_the_function) {
     run(&h, "R = tostring(task.running())");
     CHECK_STR(gets_(&h, "R"), "nil");
     host_close(&h);
-}
-
-/* ---- regression cases: each runs in a child process, so a crash or a
-   hang (an alarm) fails that case alone ------------------------------- */
-
-static void isolated(const char *what, void (*fn)(void), unsigned seconds) {
-    pid_t pid;
-    int status = 0;
-    fflush(stdout);
-    fflush(stderr);
-    if (getenv("HOSTILE_NOFORK")) { fn(); return; } /* for a debugger */
-    pid = fork();
-    if (pid < 0) { TEST__FAIL("%s: fork failed", what); return; }
-    if (pid == 0) {
-        alarm(seconds);
-        test__failed_in_case = 0;
-        fn();
-        fflush(stdout);
-        fflush(stderr);
-        _exit(test__failed_in_case ? 1 : 0);
-    }
-    if (waitpid(pid, &status, 0) != pid) { TEST__FAIL("%s: waitpid failed", what); return; }
-    if (WIFSIGNALED(status)) {
-        if (WTERMSIG(status) == SIGALRM) TEST__FAIL("%s: still running after %u s (hung)", what, seconds);
-        else TEST__FAIL("%s: crashed with signal %d", what, WTERMSIG(status));
-    } else if (WEXITSTATUS(status) != 0) {
-        TEST__FAIL("%s: failed (exit status %d)", what, WEXITSTATUS(status));
-    }
 }
 
 /* ---- the coroutine library on a task's thread, from the main chunk ---- */

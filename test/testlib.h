@@ -82,6 +82,40 @@ static const char *test__name;
     if (!test__h || !strstr(test__h, (needle))) \
         TEST__FAIL("%s == \"%s\" does not contain \"%s\"", #hay, test__h ? test__h : "(null)", (needle)); } while (0)
 
+#ifdef TESTLIB_ISOLATED
+/* isolated(what, fn, seconds): runs fn in a child process, so a crash or a
+   hang (an alarm after seconds) fails that case alone. HOSTILE_NOFORK in
+   the environment runs it in place, for a debugger. (POSIX: define
+   TESTLIB_ISOLATED before including this file.) */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void isolated(const char *what, void (*fn)(void), unsigned seconds) {
+    pid_t pid;
+    int status = 0;
+    fflush(stdout);
+    fflush(stderr);
+    if (getenv("HOSTILE_NOFORK")) { fn(); return; } /* for a debugger */
+    pid = fork();
+    if (pid < 0) { TEST__FAIL("%s: fork failed", what); return; }
+    if (pid == 0) {
+        alarm(seconds);
+        test__failed_in_case = 0;
+        fn();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(test__failed_in_case ? 1 : 0);
+    }
+    if (waitpid(pid, &status, 0) != pid) { TEST__FAIL("%s: waitpid failed", what); return; }
+    if (WIFSIGNALED(status)) {
+        if (WTERMSIG(status) == SIGALRM) TEST__FAIL("%s: still running after %u s (hung)", what, seconds);
+        else TEST__FAIL("%s: crashed with signal %d", what, WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        TEST__FAIL("%s: failed (exit status %d)", what, WEXITSTATUS(status));
+    }
+}
+#endif
+
 static int test_done(void) {
     printf("# %d cases, %d failed\n", test__cases, test__fails);
     return test__fails ? 1 : 0;
