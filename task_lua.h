@@ -252,8 +252,9 @@ struct task__l_task {
     unsigned char closing;  /* being aborted: its to-be-closed variables run */
     unsigned char gcdone;   /* its __gc ran (possibly by hand) */
     unsigned char anchored; /* its select registrations are anchored in r_parked */
+    unsigned char hooking;  /* its step runs the suspend hooks: parked, yet RUN in the core */
     task__l_task *joining;  /* the task it waits for in Task:join */
-    task__l_reg direct;     /* a wait on one channel or timer */
+    task__l_reg direct;     /* a wait on one channel or timer, or a Task:join (index 0) */
     task__l_reg *sel;
     task__l_regq waitq;     /* selects waiting for it to end */
 };
@@ -521,7 +522,7 @@ static void task__l_unqueue(task__l_task *t) {
     for (i = 0; i < t->nsel; i++) task__l_q_del(&t->sel[i]);
     t->sel = NULL;
     t->nsel = 0;
-    if (t->joining) { t->joining->joiners--; t->joining = NULL; }
+    t->joining = NULL; /* its registration was t->direct */
 }
 
 /* Anchors the registrations at idx (a userdata) while t waits in a
@@ -545,13 +546,15 @@ static void task__l_unanchor_sel(lua_State *L, task__l_state *st, task__l_task *
     t->anchored = 0;
 }
 
-/* r's wait is satisfied: values (if any) are already on its thread. */
+/* r's wait is satisfied: values (if any) are already on its thread. A
+   task still in its step (task__l_waits) is not WAIT yet: its step sees
+   t->wake and runs it again at once. */
 static void task__l_complete(task__l_state *st, task__l_reg *r, int wake) {
     task__l_task *t = r->task;
     t->won = r->index;
     t->wake = (unsigned char)wake;
     task__l_unqueue(t);
-    task_unpark(st->s, t->id, NULL);
+    if (!t->hooking) task_unpark(st->s, t->id, NULL);
 }
 
 /* Its thread was closed outside the scheduler while it waited: nothing
@@ -562,6 +565,14 @@ static void task__l_thread_lost(task__l_state *st, task__l_task *t) {
     task_abort(st->s, t->id);
 }
 
+/* Does t still wait? WAIT, or parked by a step that has not returned: a
+   suspend hook (task.hook, task.warn_slow's handler) runs Lua code then,
+   and what it sends or closes must reach t. */
+static int task__l_waits(task__l_state *st, task__l_task *t) {
+    if (t->hooking) return t->wake == TASK__L_W_NONE && task_cancelled(st->s, t->id) == 0;
+    return task_status(st->s, t->id) == TASK_WAIT;
+}
+
 /* The first registration of q whose task still waits. One cancelled or
    aborted while parked is READY already and must not be handed a value;
    one whose thread was closed from outside is ended. */
@@ -569,7 +580,7 @@ static task__l_reg *task__l_q_first(task__l_state *st, task__l_regq *q) {
     while (q->head) {
         task__l_task *t = q->head->task;
         if (lua_status(t->co) != LUA_YIELD) task__l_thread_lost(st, t);
-        else if (task_status(st->s, t->id) != TASK_WAIT) task__l_q_del(q->head);
+        else if (!task__l_waits(st, t)) task__l_q_del(q->head);
         else return q->head;
     }
     return NULL;
@@ -1056,11 +1067,18 @@ static int task__l_pool_cycle(lua_State *L) {
    the core no longer keeps its Task alive. */
 static void task__l_end(task__l_state *st, task__l_task *t, int how) {
     lua_State *L = st->L;
+    task__l_reg *r;
     t->ended = (unsigned char)how;
     task__l_unqueue(t);
     if (t->anchored && lua_checkstack(L, 3)) task__l_unanchor_sel(L, st, t);
-    if (how == TASK_EXIT_FAIL && t->waitq.head) t->claimed = 1; /* a select waiting for it takes the error */
-    task__l_complete_all(st, &t->waitq, TASK__L_W_ENDED);
+    /* Only a waiter still parked takes the error: one cancelled at this
+       tick (READY, not resumed yet) raises "task cancelled" instead, and
+       the error must go to the handler or the scope. */
+    while ((r = task__l_q_first(st, &t->waitq)) != NULL) {
+        if (how == TASK_EXIT_FAIL) t->claimed = 1;
+        if (r->index == 0) task__l_q_del(r); /* a Task:join: the core wakes it */
+        else task__l_complete(st, r, TASK__L_W_ENDED);
+    }
     if (how == TASK_EXIT_FAIL) task__l_call_p(st, task__l_route_p, t, 0);
     if (t->nscopes > 0) task__l_call_p(st, task__l_orphans_p, t, 0);
     task__l_run_hook(st, t, 1);
@@ -1283,8 +1301,13 @@ static int task__l_step(task_ctx *c) {
         if (t->suspending) res = t->code;
         else if (t->aborting) res = TASK_STEP_SUSPEND; /* the core aborts it now */
         else res = task__l_plain_yield(st, t, nres);
-        if (st->watch)
+        if (st->watch) {
+            t->hooking = t->suspending && res == TASK_STEP_SUSPEND && !t->aborting;
             task__l_watch_out(st, t, t->aborting ? TASK_DID_END : res == TASK_STEP_YIELD ? TASK_DID_YIELD : TASK_DID_PARK, t0);
+            t->hooking = 0;
+            /* completed by a hook (task__l_complete): READY at once */
+            if (t->suspending && res == TASK_STEP_SUSPEND && t->wake != TASK__L_W_NONE) res = TASK_STEP_YIELD;
+        }
         return res;
     }
     if (st->watch) {
@@ -1593,7 +1616,7 @@ static int task__l_k_join(lua_State *L, int status, lua_KContext ctx) {
     TASK__L_RESUMED(L, ctx, t);
     task__l_task *x = (task__l_task *)lua_touserdata(L, 1);
     (void)status;
-    if (t->joining) { x->joiners--; t->joining = NULL; }
+    task__l_unqueue(t);
     if (t->why == TASK_WHY_CANCEL) return task__l_raise_cancelled(L);
     return task__l_take(L, t->st, x, 1);
 }
@@ -1609,7 +1632,9 @@ static int task__l_join(lua_State *L) {
     t = task__l_need(L, st, "Task:join");
     if (t == x) return luaL_error(L, "Task:join: a task cannot join itself");
     if ((rc = task_join(st->s, x->id)) != TASK_OK) return task__l_fail(L, st, rc, "Task:join");
-    x->joiners++;
+    /* in x's waitq as a select is (index 0), so that its end knows which
+       joiners still wait; the core wakes it */
+    task__l_reg_add(&t->direct, t, x, TASK__L_C_TASK, 0, &x->waitq);
     t->joining = x;
     return task__l_park(L, t, TASK_STEP_SUSPEND, TASK__L_WK_JOIN, task__l_k_join);
 }
@@ -1633,6 +1658,7 @@ static int task__l_task_abort(lua_State *L) {
         x->aborting = 1;
         return task__l_raise_literal(L, "task aborted");
     }
+    if (r && x->hooking) task__l_unqueue(x); /* still RUN: task__l_waits cannot tell */
     lua_pushboolean(L, r);
     return 1;
 }

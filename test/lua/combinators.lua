@@ -290,4 +290,45 @@ T.case("await(a): Task, Channel, Timer, anything with :wait or __call", function
   H.badarg(1, "await", function() return task.await(5) end)
 end)
 
+
+-- A waiter cancelled at the tick its task fails is READY, not resumed yet:
+-- it raises "task cancelled", so it must not keep the error from the scope.
+T.case("scope: a member's error reaches the scope when the select waiting for it was cancelled that tick", function()
+  local ok, err = pcall(task.scope, function(sc)
+    local y = sc:spawn(function() task.yield(); error("member failed", 0) end)
+    local w = task.spawn(function() return task.select({y, y}) end)
+    task.yield()  -- w parked on y; y fails at the next tick
+    w:cancel()    -- that same tick: w is READY with its registrations still on y
+    T.eq(select(2, pcall(w.join, w)), "task cancelled", "the selector")
+    return "returned"
+  end)
+  T.eq(ok, false, "the scope raised")
+  T.eq(err, "member failed", "the member's error")
+end)
+
+T.case("scope: a member's error reaches the scope when the Task:join waiting for it was cancelled that tick", function()
+  local ok, err = pcall(task.scope, function(sc)
+    local y = sc:spawn(function() task.yield(); error("member failed", 0) end)
+    local w = task.spawn(function() return y:join() end)
+    task.yield()
+    w:cancel()
+    T.eq(select(2, pcall(w.join, w)), "task cancelled", "the joiner")
+    return "returned"
+  end)
+  T.eq(ok, false, "the scope raised")
+  T.eq(err, "member failed", "the member's error")
+end)
+
+T.case("an error nobody takes goes to the handler when its only waiter was cancelled that tick", function()
+  local x = task.spawn(function() task.yield(); error("unwatched", 0) end)
+  local w = task.spawn(function() return task.select({x}) end)
+  task.yield()
+  w:cancel()
+  T.eq(select(2, pcall(w.join, w)), "task cancelled", "the selector")
+  local e = T.errors()
+  T.eq(#e, 1, "errors reported")
+  T.eq(e[1] and e[1].err, "unwatched", "the error")
+  T.eq(select(2, pcall(x.join, x)), "unwatched", "a later join still raises it")
+end)
+
 T.run()

@@ -689,4 +689,61 @@ case("with_timeout in the slot of a scope closed but not yet ended, its owner ab
   T.eq(a:join(), "a", "the other scope's result")
 end)
 
+
+-- ---- suspend hooks that act on the task parking ---------------------------
+-- task.hook's suspend hook runs after a task parked on a channel but before
+-- its step returned (it is still RUN in the core): what the hook sends,
+-- receives or closes must still reach the task.
+
+-- Runs victim() in a task; act(v) runs in the suspend hook right after the
+-- task parked in victim. Returns bounded_join's outcome.
+local function on_park(victim, act)
+  local armed = false
+  local v = task.spawn({name = "parker"}, function() task.yield(); armed = true; return victim() end)
+  task.hook(nil, nil, nil, function(t, did)
+    if armed and did == "wait" and t == v then armed = false; act(v) end
+  end)
+  local r = table.pack(bounded_join(v, 100))
+  task.hook(nil, nil, nil, nil)
+  reap(v)
+  return table.unpack(r, 1, r.n)
+end
+
+case("suspend hook: a value sent to the receiver parking reaches it", function()
+  local ch = task.channel(1)
+  local how, v = on_park(function() return ch:recv() end, function() ch:send("v") end)
+  T.eq(how, "ok", "the receiver finished")
+  T.eq(v, "v", "its value")
+  T.eq(ch:len(), 0, "nothing left queued")
+end)
+
+case("suspend hook: a receive lets the sender parking on a full channel go on", function()
+  local ch = task.channel(1)
+  ch:send("first")
+  local got
+  local how, r = on_park(function() return ch:send("second") end, function() got = ch:try_recv() end)
+  T.eq(got, "first", "the hook's value")
+  T.eq(how, "ok", "the sender finished")
+  T.eq(r, true, "its send")
+  T.eq(ch:try_recv(), "second", "the sender's value, queued")
+end)
+
+case("suspend hook: a close wakes the select parking on the channel", function()
+  local ch = task.channel(1)
+  local how, i, v, e = on_park(function() return task.select({ch, ch}) end, function() ch:close() end)
+  T.eq(how, "ok", "the select finished")
+  T.eq(i, 1, "the index")
+  T.eq(v, nil, "no value")
+  T.eq(e, "closed", "closed")
+end)
+
+case("suspend hook: a value sent after the hook aborted or cancelled the receiver stays queued", function()
+  for _, stop in ipairs({"abort", "cancel"}) do
+    local ch = task.channel(1)
+    local how = on_park(function() return ch:recv() end, function(v) v[stop](v); ch:send("kept") end)
+    T.eq(how, "error", stop .. ": the receiver failed")
+    T.eq(ch:try_recv(), "kept", stop .. ": the value")
+  end
+end)
+
 T.run()
