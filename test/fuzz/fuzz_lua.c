@@ -694,12 +694,16 @@ static const char PREOPEN[] =
     "  for _, m in ipairs(METHODS) do pcall(function() local f = o[m]; if f then return f(o, v) end end) end\n"
     "  pcall(tostring, o)\n"
     "end\n"
-    /* A full collection is one call the budget cannot count, and its cost
-       grows with the heap: after 64 of them, one step each, so the
-       watchdog sees the scheduler's stalls, not the collector's. */
-    "do local cg, full = collectgarbage, 0\n"
+    /* A collection is one call the budget cannot count, and its cost
+       grows with the heap (in generational mode a step is a whole minor
+       or major collection): after 256 collections or steps, the rest do
+       nothing, so the watchdog and libFuzzer's time limit see the
+       scheduler's stalls, not the collector's. */
+    "do local cg, calls = collectgarbage, 0\n"
     "  collectgarbage = function(opt, ...)\n"
-    "    if opt == nil or opt == 'collect' then full = full + 1; if full > 64 then return cg('step', 0) end end\n"
+    "    if opt == nil or opt == 'collect' or opt == 'step' then\n"
+    "      calls = calls + 1; if calls > 256 then return 0 end\n"
+    "    end\n"
     "    return cg(opt, ...)\n"
     "  end\n"
     "end\n";
