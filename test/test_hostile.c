@@ -59,6 +59,19 @@ static int record_error(lua_State *L) { /* errors of tasks nobody joins -> ERROR
     return 0;
 }
 
+/* A state on a scheduler of its own, both on a counting allocator, with
+   the module open as the global task. */
+static lua_State *host_open(test_alloc *a, task_sched **s) {
+    lua_State *L;
+    memset(a, 0, sizeof *a);
+    *s = task_create(test_alloc_fn, a);
+    L = lua_newstate(test_alloc_fn, a);
+    luaL_openlibs(L);
+    CHECK_INT(task_lua_open(L, *s), TASK_OK);
+    lua_setglobal(L, "task");
+    return L;
+}
+
 typedef struct lrun { int budget, mode, handler, ticks_max, tick_budget; long ticks; int done; } lrun;
 
 /* Runs code as the main task; the script sets DONE = true when it got to
@@ -68,12 +81,7 @@ static void run_lua(const char *name, const char *code, lrun *r) {
     task_sched *s;
     lua_State *L;
     uint64_t now = 1000 * TASK_SEC;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    task_lua_open(L, s);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     lua_register(L, "check", lua_check);
     lua_newtable(L);
     lua_setglobal(L, "ERRORS");
@@ -552,12 +560,7 @@ TEST_CASE(regression_host_resume_out_of_memory) {
     task_sched *s;
     lua_State *L;
     lua_Integer id;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    task_lua_open(L, s);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     CHECK(luaL_dostring(L, "ID = task.alloc(); T = task.spawn(function() task.sleep(5); return task.wait(ID) end)") == LUA_OK);
     task_tick(s, 0);
     lua_getglobal(L, "ID");
@@ -709,13 +712,8 @@ static void dead_resume_body(void) {
     test_alloc a;
     task_sched *s;
     lua_State *L;
-    memset(&a, 0, sizeof a);
+    L = host_open(&a, &s);
     dead_alloc = &a;
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    CHECK_INT(task_lua_open(L, s), TASK_OK);
-    lua_setglobal(L, "task");
     lua_register(L, "failmem", l_failmem);
     CHECK(luaL_loadstring(L,
         "local co = coroutine.create(function() end); coroutine.resume(co)\n"
@@ -746,12 +744,7 @@ static void foreign_loop_body(void) {
     test_alloc a;
     task_sched *s;
     lua_State *L;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    CHECK_INT(task_lua_open(L, s), TASK_OK);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     CHECK(luaL_dostring(L, "T = task.spawn(function() TH = coroutine.running()\n"
                            "  while true do pcall(task.sleep, 1) end end)") == LUA_OK);
     task_tick(s, 0);
@@ -779,12 +772,7 @@ TEST_CASE(getmetatable_copy_keeps_the_finalizer) {
     test_alloc a;
     task_sched *s;
     lua_State *L;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    CHECK_INT(task_lua_open(L, s), TASK_OK);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     CHECK(luaL_dostring(L, "local t = task.spawn(function() end); local mt = getmetatable(t)\n"
                            "assert(mt ~= debug.getmetatable(t) and mt.__name == 'Task' and mt.__gc)\n"
                            "mt.__gc = nil; mt.__index = nil\n"
@@ -958,12 +946,7 @@ static void pipeline_body(void) {
     task_sched *s;
     lua_State *L;
     uint64_t now = 1000 * TASK_SEC;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    task_lua_open(L, s);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     lua_register(L, "check", lua_check);
     lua_register(L, "ticks", lua_ticks);
     if (luaL_loadstring(L, PIPELINE) != LUA_OK || task_lua_spawn(L, 0, NULL) != TASK_OK) {
@@ -1021,12 +1004,7 @@ static void budget_body(void) {
     lua_State *L;
     int i;
     const char *err;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    task_lua_open(L, s);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     lua_register(L, "check", lua_check);
     lua_newtable(L);
     lua_setglobal(L, "ERRORS");
@@ -1159,12 +1137,7 @@ static unsigned long close_run(const char *ch, unsigned long k, int all) {
     lua_State *L;
     unsigned long before, made;
     int rc, i, raised;
-    memset(&a, 0, sizeof a);
-    s = task_create(test_alloc_fn, &a);
-    L = lua_newstate(test_alloc_fn, &a);
-    luaL_openlibs(L);
-    task_lua_open(L, s);
-    lua_setglobal(L, "task");
+    L = host_open(&a, &s);
     CHECK(luaL_dostring(L, CLOSE_SETUP) == LUA_OK);
     task_tick(s, 0);
     task_tick(s, 1);
